@@ -1,0 +1,465 @@
+//! The Gaussian law `N(m, Σ)`: a target, a distribution to draw from, and the object of the
+//! closed-form divergences the test oracle is built on.
+
+use nalgebra::allocator::Allocator;
+use nalgebra::{DefaultAllocator, Dim, OMatrix, OVector};
+use rand::Rng;
+use rand_distr::Distribution;
+
+use crate::dim::{Alloc, check_len, fill_standard_normal};
+use crate::error::{Error, Result, finite_input, positive};
+use crate::linalg::{checked_symmetric, sym_eigenvalues, sym_sqrt, symmetrize};
+use crate::potential::{Potential, PotentialHessian};
+
+const LN_2PI: f64 = 1.837_877_066_409_345_5;
+
+/// A multivariate normal law `N(m, Σ)` with `Σ` symmetric positive definite.
+///
+/// Stores the mean, the covariance, its lower Cholesky factor `L` (`Σ = LLᵀ`), the precision
+/// `Σ⁻¹` and `log det Σ`, all computed once at construction. As a [`Potential`] its energy is
+/// `U(x) = ½(x − m)ᵀΣ⁻¹(x − m)` (the normalising constant is left out; see
+/// [`Gaussian::log_density`] for the normalised value).
+///
+/// Closed forms between two Gaussians: [`kl`](Gaussian::kl), [`w2`](Gaussian::w2) (Bures),
+/// [`relative_fisher`](Gaussian::relative_fisher), [`entropy`](Gaussian::entropy).
+///
+/// # Example
+///
+/// ```
+/// use klflow::potential::Gaussian;
+/// use nalgebra::{SMatrix, SVector};
+/// use rand::{SeedableRng, rngs::ChaCha8Rng};
+/// use rand_distr::Distribution;
+///
+/// let p = Gaussian::new(SVector::<f64, 2>::new(1.0, -1.0), SMatrix::identity() * 2.0)?;
+/// let q = Gaussian::standard(nalgebra::Const::<2>);
+/// // KL(N(m, 2I) ‖ N(0, I)) = ½[tr(2I) − 2 − log det(2I) + ‖m‖²]
+/// let kl = 0.5 * (4.0 - 2.0 - 2.0 * 2f64.ln() + 2.0);
+/// assert!((p.kl(&q)? - kl).abs() < 1e-12);
+///
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// let x = p.sample(&mut rng);
+/// assert!(p.log_density(&x)?.is_finite());
+/// # Ok::<(), klflow::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(bound(
+        serialize = "OVector<f64, D>: serde::Serialize, OMatrix<f64, D, D>: serde::Serialize",
+        deserialize = "OVector<f64, D>: serde::Deserialize<'de>, OMatrix<f64, D, D>: serde::Deserialize<'de>"
+    ))
+)]
+pub struct Gaussian<D: Dim>
+where
+    DefaultAllocator: Alloc<D>,
+{
+    mean: OVector<f64, D>,
+    cov: OMatrix<f64, D, D>,
+    chol: OMatrix<f64, D, D>,
+    precision: OMatrix<f64, D, D>,
+    precision_mean: OVector<f64, D>,
+    log_det_cov: f64,
+    eig_min: f64,
+    eig_max: f64,
+}
+
+impl<D: Dim> Gaussian<D>
+where
+    DefaultAllocator: Alloc<D>,
+{
+    /// `N(mean, cov)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DimensionMismatch`] if `cov` is not `d × d` with `d = mean.len()`;
+    /// [`Error::NonFiniteInput`] for NaN or infinite entries; [`Error::NotSymmetric`] if
+    /// `cov` is not symmetric to a relative 1e-10; [`Error::NotPositiveDefinite`] if its
+    /// Cholesky factorisation fails.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, potential::Gaussian};
+    /// use nalgebra::{DMatrix, DVector};
+    ///
+    /// let bad = DMatrix::from_row_slice(2, 2, &[1.0, 2.0, 2.0, 1.0]); // eigenvalues 3, −1
+    /// let err = Gaussian::new(DVector::zeros(2), bad).unwrap_err();
+    /// assert_eq!(err, Error::NotPositiveDefinite { name: "cov" });
+    /// ```
+    pub fn new(mean: OVector<f64, D>, cov: OMatrix<f64, D, D>) -> Result<Self> {
+        let d = mean.len();
+        if cov.nrows() != d || cov.ncols() != d {
+            return Err(Error::DimensionMismatch {
+                name: "cov",
+                expected: d,
+                found: cov.nrows(),
+            });
+        }
+        finite_input("mean", mean.as_slice())?;
+        let cov = checked_symmetric("cov", &cov)?;
+        let chol = cov
+            .clone()
+            .cholesky()
+            .ok_or(Error::NotPositiveDefinite { name: "cov" })?;
+        let precision = symmetrize(&chol.inverse());
+        Self::assemble(mean, cov, chol.unpack(), precision)
+    }
+
+    /// `N(mean, precision⁻¹)`, given the precision matrix (inverse covariance).
+    ///
+    /// # Errors
+    ///
+    /// As [`Gaussian::new`], naming `precision`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::{SMatrix, SVector};
+    ///
+    /// let g = Gaussian::from_precision(SVector::<f64, 2>::zeros(), SMatrix::identity() * 4.0)?;
+    /// assert!((g.covariance()[(0, 0)] - 0.25).abs() < 1e-15);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
+    pub fn from_precision(mean: OVector<f64, D>, precision: OMatrix<f64, D, D>) -> Result<Self> {
+        let d = mean.len();
+        if precision.nrows() != d || precision.ncols() != d {
+            return Err(Error::DimensionMismatch {
+                name: "precision",
+                expected: d,
+                found: precision.nrows(),
+            });
+        }
+        finite_input("mean", mean.as_slice())?;
+        let precision = checked_symmetric("precision", &precision)?;
+        let pchol = precision
+            .clone()
+            .cholesky()
+            .ok_or(Error::NotPositiveDefinite { name: "precision" })?;
+        let cov = symmetrize(&pchol.inverse());
+        let chol = cov
+            .clone()
+            .cholesky()
+            .ok_or(Error::NotPositiveDefinite { name: "precision" })?;
+        Self::assemble(mean, cov, chol.unpack(), precision)
+    }
+
+    /// `N(mean, variance · I)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] if `variance` is not finite and positive.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::DVector;
+    ///
+    /// let g = Gaussian::isotropic(DVector::zeros(1000), 2.0)?;
+    /// assert!((g.entropy() - 500.0 * (1.0 + (2.0 * std::f64::consts::PI * 2.0).ln())).abs() < 1e-9);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
+    pub fn isotropic(mean: OVector<f64, D>, variance: f64) -> Result<Self> {
+        positive("variance", variance)?;
+        let (d, _) = mean.shape_generic();
+        Self::diagonal_unchecked(
+            mean,
+            OVector::from_element_generic(d, nalgebra::U1, variance),
+        )
+    }
+
+    /// `N(mean, diag(variances))`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DimensionMismatch`] if the lengths differ; [`Error::InvalidParameter`] naming
+    /// `variances` if an entry is not finite and positive.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::SVector;
+    ///
+    /// let g = Gaussian::diagonal(SVector::<f64, 2>::zeros(), SVector::new(1.0, 4.0))?;
+    /// assert_eq!(g.covariance()[(1, 1)], 4.0);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
+    pub fn diagonal(mean: OVector<f64, D>, variances: OVector<f64, D>) -> Result<Self> {
+        check_len("variances", mean.shape_generic().0, &variances)?;
+        for &v in variances.iter() {
+            positive("variances", v)?;
+        }
+        Self::diagonal_unchecked(mean, variances)
+    }
+
+    /// The standard normal `N(0, I)` in dimension `dim`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::Gaussian;
+    ///
+    /// let g = Gaussian::standard(nalgebra::Dyn(3));
+    /// assert_eq!(g.mean().len(), 3);
+    /// ```
+    pub fn standard(dim: D) -> Self {
+        let mean = OVector::zeros_generic(dim, nalgebra::U1);
+        let ones = OVector::from_element_generic(dim, nalgebra::U1, 1.0);
+        Self::diagonal_unchecked(mean, ones).expect("the standard normal is valid")
+    }
+
+    fn diagonal_unchecked(mean: OVector<f64, D>, variances: OVector<f64, D>) -> Result<Self> {
+        finite_input("mean", mean.as_slice())?;
+        let cov = OMatrix::from_diagonal(&variances);
+        let chol = OMatrix::from_diagonal(&variances.map(f64::sqrt));
+        let precision = OMatrix::from_diagonal(&variances.map(|v| 1.0 / v));
+        Self::assemble(mean, cov, chol, precision)
+    }
+
+    fn assemble(
+        mean: OVector<f64, D>,
+        cov: OMatrix<f64, D, D>,
+        chol: OMatrix<f64, D, D>,
+        precision: OMatrix<f64, D, D>,
+    ) -> Result<Self> {
+        let log_det_cov = 2.0 * chol.diagonal().iter().map(|v| v.ln()).sum::<f64>();
+        let ev = sym_eigenvalues(&cov);
+        let (eig_min, eig_max) = (ev[0], ev[ev.len() - 1]);
+        if !(eig_min > 0.0) || !log_det_cov.is_finite() {
+            return Err(Error::NotPositiveDefinite { name: "cov" });
+        }
+        let precision_mean = &precision * &mean;
+        Ok(Self {
+            mean,
+            cov,
+            chol,
+            precision,
+            precision_mean,
+            log_det_cov,
+            eig_min,
+            eig_max,
+        })
+    }
+
+    /// The dimension `d`.
+    pub fn dim_value(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// The mean `m`.
+    pub fn mean(&self) -> &OVector<f64, D> {
+        &self.mean
+    }
+
+    /// The covariance `Σ`.
+    pub fn covariance(&self) -> &OMatrix<f64, D, D> {
+        &self.cov
+    }
+
+    /// The precision `Σ⁻¹`.
+    pub fn precision(&self) -> &OMatrix<f64, D, D> {
+        &self.precision
+    }
+
+    /// The lower Cholesky factor `L` with `Σ = LLᵀ`.
+    pub fn cholesky_factor(&self) -> &OMatrix<f64, D, D> {
+        &self.chol
+    }
+
+    /// `log det Σ`.
+    pub fn log_det_covariance(&self) -> f64 {
+        self.log_det_cov
+    }
+
+    /// The smallest and largest eigenvalue of `Σ`.
+    pub fn covariance_eigen_range(&self) -> (f64, f64) {
+        (self.eig_min, self.eig_max)
+    }
+
+    fn same_dim(&self, other: &Self) -> Result<()> {
+        if self.dim_value() == other.dim_value() {
+            Ok(())
+        } else {
+            Err(Error::DimensionMismatch {
+                name: "other",
+                expected: self.dim_value(),
+                found: other.dim_value(),
+            })
+        }
+    }
+
+    /// `Σ⁻¹ m`.
+    pub(crate) fn precision_mean(&self) -> &OVector<f64, D> {
+        &self.precision_mean
+    }
+
+    /// `(x − m)ᵀ Σ⁻¹ (x − m)`, without allocating.
+    pub(crate) fn mahalanobis_sq(&self, x: &OVector<f64, D>) -> f64 {
+        let p = &self.precision;
+        let mut q = 0.0;
+        for j in 0..x.len() {
+            q += (x[j] - self.mean[j]) * (p.column(j).dot(x) - self.precision_mean[j]);
+        }
+        q
+    }
+
+    /// The normalised log density `log N(x; m, Σ)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DimensionMismatch`] if `x` has the wrong length.
+    pub fn log_density(&self, x: &OVector<f64, D>) -> Result<f64> {
+        check_len("x", self.mean.shape_generic().0, x)?;
+        let d = self.dim_value() as f64;
+        Ok(-0.5 * (d * LN_2PI + self.log_det_cov + self.mahalanobis_sq(x)))
+    }
+
+    /// The differential entropy `½ d (1 + ln 2π) + ½ log det Σ`.
+    pub fn entropy(&self) -> f64 {
+        0.5 * (self.dim_value() as f64 * (1.0 + LN_2PI) + self.log_det_cov)
+    }
+
+    /// `KL(self ‖ other) = ½[tr(AΣ) − d − log det(AΣ) + (m − m*)ᵀA(m − m*)]`, `A` = other's precision.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DimensionMismatch`] if the dimensions differ.
+    pub fn kl(&self, other: &Self) -> Result<f64> {
+        self.same_dim(other)?;
+        let a = &other.precision;
+        let tr = a.component_mul(&self.cov).sum();
+        let dm = &self.mean - &other.mean;
+        let quad = dm.dot(&(a * &dm));
+        let d = self.dim_value() as f64;
+        Ok(0.5 * (tr - d + other.log_det_cov - self.log_det_cov + quad))
+    }
+
+    /// The squared 2-Wasserstein distance (Bures–Wasserstein):
+    /// `‖m₁ − m₂‖² + tr(Σ₁ + Σ₂ − 2(Σ₂^{½} Σ₁ Σ₂^{½})^{½})`.
+    ///
+    /// Square roots go through symmetric eigendecompositions with clamped eigenvalues.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DimensionMismatch`] if the dimensions differ.
+    pub fn w2_squared(&self, other: &Self) -> Result<f64> {
+        self.same_dim(other)?;
+        let r2 = sym_sqrt(&other.cov);
+        let mid = sym_sqrt(&symmetrize(&(&r2 * &self.cov * &r2)));
+        let cross = self.cov.trace() + other.cov.trace() - 2.0 * mid.trace();
+        Ok((&self.mean - &other.mean).norm_squared() + cross.max(0.0))
+    }
+
+    /// The 2-Wasserstein distance, `sqrt` of [`w2_squared`](Gaussian::w2_squared).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DimensionMismatch`] if the dimensions differ.
+    pub fn w2(&self, other: &Self) -> Result<f64> {
+        self.w2_squared(other).map(f64::sqrt)
+    }
+
+    /// The relative Fisher information `FI(self ‖ other) = E_self ‖∇log(self/other)‖²`
+    /// `= tr(AΣA) − 2 tr A + tr Σ⁻¹ + ‖A(m − m*)‖²`, `A` = other's precision.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DimensionMismatch`] if the dimensions differ.
+    pub fn relative_fisher(&self, other: &Self) -> Result<f64> {
+        self.same_dim(other)?;
+        let a = &other.precision;
+        let asa = (a * &self.cov).component_mul(a).sum(); // tr(AΣA) = Σ_ij (AΣ)_ij A_ji
+        let dm = a * (&self.mean - &other.mean);
+        Ok(asa - 2.0 * a.trace() + self.precision.trace() + dm.norm_squared())
+    }
+
+    /// Writes a draw `m + Lz`, `z ~ N(0, I)`, into `out`, without allocating.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::SVector;
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let g = Gaussian::isotropic(SVector::<f64, 3>::repeat(5.0), 1e-6)?;
+    /// let mut x = SVector::zeros();
+    /// g.sample_into(&mut x, &mut ChaCha8Rng::seed_from_u64(7));
+    /// assert!((x - g.mean()).amax() < 0.01);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
+    pub fn sample_into<R: Rng + ?Sized>(&self, out: &mut OVector<f64, D>, rng: &mut R) {
+        fill_standard_normal(out, rng);
+        // out ← L·out in place: row i only reads z_j for j ≤ i, so go from the last row up.
+        let n = out.len();
+        for i in (0..n).rev() {
+            let mut s = 0.0;
+            for j in 0..=i {
+                s += self.chol[(i, j)] * out[j];
+            }
+            out[i] = s + self.mean[i];
+        }
+    }
+}
+
+impl<D: Dim> Distribution<OVector<f64, D>> for Gaussian<D>
+where
+    DefaultAllocator: Alloc<D>,
+{
+    fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> OVector<f64, D> {
+        let mut out = self.mean.clone();
+        self.sample_into(&mut out, rng);
+        out
+    }
+}
+
+impl<D: Dim> Potential for Gaussian<D>
+where
+    DefaultAllocator: Alloc<D>,
+{
+    type Dim = D;
+
+    fn dim(&self) -> D {
+        self.mean.shape_generic().0
+    }
+
+    fn energy(&self, x: &OVector<f64, D>) -> f64
+    where
+        DefaultAllocator: Allocator<D>,
+    {
+        0.5 * self.mahalanobis_sq(x)
+    }
+
+    fn energy_grad(&self, x: &OVector<f64, D>, grad: &mut OVector<f64, D>) -> f64
+    where
+        DefaultAllocator: Allocator<D>,
+    {
+        grad.gemv(1.0, &self.precision, x, 0.0);
+        *grad -= &self.precision_mean;
+        0.5 * (x.dot(grad) - self.mean.dot(grad))
+    }
+
+    fn smoothness(&self) -> Option<f64> {
+        Some(1.0 / self.eig_min)
+    }
+
+    fn strong_convexity(&self) -> Option<f64> {
+        Some(1.0 / self.eig_max)
+    }
+}
+
+impl<D: Dim> PotentialHessian for Gaussian<D>
+where
+    DefaultAllocator: Alloc<D>,
+{
+    fn hessian(&self, _x: &OVector<f64, D>, hess: &mut OMatrix<f64, D, D>)
+    where
+        DefaultAllocator: Allocator<D> + Allocator<D, D>,
+    {
+        hess.copy_from(&self.precision);
+    }
+}

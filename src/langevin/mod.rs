@@ -1,0 +1,13 @@
+//! Langevin Monte Carlo.
+//!
+//! Step-size convention (BlackJAX's): one step is
+//! `x ← x − h∇U(x) + √(2h) ξ`, `ξ ~ N(0, I)`. TensorFlow Probability's
+//! `UncalibratedLangevin` writes `x + (ε/2)∇log π + √ε ξ`, so `ε = 2h`.
+//!
+//! | sampler | what it is | bias |
+//! |---|---|---|
+//! | [`Ula`] | unadjusted Langevin (Euler–Maruyama of the Langevin diffusion) | O(h): on `N(0, 1/λ)` the stationary variance is `1/(λ(1 − hλ/2))` |
+
+mod ula;
+
+pub use ula::{Ula, UlaInfo};

@@ -1,0 +1,161 @@
+//! The unadjusted Langevin algorithm.
+
+use nalgebra::allocator::Allocator;
+use nalgebra::{DefaultAllocator, OVector};
+use rand::{Rng, RngExt};
+use rand_distr::StandardNormal;
+
+use crate::dim::{all_finite, check_len};
+use crate::error::{Error, Result, finite_input, positive};
+use crate::potential::Potential;
+use crate::sampler::{ChainState, Sampler};
+
+/// The unadjusted Langevin algorithm (ULA, also called LMC):
+/// `x_{k+1} = x_k − h∇U(x_k) + √(2h) ξ_k`, `ξ_k ~ N(0, I)`.
+///
+/// One gradient evaluation per step; the step allocates nothing. ULA is biased: its stationary
+/// law differs from `π` by O(h) (on `N(0, 1/λ)` the stationary variance is `1/(λ(1 − hλ/2))`,
+/// see [`oracle::UlaOracle`](crate::oracle::UlaOracle)). For an exact sampler add a
+/// Metropolis–Hastings correction (MALA).
+///
+/// If the potential knows its smoothness `L`, the constructor rejects `h ≥ 2/L`, where the
+/// chain is unstable even on a Gaussian.
+///
+/// # Example
+///
+/// ```
+/// use klflow::{Sampler, langevin::Ula, potential::Banana, run::{OnlineMoments, run}};
+/// use nalgebra::SVector;
+/// use rand::{SeedableRng, rngs::ChaCha8Rng};
+///
+/// let target = Banana::standard(nalgebra::Const::<2>);
+/// let ula = Ula::new(&target, 0.02)?;
+/// let mut rng = ChaCha8Rng::seed_from_u64(42);
+/// let mut state = ula.init(SVector::zeros(), &mut rng)?;
+/// let mut moments = OnlineMoments::with_burn_in(nalgebra::Const::<2>, 1_000);
+/// run(&ula, &mut state, 50_000, &mut rng, &mut moments)?;
+/// assert!(moments.mean()[0].abs() < 0.3);
+/// # Ok::<(), klflow::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Ula<P> {
+    potential: P,
+    step_size: f64,
+}
+
+/// What one ULA step reports.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct UlaInfo {
+    /// `U(x)` at the new position.
+    pub energy: f64,
+}
+
+impl<P: Potential> Ula<P> {
+    /// ULA on `potential` with step size `h = step_size`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] naming `step_size` if it is not finite and positive, or if
+    /// the potential's smoothness `L` is known and `h·L ≥ 2`.
+    pub fn new(potential: P, step_size: f64) -> Result<Self> {
+        positive("step_size", step_size)?;
+        if let Some(l) = potential.smoothness() {
+            if step_size * l >= 2.0 {
+                return Err(Error::InvalidParameter {
+                    name: "step_size",
+                    value: step_size,
+                    reason: "must be below 2/L (the potential's smoothness): ULA diverges there",
+                });
+            }
+        }
+        Ok(Self {
+            potential,
+            step_size,
+        })
+    }
+
+    /// The step size `h`.
+    pub fn step_size(&self) -> f64 {
+        self.step_size
+    }
+
+    /// The target potential.
+    pub fn potential(&self) -> &P {
+        &self.potential
+    }
+}
+
+/// Builds a chain state at `x`, validating it against `potential`.
+pub(crate) fn chain_state<P: Potential>(
+    potential: &P,
+    x: OVector<f64, P::Dim>,
+) -> Result<ChainState<P::Dim>>
+where
+    DefaultAllocator: Allocator<P::Dim>,
+{
+    check_len("init", potential.dim(), &x)?;
+    finite_input("init", x.as_slice())?;
+    let mut gradient = x.clone();
+    let energy = potential.energy_grad(&x, &mut gradient);
+    check_finite(0, energy, &gradient)?;
+    Ok(ChainState {
+        position: x,
+        gradient,
+        energy,
+        iteration: 0,
+    })
+}
+
+/// Checks the energy and the gradient after step `step`.
+pub(crate) fn check_finite<D: nalgebra::Dim>(
+    step: usize,
+    energy: f64,
+    gradient: &OVector<f64, D>,
+) -> Result<()>
+where
+    DefaultAllocator: Allocator<D>,
+{
+    if !energy.is_finite() {
+        return Err(Error::NonFinite {
+            step,
+            quantity: "energy",
+        });
+    }
+    if !all_finite(gradient.as_slice()) {
+        return Err(Error::NonFinite {
+            step,
+            quantity: "gradient",
+        });
+    }
+    Ok(())
+}
+
+impl<P: Potential> Sampler for Ula<P>
+where
+    DefaultAllocator: Allocator<P::Dim>,
+{
+    type Init = OVector<f64, P::Dim>;
+    type State = ChainState<P::Dim>;
+    type Info = UlaInfo;
+
+    fn init<R: Rng + ?Sized>(&self, init: Self::Init, _rng: &mut R) -> Result<Self::State> {
+        chain_state(&self.potential, init)
+    }
+
+    fn step<R: Rng + ?Sized>(&self, state: &mut Self::State, rng: &mut R) -> Result<UlaInfo> {
+        let h = self.step_size;
+        let noise = (2.0 * h).sqrt();
+        for (x, g) in state.position.iter_mut().zip(state.gradient.iter()) {
+            let z: f64 = rng.sample(StandardNormal);
+            *x += -h * g + noise * z;
+        }
+        state.iteration += 1;
+        state.energy = self
+            .potential
+            .energy_grad(&state.position, &mut state.gradient);
+        check_finite(state.iteration, state.energy, &state.gradient)?;
+        Ok(UlaInfo {
+            energy: state.energy,
+        })
+    }
+}

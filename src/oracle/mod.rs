@@ -1,0 +1,15 @@
+//! Exact laws for Gaussian targets: the test oracle, public so users can check their own runs.
+//!
+//! On a quadratic potential `U(x) = ½(x − μ*)ᵀA(x − μ*)` every step of the Langevin samplers is
+//! an affine map plus Gaussian noise, so a Gaussian initial law stays Gaussian and its mean and
+//! covariance follow closed recursions. Combined with the closed-form divergences of
+//! [`Gaussian`](crate::potential::Gaussian) (KL, W₂, relative Fisher information) this turns
+//! rate tests into deterministic computations.
+//!
+//! | sampler | oracle |
+//! |---|---|
+//! | ULA | [`UlaOracle`]: one step, n steps, the law along the interpolation, the stationary law |
+
+mod ula;
+
+pub use ula::UlaOracle;

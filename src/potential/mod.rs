@@ -1,0 +1,170 @@
+//! Targets as potentials: `U(x) = −log π(x) + const`.
+//!
+//! A [`Potential`] gives the energy `U` and its gradient in one call (the gradient is written
+//! into a caller-owned buffer, so samplers allocate nothing per step). [`PotentialHessian`] adds
+//! the Hessian for the algorithms that need it (Gaussian VI). Implementations ship for the
+//! standard test targets:
+//!
+//! | target | type | Hessian | exact draws |
+//! |---|---|---|---|
+//! | Gaussian (mean + covariance or precision) | [`Gaussian`] | ✔ | ✔ |
+//! | Gaussian mixture (log-sum-exp) | [`GaussianMixture`] | ✔ | ✔ |
+//! | banana (Rosenbrock-type) | [`Banana`] | ✔ | ✔ |
+//! | Neal's funnel | [`Funnel`] | ✔ | ✔ |
+//! | double well `‖x‖²/2 − log cosh(a x₁)` | [`DoubleWell`] | ✔ | ✔ |
+//! | Bayesian logistic regression | [`LogisticRegression`] | ✔ | — |
+//!
+//! Derivatives need not be written by hand: [`AutoDiff`] builds a potential from one generic
+//! function of the point with forward-mode automatic differentiation (num-dual), and
+//! [`check_gradient`] / [`check_hessian`] compare any implementation against finite differences.
+
+use nalgebra::allocator::Allocator;
+use nalgebra::{DefaultAllocator, Dim, OMatrix, OVector};
+
+use crate::dim::Alloc;
+
+mod autodiff;
+mod banana;
+mod check;
+mod counter;
+mod double_well;
+mod funnel;
+mod logistic;
+mod mixture;
+
+pub use crate::gaussian::Gaussian;
+pub use autodiff::{AutoDiff, DualFunction};
+pub use banana::Banana;
+pub use check::{
+    DerivativeCheck, check_gradient, check_hessian, finite_difference_gradient,
+    finite_difference_hessian,
+};
+pub use counter::{Counted, EvaluationCounts};
+pub use double_well::DoubleWell;
+pub use funnel::Funnel;
+pub use logistic::LogisticRegression;
+pub use mixture::GaussianMixture;
+
+/// A target density `π ∝ exp(−U)` on ℝᵈ, given through its potential `U`.
+///
+/// The target fixes the dimension through [`Potential::Dim`]: `Const<N>` for stack vectors,
+/// `Dyn` for heap vectors. Allocator bounds sit on the methods, so `dyn Potential<Dim = Dyn>`
+/// works.
+///
+/// Implementations must be pure (same input, same output) and `Sync` if they are to be shared by
+/// parallel chains. A potential may return a non-finite energy (outside its support, say);
+/// samplers turn that into [`Error::NonFinite`](crate::Error::NonFinite) or, for Metropolis-type
+/// samplers, into a rejection — never into a NaN sample.
+///
+/// # Example
+///
+/// ```
+/// use klflow::potential::Potential;
+/// use nalgebra::{Const, SVector};
+///
+/// /// U(x) = ‖x‖⁴/4: a light-tailed, non-Gaussian target.
+/// struct Quartic;
+/// impl Potential for Quartic {
+///     type Dim = Const<2>;
+///     fn dim(&self) -> Const<2> { Const }
+///     fn energy(&self, x: &SVector<f64, 2>) -> f64 { x.norm_squared().powi(2) / 4.0 }
+///     fn energy_grad(&self, x: &SVector<f64, 2>, grad: &mut SVector<f64, 2>) -> f64 {
+///         let r2 = x.norm_squared();
+///         *grad = x * r2;
+///         r2 * r2 / 4.0
+///     }
+/// }
+///
+/// let x = SVector::<f64, 2>::new(1.0, 1.0);
+/// let check = klflow::potential::check_gradient(&Quartic, &x).unwrap();
+/// assert!(check.max_abs_error < 1e-8);
+/// ```
+pub trait Potential {
+    /// The dimension of the state space.
+    type Dim: Dim;
+
+    /// The dimension (`Const<N>` or `Dyn(d)`).
+    fn dim(&self) -> Self::Dim;
+
+    /// The energy `U(x)`.
+    fn energy(&self, x: &OVector<f64, Self::Dim>) -> f64
+    where
+        DefaultAllocator: Allocator<Self::Dim>;
+
+    /// Writes `∇U(x)` into `grad` and returns `U(x)`.
+    fn energy_grad(&self, x: &OVector<f64, Self::Dim>, grad: &mut OVector<f64, Self::Dim>) -> f64
+    where
+        DefaultAllocator: Allocator<Self::Dim>;
+
+    /// A Lipschitz constant `L` of `∇U` (`−L·I ≼ ∇²U ≼ L·I`), if known.
+    ///
+    /// Samplers use it to validate step sizes; `None` means unknown.
+    fn smoothness(&self) -> Option<f64> {
+        None
+    }
+
+    /// A strong-convexity constant `α > 0` (`∇²U ≽ α·I`), if the potential is strongly convex
+    /// and the constant is known.
+    fn strong_convexity(&self) -> Option<f64> {
+        None
+    }
+}
+
+/// A [`Potential`] that also gives its Hessian `∇²U(x)`.
+///
+/// # Example
+///
+/// ```
+/// use klflow::potential::{Gaussian, PotentialHessian};
+/// use nalgebra::{SMatrix, SVector};
+///
+/// let cov = SMatrix::<f64, 2, 2>::new(2.0, 0.5, 0.5, 1.0);
+/// let target = Gaussian::new(SVector::zeros(), cov).unwrap();
+/// let mut h = SMatrix::zeros();
+/// target.hessian(&SVector::zeros(), &mut h);
+/// assert!((h * cov - SMatrix::<f64, 2, 2>::identity()).norm() < 1e-12);
+/// ```
+pub trait PotentialHessian: Potential {
+    /// Writes `∇²U(x)` into `hess`.
+    fn hessian(&self, x: &OVector<f64, Self::Dim>, hess: &mut OMatrix<f64, Self::Dim, Self::Dim>)
+    where
+        DefaultAllocator: Alloc<Self::Dim>;
+}
+
+macro_rules! forward_potential {
+    ($($ty:ty),*) => {$(
+        impl<P: Potential + ?Sized> Potential for $ty {
+            type Dim = P::Dim;
+            fn dim(&self) -> P::Dim {
+                (**self).dim()
+            }
+            fn energy(&self, x: &OVector<f64, P::Dim>) -> f64
+            where
+                DefaultAllocator: Allocator<P::Dim>,
+            {
+                (**self).energy(x)
+            }
+            fn energy_grad(&self, x: &OVector<f64, P::Dim>, grad: &mut OVector<f64, P::Dim>) -> f64
+            where
+                DefaultAllocator: Allocator<P::Dim>,
+            {
+                (**self).energy_grad(x, grad)
+            }
+            fn smoothness(&self) -> Option<f64> {
+                (**self).smoothness()
+            }
+            fn strong_convexity(&self) -> Option<f64> {
+                (**self).strong_convexity()
+            }
+        }
+        impl<P: PotentialHessian + ?Sized> PotentialHessian for $ty {
+            fn hessian(&self, x: &OVector<f64, P::Dim>, hess: &mut OMatrix<f64, P::Dim, P::Dim>)
+            where
+                DefaultAllocator: Alloc<P::Dim>,
+            {
+                (**self).hessian(x, hess)
+            }
+        }
+    )*};
+}
+forward_potential!(&P, Box<P>, std::sync::Arc<P>);
