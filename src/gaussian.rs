@@ -184,7 +184,7 @@ where
     /// use klflow::potential::Gaussian;
     /// use nalgebra::SVector;
     ///
-    /// let g = Gaussian::diagonal(SVector::<f64, 2>::zeros(), SVector::new(1.0, 4.0))?;
+    /// let g = Gaussian::diagonal(SVector::<f64, 2>::zeros(), nalgebra::Vector2::new(1.0, 4.0))?;
     /// assert_eq!(g.covariance()[(1, 1)], 4.0);
     /// # Ok::<(), klflow::Error>(())
     /// ```

@@ -92,7 +92,7 @@ impl<S, I, O: Observer<S, I> + ?Sized> Observer<S, I> for &mut O {
 ///
 /// let ula = Ula::new(Gaussian::standard(nalgebra::Const::<2>), 0.1)?;
 /// let mut rng = ChaCha8Rng::seed_from_u64(3);
-/// let mut state = ula.init(SVector::new(10.0, 0.0), &mut rng)?;
+/// let mut state = ula.init(nalgebra::Vector2::new(10.0, 0.0), &mut rng)?;
 /// // Stop as soon as the chain comes within distance 1 of the mode.
 /// let mut stop = FnObserver(|_, s: &klflow::sampler::ChainState<_>, _: &_| {
 ///     if s.position().norm() < 1.0 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
@@ -277,7 +277,7 @@ where
 /// }
 /// let mut m = OnlineMoments::new(Const::<1>);
 /// for (i, x) in [1.0, 2.0, 3.0, 4.0].into_iter().enumerate() {
-///     let _ = m.observe(i + 1, &P(SVector::new(x)), &());
+///     let _ = m.observe(i + 1, &P(nalgebra::Vector1::new(x)), &());
 /// }
 /// assert_eq!(m.mean()[0], 2.5);
 /// assert!((m.covariance()[(0, 0)] - 5.0 / 3.0).abs() < 1e-15); // unbiased (n − 1)

@@ -32,7 +32,7 @@ use crate::error::Result;
 ///
 /// let ula = Ula::new(Gaussian::standard(nalgebra::Const::<2>), 0.1)?;
 /// let mut rng = ChaCha8Rng::seed_from_u64(1);
-/// let mut state = ula.init(SVector::new(3.0, -3.0), &mut rng)?;
+/// let mut state = ula.init(nalgebra::Vector2::new(3.0, -3.0), &mut rng)?;
 /// for _ in 0..100 {
 ///     ula.step(&mut state, &mut rng)?;
 /// }
@@ -110,7 +110,7 @@ pub trait HasPosition {
 ///
 /// let target = Gaussian::standard(nalgebra::Const::<2>);
 /// let ula = Ula::new(&target, 0.05)?;
-/// let state = ula.init(SVector::new(1.0, 2.0), &mut ChaCha8Rng::seed_from_u64(0))?;
+/// let state = ula.init(nalgebra::Vector2::new(1.0, 2.0), &mut ChaCha8Rng::seed_from_u64(0))?;
 /// assert_eq!(state.energy(), target.energy(state.position()));
 /// assert_eq!(state.gradient(), state.position()); // ∇U(x) = x for N(0, I)
 /// assert_eq!(state.iteration(), 0);

@@ -29,9 +29,9 @@ use nalgebra::{DefaultAllocator, Dim, OVector};
 ///         *out = self.0 * (-t).exp() - x;
 ///     }
 /// }
-/// let s = UnitGaussianData(SVector::new(1.0, 2.0));
+/// let s = UnitGaussianData(nalgebra::Vector2::new(1.0, 2.0));
 /// let mut out = SVector::zeros();
-/// s.score(0.0, &SVector::new(1.0, 2.0), &mut out);
+/// s.score(0.0, &nalgebra::Vector2::new(1.0, 2.0), &mut out);
 /// assert_eq!(out, SVector::zeros());
 /// ```
 pub trait ScoreModel {

@@ -34,10 +34,10 @@ use crate::potential::{Potential, PotentialHessian};
 ///
 /// let p = AutoDiff(Rosenbrock);
 /// let mut g = SVector::zeros();
-/// let u = p.energy_grad(&SVector::new(1.0, 1.0), &mut g);
+/// let u = p.energy_grad(&nalgebra::Vector2::new(1.0, 1.0), &mut g);
 /// assert_eq!((u, g), (0.0, SVector::zeros())); // the minimum
 /// let mut h = SMatrix::zeros();
-/// p.hessian(&SVector::new(1.0, 1.0), &mut h);
+/// p.hessian(&nalgebra::Vector2::new(1.0, 1.0), &mut h);
 /// assert_eq!(h, SMatrix::<f64, 2, 2>::new(82.0, -40.0, -40.0, 20.0));
 /// ```
 pub trait DualFunction {

@@ -24,7 +24,7 @@ use crate::potential::{Potential, PotentialHessian};
 /// let b = Banana::new(nalgebra::Const::<2>, 1.0, 1.0, 0.5)?;
 /// let (m, v) = (b.mean(), b.variance());
 /// assert_eq!((m[1], v[1]), (1.0, 0.25 + 2.0));
-/// assert_eq!(b.energy(&SVector::new(1.0, 1.0)), 0.5); // on the ridge x₂ = b x₁²
+/// assert_eq!(b.energy(&nalgebra::Vector2::new(1.0, 1.0)), 0.5); // on the ridge x₂ = b x₁²
 /// # Ok::<(), klflow::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq)]
@@ -63,13 +63,15 @@ impl<D: Dim> Banana<D> {
         Ok(Self { dim, a, b, c })
     }
 
-    /// The usual test banana: `a = 1`, `b = 1`, `c = 0.5` (a clearly curved ridge).
+    /// The usual test banana: `a = 1`, `b = 0.5`, `c = 0.5` (a clearly curved ridge,
+    /// `E x₂ = 0.5`, `Var x₂ = 0.75`). Its Hessian grows like `1 + 4x₁²`, so ULA needs
+    /// `h ≲ 2/(1 + 4x₁²)` over the region it visits: `h = 0.01` is safe up to `|x₁| ≈ 7`.
     ///
     /// # Panics
     ///
     /// If `dim < 2`.
     pub fn standard(dim: D) -> Self {
-        Self::new(dim, 1.0, 1.0, 0.5).expect("the standard banana needs d >= 2")
+        Self::new(dim, 1.0, 0.5, 0.5).expect("the standard banana needs d >= 2")
     }
 
     /// The exact mean `(0, b a², 0, …)`.

@@ -66,8 +66,8 @@ fn fd_step(x: f64) -> f64 {
 ///
 /// let g = Gaussian::standard(nalgebra::Const::<2>);
 /// let mut fd = SVector::zeros();
-/// finite_difference_gradient(&g, &SVector::new(1.0, -2.0), &mut fd)?;
-/// assert!((fd - SVector::new(1.0, -2.0)).norm() < 1e-8);
+/// finite_difference_gradient(&g, &nalgebra::Vector2::new(1.0, -2.0), &mut fd)?;
+/// assert!((fd - nalgebra::Vector2::new(1.0, -2.0)).norm() < 1e-8);
 /// # Ok::<(), klflow::Error>(())
 /// ```
 pub fn finite_difference_gradient<P: Potential>(
@@ -108,7 +108,7 @@ where
 /// use nalgebra::{SMatrix, SVector};
 ///
 /// let g = Gaussian::isotropic(SVector::<f64, 2>::zeros(), 0.5)?;
-/// let h = finite_difference_hessian(&g, &SVector::new(0.3, 0.1))?;
+/// let h = finite_difference_hessian(&g, &nalgebra::Vector2::new(0.3, 0.1))?;
 /// assert!((h - SMatrix::<f64, 2, 2>::identity() * 2.0).norm() < 1e-8);
 /// # Ok::<(), klflow::Error>(())
 /// ```
@@ -155,7 +155,7 @@ where
 /// use nalgebra::SVector;
 ///
 /// let f = Funnel::new(nalgebra::Const::<3>, 3.0)?;
-/// let c = check_gradient(&f, &SVector::new(0.5, 1.0, -1.0))?;
+/// let c = check_gradient(&f, &nalgebra::Vector3::new(0.5, 1.0, -1.0))?;
 /// assert!(c.max_rel_error < 1e-7);
 /// # Ok::<(), klflow::Error>(())
 /// ```
@@ -195,7 +195,7 @@ where
 /// use nalgebra::SVector;
 ///
 /// let b = Banana::standard(nalgebra::Const::<2>);
-/// assert!(check_hessian(&b, &SVector::new(0.7, 1.3))?.max_rel_error < 1e-6);
+/// assert!(check_hessian(&b, &nalgebra::Vector2::new(0.7, 1.3))?.max_rel_error < 1e-6);
 /// # Ok::<(), klflow::Error>(())
 /// ```
 pub fn check_hessian<P: PotentialHessian>(

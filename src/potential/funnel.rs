@@ -22,7 +22,7 @@ use crate::potential::{Potential, PotentialHessian};
 /// use nalgebra::SVector;
 ///
 /// let f = Funnel::new(nalgebra::Const::<3>, 3.0)?;
-/// assert_eq!(f.energy(&SVector::new(0.0, 1.0, 1.0)), 1.0);
+/// assert_eq!(f.energy(&nalgebra::Vector3::new(0.0, 1.0, 1.0)), 1.0);
 /// # Ok::<(), klflow::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq)]

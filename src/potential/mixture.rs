@@ -26,7 +26,7 @@ const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
 /// let mix = GaussianMixture::new(&[0.3, 0.7], vec![comp(-2.0)?, comp(1.5)?])?;
 /// assert!((mix.mean()[0] - (0.3 * -2.0 + 0.7 * 1.5)).abs() < 1e-15);
 /// // Far in the tail the energy stays finite (no underflow to log 0).
-/// assert!(mix.energy(&SVector::new(1e3)).is_finite());
+/// assert!(mix.energy(&nalgebra::Vector1::new(1e3)).is_finite());
 /// # Ok::<(), klflow::Error>(())
 /// ```
 #[derive(Clone, Debug)]
