@@ -63,6 +63,7 @@ where
     log_det_cov: f64,
     eig_min: f64,
     eig_max: f64,
+    diagonal: bool,
 }
 
 impl<D: Dim> Gaussian<D>
@@ -227,8 +228,15 @@ where
         precision: OMatrix<f64, D, D>,
     ) -> Result<Self> {
         let log_det_cov = 2.0 * chol.diagonal().iter().map(|v| v.ln()).sum::<f64>();
-        let ev = sym_eigenvalues(&cov);
-        let (eig_min, eig_max) = (ev[0], ev[ev.len() - 1]);
+        let n = precision.nrows();
+        let diagonal = (0..n).all(|j| (0..n).all(|i| i == j || precision[(i, j)] == 0.0));
+        let (eig_min, eig_max) = if diagonal {
+            let d = cov.diagonal();
+            (d.min(), d.max())
+        } else {
+            let ev = sym_eigenvalues(&cov);
+            (ev[0], ev[ev.len() - 1])
+        };
         if !(eig_min > 0.0) || !log_det_cov.is_finite() {
             return Err(Error::NotPositiveDefinite { name: "cov" });
         }
@@ -242,6 +250,7 @@ where
             log_det_cov,
             eig_min,
             eig_max,
+            diagonal,
         })
     }
 
@@ -300,6 +309,11 @@ where
     /// `(x − m)ᵀ Σ⁻¹ (x − m)`, without allocating.
     pub(crate) fn mahalanobis_sq(&self, x: &OVector<f64, D>) -> f64 {
         let p = &self.precision;
+        if self.diagonal {
+            return (0..x.len())
+                .map(|i| p[(i, i)] * (x[i] - self.mean[i]).powi(2))
+                .sum();
+        }
         let mut q = 0.0;
         for j in 0..x.len() {
             q += (x[j] - self.mean[j]) * (p.column(j).dot(x) - self.precision_mean[j]);
@@ -394,8 +408,14 @@ where
     /// ```
     pub fn sample_into<R: Rng + ?Sized>(&self, out: &mut OVector<f64, D>, rng: &mut R) {
         fill_standard_normal(out, rng);
-        // out ← L·out in place: row i only reads z_j for j ≤ i, so go from the last row up.
         let n = out.len();
+        if self.diagonal {
+            for i in 0..n {
+                out[i] = self.mean[i] + self.chol[(i, i)] * out[i];
+            }
+            return;
+        }
+        // out ← L·out in place: row i only reads z_j for j ≤ i, so go from the last row up.
         for i in (0..n).rev() {
             let mut s = 0.0;
             for j in 0..=i {
@@ -438,6 +458,17 @@ where
     where
         DefaultAllocator: Allocator<D>,
     {
+        if self.diagonal {
+            // O(d) instead of O(d²): the common isotropic / anisotropic-diagonal case.
+            let mut u = 0.0;
+            for i in 0..x.len() {
+                let r = x[i] - self.mean[i];
+                let g = self.precision[(i, i)] * r;
+                grad[i] = g;
+                u += r * g;
+            }
+            return 0.5 * u;
+        }
         grad.gemv(1.0, &self.precision, x, 0.0);
         *grad -= &self.precision_mean;
         0.5 * (x.dot(grad) - self.mean.dot(grad))

@@ -49,6 +49,8 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// `!(x > 0.0)` is how validation rejects NaN along with non-positive values.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
 
 pub mod diffusion;
 pub mod dim;
@@ -68,3 +70,8 @@ pub use kernel::Kernel;
 pub use potential::{Potential, PotentialHessian};
 pub use run::{Observer, run};
 pub use sampler::Sampler;
+
+/// The README's code blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -94,7 +94,7 @@ impl<S, I, O: Observer<S, I> + ?Sized> Observer<S, I> for &mut O {
 /// let mut rng = ChaCha8Rng::seed_from_u64(3);
 /// let mut state = ula.init(nalgebra::Vector2::new(10.0, 0.0), &mut rng)?;
 /// // Stop as soon as the chain comes within distance 1 of the mode.
-/// let mut stop = FnObserver(|_, s: &klflow::sampler::ChainState<_>, _: &_| {
+/// let mut stop = FnObserver(|_, s: &klflow::sampler::ChainState<nalgebra::Const<2>>, _: &_| {
 ///     if s.position().norm() < 1.0 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
 /// });
 /// let summary = run(&ula, &mut state, 10_000, &mut rng, &mut stop)?;
@@ -252,7 +252,7 @@ where
     DefaultAllocator: Allocator<D>,
 {
     fn observe(&mut self, step: usize, state: &S, _: &I) -> ControlFlow<()> {
-        if step > self.burn_in && (step - self.burn_in) % self.thin == 0 {
+        if step > self.burn_in && (step - self.burn_in).is_multiple_of(self.thin) {
             self.samples.push(state.position().clone());
         }
         ControlFlow::Continue(())

@@ -32,7 +32,7 @@ use nalgebra::{DefaultAllocator, Dim, OVector};
 /// let s = UnitGaussianData(nalgebra::Vector2::new(1.0, 2.0));
 /// let mut out = SVector::zeros();
 /// s.score(0.0, &nalgebra::Vector2::new(1.0, 2.0), &mut out);
-/// assert_eq!(out, SVector::zeros());
+/// assert_eq!(out, SVector::<f64, 2>::zeros());
 /// ```
 pub trait ScoreModel {
     /// The dimension of the data.
