@@ -9,7 +9,10 @@
 //! | sampler | oracle |
 //! |---|---|
 //! | ULA | [`UlaOracle`]: one step, n steps, the law along the interpolation, the stationary law |
+//! | underdamped Langevin (exact OU integrator) | [`UnderdampedOracle`]: joint `(x, p)` laws, the stationary law |
 
+mod kinetic;
 mod ula;
 
+pub use kinetic::UnderdampedOracle;
 pub use ula::UlaOracle;
