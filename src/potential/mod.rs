@@ -13,6 +13,8 @@
 //! | Neal's funnel | [`Funnel`] | ✔ | ✔ |
 //! | double well `‖x‖²/2 − log cosh(a x₁)` | [`DoubleWell`] | ✔ | ✔ |
 //! | Bayesian logistic regression | [`LogisticRegression`] | ✔ | — |
+//! | linear regression, half-Cauchy σ (posteriordb `kidiq`) | [`LinearRegression`] | — | — |
+//! | eight schools, centred or non-centred (posteriordb) | [`EightSchools`] | — | — |
 //!
 //! Derivatives need not be written by hand: [`AutoDiff`] builds a potential from one generic
 //! function of the point with forward-mode automatic differentiation (num-dual), and
@@ -31,6 +33,7 @@ mod double_well;
 mod funnel;
 mod logistic;
 mod mixture;
+mod models;
 
 pub use crate::gaussian::Gaussian;
 pub use autodiff::{AutoDiff, DualFunction};
@@ -44,6 +47,7 @@ pub use double_well::DoubleWell;
 pub use funnel::Funnel;
 pub use logistic::LogisticRegression;
 pub use mixture::GaussianMixture;
+pub use models::{EightSchools, LinearRegression, Parameterisation};
 
 /// A target density `π ∝ exp(−U)` on ℝᵈ, given through its potential `U`.
 ///
