@@ -38,3 +38,29 @@ pub fn moments(x: &DMatrix<f64>) -> (nalgebra::DVector<f64>, DMatrix<f64>) {
     let cov = &c * c.transpose() / (m - 1.0);
     (mean, cov)
 }
+
+/// Gauss–Legendre nodes and weights on [a, b] (Newton's method on the Legendre polynomial).
+pub fn gauss_legendre(n: usize, a: f64, b: f64) -> Vec<(f64, f64)> {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut x = (std::f64::consts::PI * (i as f64 + 0.75) / (n as f64 + 0.5)).cos();
+        let mut dp = 0.0;
+        for _ in 0..100 {
+            let (mut p0, mut p1) = (1.0, x);
+            for k in 2..=n {
+                let p2 = ((2 * k - 1) as f64 * x * p1 - (k - 1) as f64 * p0) / k as f64;
+                p0 = p1;
+                p1 = p2;
+            }
+            dp = n as f64 * (x * p1 - p0) / (x * x - 1.0);
+            let dx = p1 / dp;
+            x -= dx;
+            if dx.abs() < 1e-15 {
+                break;
+            }
+        }
+        let w = 2.0 / ((1.0 - x * x) * dp * dp);
+        out.push((0.5 * (b - a) * x + 0.5 * (b + a), 0.5 * (b - a) * w));
+    }
+    out
+}
