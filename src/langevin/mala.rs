@@ -219,9 +219,14 @@ struct MetricFactors<D: Dim>
 where
     DefaultAllocator: Alloc<D>,
 {
+    /// `(m, √m)` for a diagonal metric.
     diag: Option<(OVector<f64, D>, OVector<f64, D>)>,
-    dense: Option<(OMatrix<f64, D, D>, OMatrix<f64, D, D>)>,
+    /// `(M, L)` with `LLᵀ = M` for a dense metric.
+    dense: Option<DenseFactors<D>>,
 }
+
+/// A dense metric and its lower Cholesky factor.
+type DenseFactors<D> = (OMatrix<f64, D, D>, OMatrix<f64, D, D>);
 
 impl<D: Dim> MetricFactors<D>
 where
