@@ -1019,3 +1019,59 @@ fn double_well_grid_checks_the_non_convex_theory() {
     eprintln!("double well: TV(MC, grid) = {tv:.4}");
     assert!(tv < 0.02, "TV(MC, grid) = {tv}");
 }
+
+// ---------------------------------------------------------------- parallel chains
+
+/// `run_chains` gives every chain exactly what a sequential `run` with the same RNG gives, and
+/// (with the `rayon` feature) the same bits on a 1-thread and a 2-thread pool.
+#[test]
+fn parallel_chains_are_bit_identical_to_sequential() {
+    use klflow::run::run_chains;
+    use rand::SeedableRng;
+    use rand::rngs::ChaCha8Rng;
+    let target = klflow::potential::Banana::standard(Const::<2>);
+    let mala = Mala::new(&target, 0.2)
+        .unwrap()
+        .with_warmup(Warmup {
+            steps: 300,
+            ..Warmup::default()
+        })
+        .unwrap();
+    let chains = 8;
+    let starts = || {
+        (0..chains)
+            .map(|c| {
+                let mut r = ChaCha8Rng::seed_from_u64(77);
+                r.set_stream(c as u64);
+                (nalgebra::Vector2::new(c as f64, -1.0), r)
+            })
+            .collect::<Vec<_>>()
+    };
+    let sequential: Vec<Vec<SVector<f64, 2>>> = starts()
+        .into_iter()
+        .map(|(x0, mut r)| {
+            let mut s = mala.init(x0, &mut r).unwrap();
+            let mut t = Trace::new();
+            run(&mala, &mut s, 1_000, &mut r, &mut t).unwrap();
+            t.into_samples()
+        })
+        .collect();
+    let parallel = || -> Vec<Vec<SVector<f64, 2>>> {
+        run_chains(&mala, starts(), 1_000, |_| Trace::new())
+            .unwrap()
+            .into_iter()
+            .map(|r| r.observer.into_samples())
+            .collect()
+    };
+    assert_eq!(parallel(), sequential);
+    #[cfg(feature = "rayon")]
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        assert_eq!(pool.install(parallel), sequential, "{threads} threads");
+    }
+    // Different streams give different chains.
+    assert_ne!(sequential[0], sequential[1]);
+}
