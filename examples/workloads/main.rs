@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-mod ula;
+mod langevin;
 
 /// Command-line options shared by all workloads (`None` = the workload's default).
 #[derive(Clone, Debug, Default)]
@@ -99,8 +99,8 @@ fn main() {
         }
     };
     let result = match args.workload.as_str() {
-        "ula" => ula::run(&args),
-        other => Err(format!("unknown workload `{other}`; known: ula")),
+        "ula" | "mala" => langevin::run(&args),
+        other => Err(format!("unknown workload `{other}`; known: ula, mala")),
     };
     if let Err(e) = result {
         eprintln!("workloads: {e}");

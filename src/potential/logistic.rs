@@ -130,8 +130,18 @@ impl<D: Dim> LogisticRegression<D> {
     }
 }
 
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+use crate::dim::dot;
+
+/// `(log(1 + e^η), 1/(1 + e^{−η}))` from a single `exp(−|η|)`.
+fn softplus_sigmoid(eta: f64) -> (f64, f64) {
+    let e = (-eta.abs()).exp();
+    let sp = eta.max(0.0) + e.ln_1p();
+    let sig = if eta >= 0.0 {
+        1.0 / (1.0 + e)
+    } else {
+        e / (1.0 + e)
+    };
+    (sp, sig)
 }
 
 impl<D: Dim> Potential for LogisticRegression<D> {
@@ -167,8 +177,9 @@ impl<D: Dim> Potential for LogisticRegression<D> {
         let gs = grad.as_mut_slice();
         for (a, y) in self.observations() {
             let eta = dot(a, ws);
-            u += softplus(eta) - y * eta;
-            let c = sigmoid(eta) - y;
+            let (sp, sig) = softplus_sigmoid(eta);
+            u += sp - y * eta;
+            let c = sig - y;
             for (g, ai) in gs.iter_mut().zip(a) {
                 *g += c * ai;
             }

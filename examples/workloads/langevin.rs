@@ -1,10 +1,10 @@
-//! The `ula` workload: `x ← x − h∇U(x) + √(2h)ξ` for 10 000 steps, statistics over the second
-//! half, on `--target aniso` (N(0, diag(1/λ)), λ log-spaced in [1, 100], h = 1e-3, x₀ = 1) or
+//! The `ula` and `mala` workloads: `x ← x − h∇U(x) + √(2h)ξ` (MALA adds the Metropolis–Hastings
+//! test) for 10 000 steps, statistics over the second half, on `--target aniso` (N(0, diag(1/λ)), λ log-spaced in [1, 100], h = 1e-3, x₀ = 1) or
 //! `--target logreg` (Bayesian logistic regression on 1000 synthetic points, prior N(0, I),
 //! h = 2e-4, x₀ = 0). Each chain has its own ChaCha8 stream (`seed`, stream = chain index).
 
 use klflow::Sampler;
-use klflow::langevin::Ula;
+use klflow::langevin::{Mala, Ula};
 use klflow::potential::{Gaussian, LogisticRegression, Potential, PotentialHessian};
 use nalgebra::{DMatrix, DVector, Dyn};
 use rand::rngs::ChaCha8Rng;
@@ -58,13 +58,19 @@ fn map_estimate(post: &LogisticRegression<Dyn>, d: usize) -> DVector<f64> {
 
 /// Runs `chains` chains for `steps` steps; returns the median time per step (all chains) and
 /// the per-coordinate mean and variance over the second half, pooled over chains.
-fn run_chains<P: Potential<Dim = Dyn> + Sync>(
-    ula: &Ula<P>,
+fn run_chains<S>(
+    sampler: &S,
     x0: &DVector<f64>,
     chains: usize,
     steps: usize,
     seed: u64,
-) -> Result<(f64, DVector<f64>, DVector<f64>), String> {
+) -> Result<(f64, DVector<f64>, DVector<f64>, f64), String>
+where
+    S: Sampler<Init = DVector<f64>>,
+    S::Info: Accept,
+    S::State: klflow::sampler::HasPosition<Dim = Dyn>,
+{
+    use klflow::sampler::HasPosition;
     let mut rngs: Vec<ChaCha8Rng> = (0..chains)
         .map(|c| {
             let mut r = ChaCha8Rng::seed_from_u64(seed);
@@ -74,22 +80,29 @@ fn run_chains<P: Potential<Dim = Dyn> + Sync>(
         .collect();
     let mut states = rngs
         .iter_mut()
-        .map(|r| ula.init(x0.clone(), r))
+        .map(|r| sampler.init(x0.clone(), r))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
     let d = x0.len();
     let (mut s1, mut s2) = (DVector::zeros(d), DVector::zeros(d));
     let mut k = 0usize;
     let mut err = None;
+    let (mut accepted, mut proposals) = (0.0, 0.0);
     let per_iter = median_per_iter(steps, 5, || {
         k += 1;
         for (s, r) in states.iter_mut().zip(rngs.iter_mut()) {
-            if let Err(e) = ula.step(s, r) {
-                err.get_or_insert(e);
+            match sampler.step(s, r) {
+                Ok(info) => {
+                    accepted += info.accepted();
+                    proposals += 1.0;
+                }
+                Err(e) => {
+                    err.get_or_insert(e);
+                }
             }
             if k > steps / 2 {
-                s1 += s.position();
-                s2 += s.position().component_mul(s.position());
+                s1 += HasPosition::position(s);
+                s2 += HasPosition::position(s).component_mul(HasPosition::position(s));
             }
         }
     });
@@ -99,7 +112,40 @@ fn run_chains<P: Potential<Dim = Dyn> + Sync>(
     let count = ((k - steps / 2) * chains) as f64;
     let mean = s1 / count;
     let var = s2 / count - mean.component_mul(&mean);
-    Ok((per_iter, mean, var))
+    Ok((per_iter, mean, var, accepted / proposals))
+}
+
+/// The acceptance indicator of a step's info (1 for ULA, which accepts everything).
+trait Accept {
+    fn accepted(&self) -> f64;
+}
+impl Accept for klflow::langevin::UlaInfo {
+    fn accepted(&self) -> f64 {
+        1.0
+    }
+}
+impl Accept for klflow::langevin::MalaInfo {
+    fn accepted(&self) -> f64 {
+        f64::from(u8::from(self.accepted))
+    }
+}
+
+/// Runs the workload's algorithm (`ula` or `mala`) on `potential` with step `h`.
+fn run_algo<P: Potential<Dim = Dyn> + Sync>(
+    args: &Args,
+    potential: &P,
+    h: f64,
+    x0: &DVector<f64>,
+    chains: usize,
+    steps: usize,
+) -> Result<(f64, DVector<f64>, DVector<f64>, f64), String> {
+    if args.workload == "mala" {
+        let mala = Mala::new(potential, h).map_err(|e| e.to_string())?;
+        run_chains(&mala, x0, chains, steps, args.seed)
+    } else {
+        let ula = Ula::new(potential, h).map_err(|e| e.to_string())?;
+        run_chains(&ula, x0, chains, steps, args.seed)
+    }
 }
 
 pub fn run(args: &Args) -> Result<(), String> {
@@ -119,13 +165,13 @@ pub fn run(args: &Args) -> Result<(), String> {
             let lambda = aniso_lambdas(d);
             let gauss = Gaussian::diagonal(DVector::zeros(d), lambda.map(|l| 1.0 / l))
                 .map_err(|e| e.to_string())?;
-            let ula = Ula::new(&gauss, 1e-3).map_err(|e| e.to_string())?;
-            let (t, mean, var) = run_chains(
-                &ula,
+            let (t, mean, var, acc) = run_algo(
+                args,
+                &gauss,
+                1e-3,
                 &DVector::from_element(d, 1.0),
                 chains,
                 steps,
-                args.seed,
             )?;
             let var_lambda = var.component_mul(&lambda).mean();
             let m_sqrt_lambda = mean.zip_map(&lambda, |m, l| m.abs() * l.sqrt()).mean();
@@ -136,7 +182,7 @@ pub fn run(args: &Args) -> Result<(), String> {
                 chains,
                 steps,
                 t,
-                json!({"mean_var_times_lambda": var_lambda, "mean_abs_m_sqrt_lambda": m_sqrt_lambda}),
+                json!({"mean_var_times_lambda": var_lambda, "mean_abs_m_sqrt_lambda": m_sqrt_lambda, "acceptance": acc}),
             );
         }
         "logreg" => {
@@ -144,8 +190,8 @@ pub fn run(args: &Args) -> Result<(), String> {
             let (x, y) = logreg_data(n, d, &mut rng);
             let post = LogisticRegression::new(Dyn(d), &x, &y, 1.0).map_err(|e| e.to_string())?;
             let map = map_estimate(&post, d);
-            let ula = Ula::new(&post, 2e-4).map_err(|e| e.to_string())?;
-            let (t, mean, var) = run_chains(&ula, &DVector::zeros(d), chains, steps, args.seed)?;
+            let (t, mean, var, acc) =
+                run_algo(args, &post, 2e-4, &DVector::zeros(d), chains, steps)?;
             let rel = (&mean - &map).norm() / map.norm();
             emit(
                 args,
@@ -154,7 +200,7 @@ pub fn run(args: &Args) -> Result<(), String> {
                 chains,
                 steps,
                 t,
-                json!({"rel_mean_minus_map": rel, "mean_posterior_sd": var.map(f64::sqrt).mean()}),
+                json!({"rel_mean_minus_map": rel, "mean_posterior_sd": var.map(f64::sqrt).mean(), "acceptance": acc}),
             );
         }
         other => {

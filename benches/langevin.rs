@@ -1,0 +1,98 @@
+//! One step of each Langevin sampler on the WORKLOADS.md targets.
+//!
+//! `cargo bench --bench langevin`
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use klflow::Sampler;
+use klflow::langevin::{KineticIntegrator, Mala, Ula, UnderdampedLangevin};
+use klflow::potential::{Gaussian, LogisticRegression};
+use nalgebra::{Const, DMatrix, DVector, Dyn, SVector};
+use rand::rngs::{ChaCha8Rng, Xoshiro256PlusPlus};
+use rand::{RngExt, SeedableRng};
+use rand_distr::StandardNormal;
+
+fn aniso_const<const N: usize>() -> Gaussian<Const<N>> {
+    let v = SVector::<f64, N>::from_fn(|i, _| 1.0 / 100f64.powf(i as f64 / (N - 1) as f64));
+    Gaussian::diagonal(SVector::zeros(), v).unwrap()
+}
+
+fn aniso_dyn(d: usize) -> Gaussian<Dyn> {
+    let v = DVector::from_fn(d, |i, _| 1.0 / 100f64.powf(i as f64 / (d - 1) as f64));
+    Gaussian::diagonal(DVector::zeros(d), v).unwrap()
+}
+
+fn logreg(d: usize) -> LogisticRegression<Dyn> {
+    let mut r = ChaCha8Rng::seed_from_u64(3);
+    let x = DMatrix::from_fn(1000, d, |_, _| r.sample::<f64, _>(StandardNormal));
+    let y: Vec<f64> = (0..1000)
+        .map(|_| f64::from(u8::from(r.random::<bool>())))
+        .collect();
+    LogisticRegression::new(Dyn(d), &x, &y, 1.0).unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("langevin_step");
+
+    let t10 = aniso_const::<10>();
+    let ula = Ula::new(&t10, 1e-3).unwrap();
+    let mut r = ChaCha8Rng::seed_from_u64(1);
+    let mut s = ula.init(SVector::repeat(1.0), &mut r).unwrap();
+    g.bench_function("ula/aniso/d10/const/chacha8", |b| {
+        b.iter(|| ula.step(black_box(&mut s), &mut r).unwrap())
+    });
+    let mut rx = Xoshiro256PlusPlus::seed_from_u64(1);
+    g.bench_function("ula/aniso/d10/const/xoshiro", |b| {
+        b.iter(|| ula.step(black_box(&mut s), &mut rx).unwrap())
+    });
+
+    let td = aniso_dyn(10);
+    let ula_d = Ula::new(&td, 1e-3).unwrap();
+    let mut sd = ula_d.init(DVector::from_element(10, 1.0), &mut r).unwrap();
+    g.bench_function("ula/aniso/d10/dyn/chacha8", |b| {
+        b.iter(|| ula_d.step(black_box(&mut sd), &mut r).unwrap())
+    });
+
+    let t100 = aniso_dyn(100);
+    let ula100 = Ula::new(&t100, 1e-3).unwrap();
+    let mut s100 = ula100
+        .init(DVector::from_element(100, 1.0), &mut r)
+        .unwrap();
+    g.bench_function("ula/aniso/d100/dyn/chacha8", |b| {
+        b.iter(|| ula100.step(black_box(&mut s100), &mut r).unwrap())
+    });
+
+    let mala = Mala::new(&t10, 1e-3).unwrap();
+    let mut m = mala.init(SVector::repeat(1.0), &mut r).unwrap();
+    g.bench_function("mala/aniso/d10/const/chacha8", |b| {
+        b.iter(|| mala.step(black_box(&mut m), &mut r).unwrap())
+    });
+    g.bench_function("mala/aniso/d10/const/xoshiro", |b| {
+        b.iter(|| mala.step(black_box(&mut m), &mut rx).unwrap())
+    });
+
+    let ulmc = UnderdampedLangevin::new(&t10, 1.0, 1e-2, KineticIntegrator::ExactOu).unwrap();
+    let mut k = ulmc.init(SVector::repeat(1.0), &mut r).unwrap();
+    g.bench_function("underdamped/exact_ou/d10/const", |b| {
+        b.iter(|| ulmc.step(black_box(&mut k), &mut r).unwrap())
+    });
+    let baoab = UnderdampedLangevin::new(&t10, 1.0, 1e-2, KineticIntegrator::Baoab).unwrap();
+    let mut kb = baoab.init(SVector::repeat(1.0), &mut r).unwrap();
+    g.bench_function("underdamped/baoab/d10/const", |b| {
+        b.iter(|| baoab.step(black_box(&mut kb), &mut r).unwrap())
+    });
+
+    for d in [10, 100] {
+        let post = logreg(d);
+        let ula = Ula::new(&post, 2e-4).unwrap();
+        let mut s = ula.init(DVector::zeros(d), &mut r).unwrap();
+        g.bench_function(format!("ula/logreg/d{d}/n1000"), |b| {
+            b.iter(|| ula.step(black_box(&mut s), &mut r).unwrap())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
