@@ -145,6 +145,12 @@ fn spd_from(q: &DMatrix<f64>, lambda: &[f64]) -> DMatrix<f64> {
     (&c + c.transpose()) * 0.5
 }
 
+/// `diag(v)` (a non-generic helper: inside generic functions the `DefaultAllocator: Alloc<D>`
+/// bound hides nalgebra's `Dyn` allocator impl from method resolution).
+fn diagonal_matrix(v: &[f64]) -> DMatrix<f64> {
+    DMatrix::from_diagonal(&DVector::from_column_slice(v))
+}
+
 /// Eigenvalues log-uniform in `[lo, hi]`.
 fn random_spectrum(n: usize, lo: f64, hi: f64, rng: &mut ChaCha8Rng) -> Vec<f64> {
     (0..n)
@@ -471,17 +477,35 @@ where
     ad: GaussAd<D>,
 }
 
-/// A dense Gaussian with covariance spectrum in [0.2, 5] and mean ~ N(0, I).
+/// A Gaussian with covariance spectrum in [0.2, 5] and mean ~ N(0, I).
 fn gaussian_case<D: Dim>(d: D, seed: u64) -> GaussianCase<D>
 where
     DefaultAllocator: Alloc<D>,
 {
     let n = d.value();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let cov = random_spd(n, 0.2, 5.0, &mut rng);
     let mean = DVector::from_fn(n, |_, _| normal(&mut rng));
+    let m = to_vec(d, mean.as_slice());
+    // seed % 3: 0 = dense covariance; 1 = `Gaussian::diagonal`; 2 = a diagonal matrix given to
+    // `Gaussian::new` (both diagonal routes take the crate's O(d) fast path).
+    let (cov, target) = match seed % 3 {
+        0 => {
+            let cov = random_spd(n, 0.2, 5.0, &mut rng);
+            let g = Gaussian::new(m, to_mat(d, &cov)).unwrap();
+            (cov, g)
+        }
+        kind => {
+            let v = random_spectrum(n, 0.2, 5.0, &mut rng);
+            let cov = diagonal_matrix(&v);
+            let g = if kind == 1 {
+                Gaussian::diagonal(m, to_vec(d, &v)).unwrap()
+            } else {
+                Gaussian::new(m, to_mat(d, &cov)).unwrap()
+            };
+            (cov, g)
+        }
+    };
     let (prec, _) = inverse_logdet(&cov);
-    let target = Gaussian::new(to_vec(d, mean.as_slice()), to_mat(d, &cov)).unwrap();
     GaussianCase {
         target,
         ad: GaussAd { dim: d, mean, prec },
@@ -1064,7 +1088,7 @@ fn sampler_moments<D: Dim>(d: D, tag: &str)
 where
     DefaultAllocator: Alloc<D>,
 {
-    let g = gaussian_case(d, 11).target;
+    let g = gaussian_case(d, 12).target;
     check_moments(
         &format!("Gaussian {tag}"),
         DRAWS,
@@ -1072,6 +1096,16 @@ where
         g.covariance(),
         |x, r| g.sample_into(x, r),
         1,
+    );
+    // seed 12: dense covariance; seed 13: the diagonal fast path.
+    let g2 = gaussian_case(d, 13).target;
+    check_moments(
+        &format!("diagonal Gaussian {tag}"),
+        DRAWS,
+        g2.mean(),
+        g2.covariance(),
+        |x, r| g2.sample_into(x, r),
+        7,
     );
 
     let m = mixture_case(d, 12).target;
