@@ -1,7 +1,8 @@
 //! Tests of the shipped targets (`klflow::potential`).
 //!
-//! Three independent derivative sources check each other on every target, at a `Const`
-//! dimension (stack vectors) and at `Dyn(7)` (heap vectors):
+//! Three independent derivative sources check each other on every target (the Hessian where one
+//! is shipped), at a `Const` dimension (stack vectors) and at `Dyn(7)` (heap vectors;
+//! `EightSchools` is `Dyn` only):
 //!
 //! * the hand-written `energy_grad` / `hessian` of the target;
 //! * central finite differences (`check_gradient`, `check_hessian`);
@@ -27,12 +28,12 @@ use std::cell::Cell;
 
 use klflow::Error;
 use klflow::dim::Alloc;
-use klflow::potential::DoubleWell;
 use klflow::potential::{
     AutoDiff, Banana, Counted, DualFunction, EvaluationCounts, Funnel, Gaussian, GaussianMixture,
     LogisticRegression, Potential, PotentialHessian, check_gradient, check_hessian,
     finite_difference_gradient,
 };
+use klflow::potential::{DoubleWell, EightSchools, LinearRegression, Parameterisation};
 use nalgebra::allocator::Allocator;
 use nalgebra::{
     Const, DMatrix, DVector, DefaultAllocator, Dim, Dyn, OMatrix, OVector, SMatrix, SVector, U1,
@@ -400,30 +401,26 @@ impl<D: Dim> DualFunction for LogisticAd<D> {
 // The three-way derivative check.
 // ---------------------------------------------------------------------------------------------
 
-/// Checks at `x`: `energy_grad`'s energy = `energy`; gradient vs finite differences and vs AD;
-/// Hessian vs finite differences of the gradient and vs AD; AD energy = analytic energy.
-/// Returns the worst error/tolerance ratio.
-fn three_way<D: Dim, P, F>(p: &P, ad: F, x: &OVector<f64, D>) -> Result<Worst, TestCaseError>
+/// Checks at `x`: `energy_grad`'s energy = `energy`; AD energy = analytic energy; gradient vs
+/// finite differences and vs AD. Returns the worst error/tolerance ratios.
+fn gradient_checks<D: Dim, P, F>(
+    p: &P,
+    ad: &AutoDiff<F>,
+    x: &OVector<f64, D>,
+) -> Result<Worst, TestCaseError>
 where
-    P: PotentialHessian<Dim = D>,
+    P: Potential<Dim = D>,
     F: DualFunction<Dim = D>,
     DefaultAllocator: Alloc<D>,
 {
     let d = p.dim();
-    let ad = AutoDiff(ad);
     let u = p.energy(x);
     let mut g = zeros(d);
     let u_g = p.energy_grad(x, &mut g);
     let mut g_ad = zeros(d);
     let u_ad = ad.energy_grad(x, &mut g_ad);
-    let mut h = OMatrix::zeros_generic(d, d);
-    p.hessian(x, &mut h);
-    let mut h_ad = OMatrix::zeros_generic(d, d);
-    ad.hessian(x, &mut h_ad);
     prop_assert!(u.is_finite() && g.iter().all(|v| v.is_finite()));
-
     let gscale = 1.0 + u.abs() + g.amax();
-    let hscale = 1.0 + g.amax() + h.amax();
     let mut worst = within(
         "energy_grad energy vs energy",
         (u_g - u).abs(),
@@ -436,23 +433,40 @@ where
         AD_TOL * gscale,
     )?);
     let fd = check_gradient(p, x).map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let mut worst_fd = within("gradient vs FD", fd.max_abs_error, FD_TOL * gscale)?;
-    worst = worst.max(within(
-        "Hessian vs AD",
-        (&h - &h_ad).amax(),
-        AD_TOL * hscale,
-    )?);
-    worst = worst.max(within(
+    let worst_fd = within("gradient vs FD", fd.max_abs_error, FD_TOL * gscale)?;
+    Ok(Worst {
+        exact: worst,
+        fd: worst_fd,
+    })
+}
+
+/// [`gradient_checks`], plus the Hessian vs finite differences of the gradient and vs AD, and
+/// its symmetry.
+fn three_way<D: Dim, P, F>(p: &P, ad: F, x: &OVector<f64, D>) -> Result<Worst, TestCaseError>
+where
+    P: PotentialHessian<Dim = D>,
+    F: DualFunction<Dim = D>,
+    DefaultAllocator: Alloc<D>,
+{
+    let d = p.dim();
+    let ad = AutoDiff(ad);
+    let worst = gradient_checks(p, &ad, x)?;
+    let mut g = zeros(d);
+    p.energy_grad(x, &mut g);
+    let mut h = OMatrix::zeros_generic(d, d);
+    p.hessian(x, &mut h);
+    let mut h_ad = OMatrix::zeros_generic(d, d);
+    ad.hessian(x, &mut h_ad);
+    let hscale = 1.0 + g.amax() + h.amax();
+    let mut exact = within("Hessian vs AD", (&h - &h_ad).amax(), AD_TOL * hscale)?;
+    exact = exact.max(within(
         "Hessian symmetric",
         (&h - h.transpose()).amax(),
         AD_TOL * hscale,
     )?);
     let fdh = check_hessian(p, x).map_err(|e| TestCaseError::fail(e.to_string()))?;
-    worst_fd = worst_fd.max(within("Hessian vs FD", fdh.max_abs_error, FD_TOL * hscale)?);
-    Ok(Worst {
-        exact: worst,
-        fd: worst_fd,
-    })
+    let fd = within("Hessian vs FD", fdh.max_abs_error, FD_TOL * hscale)?;
+    Ok(worst.max(Worst { exact, fd }))
 }
 
 /// A point with coordinates from the strategy.
@@ -749,6 +763,252 @@ fn logistic_derivatives_const() {
 #[test]
 fn logistic_derivatives_dyn() {
     logistic_property(Dyn(DYN_D), "logistic Dyn(7)");
+}
+
+// ---- eight schools and linear regression (gradient only: no Hessian is shipped) ----
+
+/// `U = Σ_j −log N(θ_j; μ, τ) [centred] or Σ_j −log N(θ̃_j; 0, 1) [non-centred]
+/// + Σ_j −log N(y_j; θ_j, σ_j) − log N(μ; 0, 5) − log halfCauchy(τ; 0, 5) − s`, `τ = e^s`.
+struct EightSchoolsAd {
+    y: Vec<f64>,
+    sigma: Vec<f64>,
+    centered: bool,
+}
+
+/// `−log N(x; m, sd)` for a dual-number `x − m` given as `r`.
+fn neg_log_normal<T: DualNum<Primitive = f64>>(r: T, sd: T) -> T {
+    let z = r / sd.clone();
+    z.clone() * z * 0.5 + sd.ln() + 0.5 * LN_2PI
+}
+
+impl DualFunction for EightSchoolsAd {
+    type Dim = Dyn;
+    fn dim(&self) -> Dyn {
+        Dyn(self.y.len() + 2)
+    }
+    fn eval<T: DualNum<Primitive = f64>>(&self, u: &OVector<T, Dyn>) -> T {
+        let j = self.y.len();
+        let (mu, s) = (u[j].clone(), u[j + 1].clone());
+        let tau = s.clone().exp();
+        let one = T::from(1.0);
+        // half-Cauchy(0, 5): p(τ) = 2 / (5π (1 + (τ/5)²)).
+        let mut v = neg_log_normal(mu.clone(), T::from(5.0))
+            + ((tau.clone() / 5.0).powi(2) + 1.0).ln()
+            - (2.0 / (5.0 * std::f64::consts::PI)).ln()
+            - s;
+        for k in 0..j {
+            let theta = if self.centered {
+                v += neg_log_normal(u[k].clone() - mu.clone(), tau.clone());
+                u[k].clone()
+            } else {
+                v += neg_log_normal(u[k].clone(), one.clone());
+                mu.clone() + tau.clone() * u[k].clone()
+            };
+            v += neg_log_normal(theta - self.y[k], T::from(self.sigma[k]));
+        }
+        v
+    }
+}
+
+/// `U = Σ_n −log N(y_n; x_nᵀβ, σ) − log halfCauchy(σ; 0, c) − s`, `σ = e^s`.
+struct LinearRegressionAd<D> {
+    dim: D,
+    x: DMatrix<f64>,
+    y: Vec<f64>,
+    scale: f64,
+}
+
+impl<D: Dim> DualFunction for LinearRegressionAd<D> {
+    type Dim = D;
+    fn dim(&self) -> D {
+        self.dim
+    }
+    fn eval<T: DualNum<Primitive = f64>>(&self, u: &OVector<T, D>) -> T
+    where
+        DefaultAllocator: Allocator<D>,
+    {
+        let p = self.x.ncols();
+        let s = u[p].clone();
+        let sigma = s.clone().exp();
+        let c = self.scale;
+        let mut v =
+            ((sigma.clone() / c).powi(2) + 1.0).ln() - (2.0 / (std::f64::consts::PI * c)).ln() - s;
+        for (n, y) in self.y.iter().enumerate() {
+            let mut fit = T::from(0.0);
+            for k in 0..p {
+                fit += u[k].clone() * self.x[(n, k)];
+            }
+            v += neg_log_normal(fit - *y, sigma.clone());
+        }
+        v
+    }
+}
+
+#[test]
+fn eight_schools_derivatives_dyn() {
+    // J schools in 1..=10 with y ~ N(0, 10²), σ in [5, 20]; the log-scale s in [−2, 2].
+    let strategy = (any::<u64>(), any::<bool>(), coords(12, 3.0), -2.0..2.0f64);
+    property(
+        "eight schools Dyn(J + 2)",
+        strategy,
+        |(seed, centered, xs, s)| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let j = 1 + (rng.random::<u32>() % 10) as usize;
+            let y: Vec<f64> = (0..j).map(|_| 10.0 * normal(&mut rng)).collect();
+            let sigma: Vec<f64> = (0..j).map(|_| 5.0 + 15.0 * rng.random::<f64>()).collect();
+            let par = if centered {
+                Parameterisation::Centered
+            } else {
+                Parameterisation::NonCentered
+            };
+            let target = EightSchools::new(&y, &sigma, par).unwrap();
+            let mut u = DVector::from_column_slice(&xs[..j + 2]);
+            if centered {
+                u.rows_mut(0, j).scale_mut(5.0); // θ on the data's scale
+            }
+            u[j + 1] = s;
+            gradient_checks(
+                &target,
+                &AutoDiff(EightSchoolsAd { y, sigma, centered }),
+                &u,
+            )
+        },
+    );
+}
+
+fn linear_regression_property<D: Dim>(d: D, name: &str)
+where
+    DefaultAllocator: Alloc<D>,
+{
+    // 5–30 observations, a column of ones and N(0, 1) covariates, y = Xβ* + N(0, 0.5²);
+    // half-Cauchy scale in [0.5, 5]; log σ in [−2, 2].
+    property(
+        name,
+        (any::<u64>(), coords(d.value(), 2.0), -2.0..2.0f64),
+        |(seed, xs, s)| {
+            let p = d.value() - 1;
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let n = 5 + (rng.random::<u32>() % 26) as usize;
+            let x = DMatrix::from_fn(n, p, |_, k| if k == 0 { 1.0 } else { normal(&mut rng) });
+            let beta: Vec<f64> = (0..p).map(|_| normal(&mut rng)).collect();
+            let y: Vec<f64> = (0..n)
+                .map(|i| (0..p).map(|k| x[(i, k)] * beta[k]).sum::<f64>() + 0.5 * normal(&mut rng))
+                .collect();
+            let scale = 0.5 + 4.5 * rng.random::<f64>();
+            let target = LinearRegression::new(d, &x, &y, scale).unwrap();
+            let mut u = point(d, &xs);
+            u[p] = s;
+            gradient_checks(
+                &target,
+                &AutoDiff(LinearRegressionAd {
+                    dim: d,
+                    x,
+                    y,
+                    scale,
+                }),
+                &u,
+            )
+        },
+    );
+}
+
+#[test]
+fn linear_regression_derivatives_const() {
+    linear_regression_property(Const::<3>, "linear regression Const<3>");
+}
+
+#[test]
+fn linear_regression_derivatives_dyn() {
+    linear_regression_property(Dyn(DYN_D), "linear regression Dyn(7)");
+}
+
+#[test]
+fn model_constructor_errors() {
+    let (y, sigma) = ([28.0, 8.0, -3.0], [15.0, 10.0, 16.0]);
+    let nc = Parameterisation::NonCentered;
+    assert!(EightSchools::new(&y, &sigma, nc).is_ok());
+    assert_eq!(
+        EightSchools::new(&[], &[], nc).unwrap_err(),
+        Error::Empty { name: "y" }
+    );
+    assert_eq!(
+        EightSchools::new(&y, &sigma[..2], nc).unwrap_err(),
+        Error::DimensionMismatch {
+            name: "sigma",
+            expected: 3,
+            found: 2
+        }
+    );
+    assert_eq!(
+        EightSchools::new(&[1.0, f64::NAN, 0.0], &sigma, nc).unwrap_err(),
+        Error::NonFiniteInput { name: "y" }
+    );
+    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        assert!(matches!(
+            EightSchools::new(&y, &[1.0, bad, 1.0], nc),
+            Err(Error::InvalidParameter { name: "sigma", .. })
+        ));
+    }
+    let post = EightSchools::new(&y, &sigma, nc).unwrap();
+    assert_eq!(
+        post.constrain(&[0.0; 4]).unwrap_err(),
+        Error::DimensionMismatch {
+            name: "u",
+            expected: 5,
+            found: 4
+        }
+    );
+    // θ_j = μ + τ θ̃_j with τ = e^s.
+    let c = post.constrain(&[1.0, 0.0, -1.0, 2.0, 2f64.ln()]).unwrap();
+    assert_eq!(c, vec![4.0, 2.0, 0.0, 2.0, 2.0]);
+
+    let x = DMatrix::from_row_slice(3, 2, &[1.0, 0.5, 1.0, 1.5, 1.0, 2.5]);
+    let yr = [1.0, 2.0, 2.9];
+    assert!(LinearRegression::new(Dyn(3), &x, &yr, 2.5).is_ok());
+    assert_eq!(
+        LinearRegression::new(Dyn(3), &DMatrix::zeros(0, 2), &[], 2.5).unwrap_err(),
+        Error::Empty { name: "x" }
+    );
+    assert_eq!(
+        LinearRegression::new(Const::<4>, &x, &yr, 2.5).unwrap_err(),
+        Error::DimensionMismatch {
+            name: "x",
+            expected: 3,
+            found: 2
+        }
+    );
+    assert_eq!(
+        LinearRegression::new(Dyn(3), &x, &yr[..2], 2.5).unwrap_err(),
+        Error::DimensionMismatch {
+            name: "y",
+            expected: 3,
+            found: 2
+        }
+    );
+    let mut xn = x.clone();
+    xn[(2, 1)] = f64::INFINITY;
+    assert_eq!(
+        LinearRegression::new(Dyn(3), &xn, &yr, 2.5).unwrap_err(),
+        Error::NonFiniteInput { name: "x" }
+    );
+    assert_eq!(
+        LinearRegression::new(Dyn(3), &x, &[1.0, f64::NAN, 0.0], 2.5).unwrap_err(),
+        Error::NonFiniteInput { name: "y" }
+    );
+    for bad in [0.0, -1.0, f64::NAN] {
+        assert!(matches!(
+            LinearRegression::new(Dyn(3), &x, &yr, bad),
+            Err(Error::InvalidParameter {
+                name: "sigma_scale",
+                ..
+            })
+        ));
+    }
+    // A design without columns (only σ unknown) is an error, not a panic in `energy`.
+    assert_eq!(
+        LinearRegression::new(Dyn(1), &DMatrix::zeros(3, 0), &yr, 2.5).unwrap_err(),
+        Error::Empty { name: "x" }
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
