@@ -74,10 +74,10 @@ where
     ///
     /// # Errors
     ///
-    /// [`Error::DimensionMismatch`] if `cov` is not `d × d` with `d = mean.len()`;
-    /// [`Error::NonFiniteInput`] for NaN or infinite entries; [`Error::NotSymmetric`] if
-    /// `cov` is not symmetric to a relative 1e-10; [`Error::NotPositiveDefinite`] if its
-    /// Cholesky factorisation fails.
+    /// [`Error::DimensionMismatch`] if `cov` is not `d × d` with `d = mean.len()`, or naming
+    /// `mean` if `d = 0`; [`Error::NonFiniteInput`] naming `mean` or `cov` for NaN or infinite
+    /// entries; [`Error::NotSymmetric`] if `cov` is not symmetric to a relative 1e-10;
+    /// [`Error::NotPositiveDefinite`] if its Cholesky factorisation fails.
     ///
     /// # Example
     ///
@@ -90,14 +90,7 @@ where
     /// assert_eq!(err, Error::NotPositiveDefinite { name: "cov" });
     /// ```
     pub fn new(mean: OVector<f64, D>, cov: OMatrix<f64, D, D>) -> Result<Self> {
-        let d = mean.len();
-        if cov.nrows() != d || cov.ncols() != d {
-            return Err(Error::DimensionMismatch {
-                name: "cov",
-                expected: d,
-                found: cov.nrows(),
-            });
-        }
+        check_square("cov", mean.len(), &cov)?;
         finite_input("mean", mean.as_slice())?;
         let cov = checked_symmetric("cov", &cov)?;
         let chol = cov
@@ -125,14 +118,7 @@ where
     /// # Ok::<(), klflow::Error>(())
     /// ```
     pub fn from_precision(mean: OVector<f64, D>, precision: OMatrix<f64, D, D>) -> Result<Self> {
-        let d = mean.len();
-        if precision.nrows() != d || precision.ncols() != d {
-            return Err(Error::DimensionMismatch {
-                name: "precision",
-                expected: d,
-                found: precision.nrows(),
-            });
-        }
+        check_square("precision", mean.len(), &precision)?;
         finite_input("mean", mean.as_slice())?;
         let precision = checked_symmetric("precision", &precision)?;
         let pchol = precision
@@ -151,7 +137,9 @@ where
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidParameter`] if `variance` is not finite and positive.
+    /// [`Error::InvalidParameter`] if `variance` is not finite and positive;
+    /// [`Error::NonFiniteInput`] naming `mean` for a non-finite mean;
+    /// [`Error::DimensionMismatch`] naming `mean` if `d = 0`.
     ///
     /// # Example
     ///
@@ -177,7 +165,8 @@ where
     /// # Errors
     ///
     /// [`Error::DimensionMismatch`] if the lengths differ; [`Error::InvalidParameter`] naming
-    /// `variances` if an entry is not finite and positive.
+    /// `variances` if an entry is not finite and positive; [`Error::NonFiniteInput`] naming `mean`
+    /// for a non-finite mean; [`Error::DimensionMismatch`] naming `mean` if `d = 0`.
     ///
     /// # Example
     ///
@@ -199,6 +188,10 @@ where
 
     /// The standard normal `N(0, I)` in dimension `dim`.
     ///
+    /// # Panics
+    ///
+    /// If `dim` is `Dyn(0)`.
+    ///
     /// # Example
     ///
     /// ```
@@ -210,7 +203,7 @@ where
     pub fn standard(dim: D) -> Self {
         let mean = OVector::zeros_generic(dim, nalgebra::U1);
         let ones = OVector::from_element_generic(dim, nalgebra::U1, 1.0);
-        Self::diagonal_unchecked(mean, ones).expect("the standard normal is valid")
+        Self::diagonal_unchecked(mean, ones).expect("the standard normal needs d >= 1")
     }
 
     fn diagonal_unchecked(mean: OVector<f64, D>, variances: OVector<f64, D>) -> Result<Self> {
@@ -227,6 +220,13 @@ where
         chol: OMatrix<f64, D, D>,
         precision: OMatrix<f64, D, D>,
     ) -> Result<Self> {
+        if mean.is_empty() {
+            return Err(Error::DimensionMismatch {
+                name: "mean",
+                expected: 1,
+                found: 0,
+            });
+        }
         let log_det_cov = 2.0 * chol.diagonal().iter().map(|v| v.ln()).sum::<f64>();
         let n = precision.nrows();
         let diagonal = (0..n).all(|j| (0..n).all(|i| i == j || precision[(i, j)] == 0.0));
@@ -237,7 +237,7 @@ where
             let ev = sym_eigenvalues(&cov);
             (ev[0], ev[ev.len() - 1])
         };
-        if !(eig_min > 0.0) || !log_det_cov.is_finite() {
+        if !(eig_min > 0.0 && log_det_cov.is_finite()) {
             return Err(Error::NotPositiveDefinite { name: "cov" });
         }
         let precision_mean = &precision * &mean;
@@ -423,6 +423,26 @@ where
             }
             out[i] = s + self.mean[i];
         }
+    }
+}
+
+/// Checks that the matrix argument `name` is `d × d`, reporting the first wrong side.
+fn check_square<D: Dim>(name: &'static str, d: usize, m: &OMatrix<f64, D, D>) -> Result<()>
+where
+    DefaultAllocator: Alloc<D>,
+{
+    match m.shape() {
+        (r, _) if r != d => Err(Error::DimensionMismatch {
+            name,
+            expected: d,
+            found: r,
+        }),
+        (_, c) if c != d => Err(Error::DimensionMismatch {
+            name,
+            expected: d,
+            found: c,
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -61,7 +61,7 @@ impl<D: Dim> LogisticRegression<D> {
     /// # Errors
     ///
     /// [`Error::Empty`] for no observations; [`Error::DimensionMismatch`] if `features` does
-    /// not have `d` columns or `labels` has the wrong length; [`Error::NonFiniteInput`] for
+    /// not have `d` columns or `labels` has the wrong length, or naming `dim` if `d = 0`; [`Error::NonFiniteInput`] for
     /// non-finite features; [`Error::InvalidParameter`] for a label outside `[0, 1]` or a
     /// non-positive prior variance.
     pub fn new(
@@ -71,6 +71,13 @@ impl<D: Dim> LogisticRegression<D> {
         prior_variance: f64,
     ) -> Result<Self> {
         let (n, d) = features.shape();
+        if dim.value() == 0 {
+            return Err(Error::DimensionMismatch {
+                name: "dim",
+                expected: 1,
+                found: 0,
+            });
+        }
         if n == 0 {
             return Err(Error::Empty { name: "features" });
         }

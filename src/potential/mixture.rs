@@ -50,7 +50,7 @@ where
     /// [`Error::Empty`] if there are no components; [`Error::DimensionMismatch`] if the
     /// numbers of weights and components differ or the components' dimensions differ;
     /// [`Error::InvalidParameter`] naming `weights` if a weight is negative or not finite or
-    /// they sum to zero.
+    /// their sum is zero or overflows.
     pub fn new(weights: &[f64], components: Vec<Gaussian<D>>) -> Result<Self> {
         if components.is_empty() {
             return Err(Error::Empty { name: "components" });
@@ -78,11 +78,11 @@ where
             });
         }
         let total: f64 = weights.iter().sum();
-        if !(total > 0.0) {
+        if !(total > 0.0 && total.is_finite()) {
             return Err(Error::InvalidParameter {
                 name: "weights",
                 value: total,
-                reason: "must have a positive sum",
+                reason: "must have a positive, finite sum",
             });
         }
         let weights: Vec<f64> = weights.iter().map(|w| w / total).collect();
@@ -169,6 +169,9 @@ where
     {
         let (mut m, mut s) = (f64::NEG_INFINITY, 0.0);
         for l in self.log_terms(x) {
+            if l == f64::NEG_INFINITY {
+                continue; // a zero weight contributes nothing (and −∞ − (−∞) would be NaN)
+            }
             if l > m {
                 s *= (m - l).exp();
                 m = l;
@@ -187,6 +190,9 @@ where
         grad.fill(0.0);
         let (mut m, mut s) = (f64::NEG_INFINITY, 0.0);
         for (c, l) in self.components.iter().zip(self.log_terms(x)) {
+            if l == f64::NEG_INFINITY {
+                continue;
+            }
             if l > m {
                 let r = (m - l).exp();
                 s *= r;

@@ -211,12 +211,13 @@ impl<D: Dim> LinearRegression<D> {
     ///
     /// # Errors
     ///
-    /// [`Error::Empty`], [`Error::DimensionMismatch`] (`x` must have `dim − 1` columns, `y`
-    /// one entry per row), [`Error::NonFiniteInput`], [`Error::InvalidParameter`] naming
-    /// `sigma_scale`.
+    /// [`Error::Empty`] if `x` has no rows or no columns, [`Error::DimensionMismatch`] (`x` must
+    /// have `dim − 1` columns, `y` one entry per row), [`Error::NonFiniteInput`],
+    /// [`Error::InvalidParameter`] naming `sigma_scale`.
     pub fn new(dim: D, x: &DMatrix<f64>, y: &[f64], sigma_scale: f64) -> Result<Self> {
         let (n, p) = x.shape();
-        if n == 0 {
+        if n == 0 || p == 0 {
+            // p = 0 would leave nothing to stream over (and `chunks_exact(0)` panics).
             return Err(Error::Empty { name: "x" });
         }
         if p + 1 != dim.value() {
