@@ -63,7 +63,8 @@ where
     log_det_cov: f64,
     eig_min: f64,
     eig_max: f64,
-    diagonal: bool,
+    /// `Some((diag Σ⁻¹, diag L))` when Σ is diagonal: the O(d) fast paths.
+    diagonal: Option<(OVector<f64, D>, OVector<f64, D>)>,
 }
 
 impl<D: Dim> Gaussian<D>
@@ -229,8 +230,9 @@ where
         }
         let log_det_cov = 2.0 * chol.diagonal().iter().map(|v| v.ln()).sum::<f64>();
         let n = precision.nrows();
-        let diagonal = (0..n).all(|j| (0..n).all(|i| i == j || precision[(i, j)] == 0.0));
-        let (eig_min, eig_max) = if diagonal {
+        let is_diagonal = (0..n).all(|j| (0..n).all(|i| i == j || precision[(i, j)] == 0.0));
+        let diagonal = is_diagonal.then(|| (precision.diagonal(), chol.diagonal()));
+        let (eig_min, eig_max) = if is_diagonal {
             let d = cov.diagonal();
             (d.min(), d.max())
         } else {
@@ -309,10 +311,9 @@ where
     /// `(x − m)ᵀ Σ⁻¹ (x − m)`, without allocating.
     pub(crate) fn mahalanobis_sq(&self, x: &OVector<f64, D>) -> f64 {
         let p = &self.precision;
-        if self.diagonal {
-            return (0..x.len())
-                .map(|i| p[(i, i)] * (x[i] - self.mean[i]).powi(2))
-                .sum();
+        if let Some((pd, _)) = &self.diagonal {
+            let (xs, ms, ps) = (x.as_slice(), self.mean.as_slice(), pd.as_slice());
+            return xs.iter().zip(ms).zip(ps).map(|((a, m), q)| q * (a - m) * (a - m)).sum();
         }
         let mut q = 0.0;
         for j in 0..x.len() {
@@ -409,9 +410,9 @@ where
     pub fn sample_into<R: Rng + ?Sized>(&self, out: &mut OVector<f64, D>, rng: &mut R) {
         fill_standard_normal(out, rng);
         let n = out.len();
-        if self.diagonal {
-            for i in 0..n {
-                out[i] = self.mean[i] + self.chol[(i, i)] * out[i];
+        if let Some((_, ld)) = &self.diagonal {
+            for ((o, m), l) in out.iter_mut().zip(self.mean.iter()).zip(ld.iter()) {
+                *o = m + l * *o;
             }
             return;
         }
@@ -478,14 +479,14 @@ where
     where
         DefaultAllocator: Allocator<D>,
     {
-        if self.diagonal {
+        if let Some((pd, _)) = &self.diagonal {
             // O(d) instead of O(d²): the common isotropic / anisotropic-diagonal case.
             let mut u = 0.0;
-            for i in 0..x.len() {
-                let r = x[i] - self.mean[i];
-                let g = self.precision[(i, i)] * r;
-                grad[i] = g;
-                u += r * g;
+            let (xs, ms, ps) = (x.as_slice(), self.mean.as_slice(), pd.as_slice());
+            for (((g, a), m), q) in grad.as_mut_slice().iter_mut().zip(xs).zip(ms).zip(ps) {
+                let r = a - m;
+                *g = q * r;
+                u += r * *g;
             }
             return 0.5 * u;
         }
