@@ -11,7 +11,12 @@
 //! | algorithm | type | the target must provide | you get back | reference |
 //! |---|---|---|---|---|
 //! | Unadjusted Langevin (ULA / LMC) | [`langevin::Ula`] | [`Potential`] (energy + gradient) | a chain of points | Roberts & Tweedie 1996; Durmus & Moulines 2017 |
-//! | Exact law of ULA on Gaussians | [`oracle::UlaOracle`] | a [`Gaussian`](potential::Gaussian) target | the law after n steps, the stationary law | — |
+//! | Averaged LMC (continuous time average) | [`langevin::AveragedLmc`] | [`Potential`] (L-smooth, convexity not needed) | one draw per run, with a Fisher-information guarantee | Balasubramanian, Chewi, Erdogdu, Salim, Zhang 2022 |
+//! | MALA (+ dual-averaging step, diagonal / dense metric) | [`langevin::Mala`] | [`Potential`] | an exact MCMC chain; acceptance and divergence counts | Roberts & Tweedie 1996; Hoffman & Gelman 2014 |
+//! | Underdamped Langevin (exact OU step, BAOAB) | [`langevin::UnderdampedLangevin`] | [`Potential`] | a chain in (x, p) | Cheng et al. 2018; Leimkuhler & Matthews 2013 |
+//! | Parallel chains (rayon, bit-identical) | [`run::run_chains`] | any [`Sampler`] | one result per chain | — |
+//! | Exact law of ULA on Gaussians | [`oracle::UlaOracle`] | a [`Gaussian`](potential::Gaussian) target | the law after n steps, along the interpolation, the stationary law | — |
+//! | Exact law of underdamped Langevin on Gaussians | [`oracle::UnderdampedOracle`] | a Gaussian target | joint (x, p) laws, the stationary law | — |
 //!
 //! ## Quick start
 //!
