@@ -12,6 +12,8 @@
 //! |---|---|---|---|---|
 //! | Unadjusted Langevin (ULA / LMC) | [`langevin::Ula`] | [`Potential`] (energy + gradient) | a chain of points | Roberts & Tweedie 1996; Durmus & Moulines 2017 |
 //! | Exact law of ULA on Gaussians | [`oracle::UlaOracle`] | a [`Gaussian`](potential::Gaussian) target | the law after n steps, the stationary law | — |
+//! | Forward–backward Gaussian VI (deterministic, stochastic, Hessian-free) | [`vi::FbGvi`] | [`PotentialHessian`], or [`Potential`] with [`vi::SteinHessian`] | a [`Gaussian`](potential::Gaussian) iterate | Diao, Balasubramanian, Chewi, Salim 2023 |
+//! | Bures–Wasserstein gradient descent | [`vi::BwGd`] | as FB-GVI | a [`Gaussian`](potential::Gaussian) iterate | Lambert, Chewi, Bach, Bonnabel, Rigollet 2022 |
 //!
 //! ## Quick start
 //!
@@ -61,6 +63,7 @@ pub mod oracle;
 pub mod potential;
 pub mod run;
 pub mod sampler;
+pub mod vi;
 
 pub use diffusion::ScoreModel;
 pub use error::{Error, Result};

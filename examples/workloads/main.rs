@@ -27,7 +27,10 @@ pub struct Args {
 
 fn parse() -> Result<Args, lexopt::Error> {
     use lexopt::prelude::*;
-    let mut args = Args { seed: 1, ..Args::default() };
+    let mut args = Args {
+        seed: 1,
+        ..Args::default()
+    };
     let mut p = lexopt::Parser::from_env();
     while let Some(arg) = p.next()? {
         match arg {
@@ -64,7 +67,15 @@ pub fn median_per_iter(total: usize, segments: usize, mut step: impl FnMut()) ->
 }
 
 /// Prints one JSON line.
-pub fn emit(args: &Args, n: usize, d: usize, chains: usize, steps: usize, per_iter_s: f64, checks: serde_json::Value) {
+pub fn emit(
+    args: &Args,
+    n: usize,
+    d: usize,
+    chains: usize,
+    steps: usize,
+    per_iter_s: f64,
+    checks: serde_json::Value,
+) {
     let line = serde_json::json!({
         "workload": args.workload,
         "target": args.target,
