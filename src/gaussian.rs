@@ -267,7 +267,7 @@ where
         let log_det_cov = 2.0 * chol.diagonal().iter().map(|v| v.ln()).sum::<f64>();
         let ev = sym_eigenvalues(&cov);
         let (eig_min, eig_max) = (ev[0], ev[ev.len() - 1]);
-        if !(eig_min > 0.0) || !log_det_cov.is_finite() {
+        if eig_min.is_nan() || eig_min <= 0.0 || !log_det_cov.is_finite() {
             return Err(Error::NotPositiveDefinite { name: "cov" });
         }
         let precision_mean = &precision * &mean;

@@ -252,7 +252,7 @@ where
     DefaultAllocator: Allocator<D>,
 {
     fn observe(&mut self, step: usize, state: &S, _: &I) -> ControlFlow<()> {
-        if step > self.burn_in && (step - self.burn_in) % self.thin == 0 {
+        if step > self.burn_in && (step - self.burn_in).is_multiple_of(self.thin) {
             self.samples.push(state.position().clone());
         }
         ControlFlow::Continue(())

@@ -145,6 +145,11 @@ fn t42_asymptotic_rates() {
     gvi.step(&mut st, &mut rng).unwrap();
     let (c1, m1) = (cov_err(&st, &target), mean_err(&st, &target));
     let cov_rate = (1.0 - h * alpha) / (1.0 + h * alpha); // 0.913876
+    eprintln!(
+        "T4.2: covariance ratio {:.6} (theory {cov_rate:.6}), mean ratio {:.6}",
+        c1 / c0,
+        m1 / m0
+    );
     assert!(
         (c1 / c0 - cov_rate).abs() < 1e-3,
         "{} vs {cov_rate}",
@@ -190,6 +195,7 @@ fn t43_stochastic_noise_floor() {
     let var = batch_means.iter().map(|b| (b - est).powi(2)).sum::<f64>() / (nb - 1) as f64;
     let se = (var / nb as f64).sqrt();
     assert!(cov_err(&st, &target) < 1e-10);
+    eprintln!("T4.3: E‖m − μ*‖² = {est:.5} ± {se:.5} vs {floor:.5}");
     // The test has power: 4.5 SE is below 5 %.
     assert!(4.5 * se < 0.05 * floor, "se = {se}");
     assert!(

@@ -59,14 +59,14 @@ impl<P: Potential> Ula<P> {
     /// the potential's smoothness `L` is known and `h·L ≥ 2`.
     pub fn new(potential: P, step_size: f64) -> Result<Self> {
         positive("step_size", step_size)?;
-        if let Some(l) = potential.smoothness() {
-            if step_size * l >= 2.0 {
-                return Err(Error::InvalidParameter {
-                    name: "step_size",
-                    value: step_size,
-                    reason: "must be below 2/L (the potential's smoothness): ULA diverges there",
-                });
-            }
+        if let Some(l) = potential.smoothness()
+            && step_size * l >= 2.0
+        {
+            return Err(Error::InvalidParameter {
+                name: "step_size",
+                value: step_size,
+                reason: "must be below 2/L (the potential's smoothness): ULA diverges there",
+            });
         }
         Ok(Self {
             potential,

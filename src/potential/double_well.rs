@@ -109,7 +109,7 @@ impl<D: Dim> Potential for DoubleWell<D> {
     }
 
     fn strong_convexity(&self) -> Option<f64> {
-        (self.a < 1.0).then(|| 1.0 - self.a * self.a)
+        (self.a < 1.0).then_some(1.0 - self.a * self.a)
     }
 }
 

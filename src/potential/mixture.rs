@@ -78,7 +78,7 @@ where
             });
         }
         let total: f64 = weights.iter().sum();
-        if !(total > 0.0) {
+        if total.is_nan() || total <= 0.0 {
             return Err(Error::InvalidParameter {
                 name: "weights",
                 value: total,

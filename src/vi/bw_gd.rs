@@ -40,7 +40,7 @@ use crate::sampler::Sampler;
 /// use rand::{SeedableRng, rngs::ChaCha8Rng};
 ///
 /// let target = Gaussian::new(SVector::<f64, 2>::new(1.0, 2.0),
-///                            SMatrix::new(1.0, 0.3, 0.3, 0.5))?;
+///                            SMatrix::<f64, 2, 2>::new(1.0, 0.3, 0.3, 0.5))?;
 /// let bw = BwGd::new(&target, 0.1, Expectation::Quadratic)?;
 /// let mut rng = ChaCha8Rng::seed_from_u64(0);
 /// let mut state = bw.init(Gaussian::standard(nalgebra::Const::<2>), &mut rng)?;

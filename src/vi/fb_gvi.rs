@@ -53,7 +53,7 @@ use crate::sampler::Sampler;
 /// let target = DoubleWell::new(nalgebra::Const::<2>, 1.5)?;
 /// let gvi = FbGvi::new(&target, 0.2, Expectation::GaussHermite { nodes: 20 })?;
 /// let mut rng = ChaCha8Rng::seed_from_u64(0);
-/// let start = Gaussian::isotropic(SVector::new(0.5, 0.5), 1.0)?;
+/// let start = Gaussian::isotropic(SVector::<f64, 2>::new(0.5, 0.5), 1.0)?;
 /// let mut state = gvi.init(start, &mut rng)?;
 /// let mut last = f64::INFINITY;
 /// let mut monotone = true;

@@ -16,7 +16,7 @@
 //! the rule chosen in [`Expectation`]: exact for quadratic potentials, Gauss–Hermite
 //! ([`GaussHermite`]) or a degree-3 cubature (deterministic), or Monte Carlo with a batch size
 //! (the *stochastic* algorithms). The Hessian comes from the target
-//! ([`PotentialHessian`](crate::PotentialHessian), marker [`ExactHessian`]) or, Hessian-free,
+//! ([`PotentialHessian`], marker [`ExactHessian`]) or, Hessian-free,
 //! from gradients only through Stein's identity (marker [`SteinHessian`]).
 //!
 //! The math, the rates and the recipe for the step size are in `docs/gvi.md`.
@@ -29,7 +29,7 @@
 //! use rand::{SeedableRng, rngs::ChaCha8Rng};
 //!
 //! let cov = SMatrix::<f64, 2, 2>::new(1.0, 0.6, 0.6, 2.0);
-//! let target = Gaussian::new(SVector::new(1.0, -1.0), cov)?;
+//! let target = Gaussian::new(SVector::<f64, 2>::new(1.0, -1.0), cov)?;
 //! let h = 0.5 / target.covariance_eigen_range().0.recip(); // h = 0.5/L
 //! let start = Gaussian::standard(nalgebra::Const::<2>);
 //! let mut rng = ChaCha8Rng::seed_from_u64(0);
@@ -154,15 +154,15 @@ impl Rule {
 /// Checks `0 < h ≤ 1/L` when the potential knows its smoothness `L`.
 pub(crate) fn check_step<P: Potential>(potential: &P, h: f64) -> Result<f64> {
     crate::error::positive("step_size", h)?;
-    if let Some(l) = potential.smoothness() {
-        if h * l > 1.0 + 1e-12 {
-            return Err(Error::InvalidParameter {
-                name: "step_size",
-                value: h,
-                reason: "must be at most 1/L (L = the potential's smoothness): beyond it \
-                         I - hE[Hessian] can change sign and the convergence guarantees are lost",
-            });
-        }
+    if let Some(l) = potential.smoothness()
+        && h * l > 1.0 + 1e-12
+    {
+        return Err(Error::InvalidParameter {
+            name: "step_size",
+            value: h,
+            reason: "must be at most 1/L (L = the potential's smoothness): beyond it \
+                     I - hE[Hessian] can change sign and the convergence guarantees are lost",
+        });
     }
     Ok(h)
 }
@@ -178,6 +178,11 @@ mod sealed {
 /// Sealed: the two markers are the only implementations. The methods are an implementation
 /// detail of the GVI step.
 pub trait Curvature<P: Potential>: sealed::Sealed {
+    /// `true` if the accumulator is the cross moment `E[z∇Uᵀ]` (Stein), which a Monte Carlo
+    /// batch replaces by the unbiased sample cross-covariance.
+    #[doc(hidden)]
+    const CROSS_MOMENT: bool;
+
     /// Adds `weight ×` this point's contribution to the accumulator `acc`.
     #[doc(hidden)]
     fn accumulate(
@@ -210,10 +215,19 @@ pub struct ExactHessian;
 
 /// Marker: the Hessian-free estimator from Stein's identity,
 /// `E∇²U = Σ⁻¹E[(X − m)∇U(X)ᵀ] = B⁻ᵀE[z∇U(m + Bz)ᵀ]` (`Σ = BBᵀ`), symmetrised. Gradients only.
+///
+/// Since `E z = 0`, `E[z∇Uᵀ] = Cov(z, ∇U)`. With a Monte Carlo batch of `b ≥ 2` draws the
+/// estimator uses the unbiased sample cross-covariance
+/// `(b − 1)⁻¹ Σᵢ (zᵢ − z̄)(∇U(xᵢ) − ḡ)ᵀ`: far from the optimum `∇U` has a large common part
+/// `ḡ`, which the raw moment `b⁻¹Σ zᵢ∇U(xᵢ)ᵀ` turns into O(‖ḡ‖/√b) noise and the centred form
+/// removes. The variance still grows with `d/b` and the condition number: use `b ≳ 2d`, or a
+/// deterministic rule.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SteinHessian;
 
 impl<P: PotentialHessian> Curvature<P> for ExactHessian {
+    const CROSS_MOMENT: bool = false;
+
     fn accumulate(
         potential: &P,
         x: &OVector<f64, P::Dim>,
@@ -243,6 +257,8 @@ impl<P: PotentialHessian> Curvature<P> for ExactHessian {
 }
 
 impl<P: Potential> Curvature<P> for SteinHessian {
+    const CROSS_MOMENT: bool = true;
+
     fn accumulate(
         _potential: &P,
         _x: &OVector<f64, P::Dim>,
@@ -254,7 +270,15 @@ impl<P: Potential> Curvature<P> for SteinHessian {
     ) where
         DefaultAllocator: Alloc<P::Dim>,
     {
-        acc.ger(weight, z, grad, 1.0);
+        // acc += weight · z ∇Uᵀ, row by row so that zero coordinates cost nothing.
+        for (j, &zj) in z.iter().enumerate() {
+            if zj != 0.0 {
+                let c = weight * zj;
+                for (k, gk) in grad.iter().enumerate() {
+                    acc[(j, k)] += c * gk;
+                }
+            }
+        }
     }
 
     fn finish(

@@ -19,7 +19,7 @@ const LN_2PI: f64 = 1.837_877_066_409_345_5;
 ///
 /// [`gaussian`](GviState::gaussian) turns the iterate into a [`Gaussian`] (to sample, evaluate
 /// log densities, or compare with a reference via KL/W₂); [`position`](HasPosition::position)
-/// is the mean, so the observers of [`run`](crate::run) apply.
+/// is the mean, so the observers of [`run`](mod@crate::run) apply.
 ///
 /// # Example
 ///
@@ -29,7 +29,7 @@ const LN_2PI: f64 = 1.837_877_066_409_345_5;
 /// use rand::{SeedableRng, rngs::ChaCha8Rng};
 ///
 /// let target = Gaussian::isotropic(SVector::<f64, 2>::repeat(1.0), 0.5)?;
-/// let gvi = FbGvi::new(&target, 1.0, Expectation::Quadratic)?; // L = 2: h = 1/L is allowed
+/// let gvi = FbGvi::new(&target, 0.5, Expectation::Quadratic)?; // L = 2: h = 1/L is allowed
 /// let mut rng = ChaCha8Rng::seed_from_u64(0);
 /// let mut state = gvi.init(Gaussian::standard(nalgebra::Const::<2>), &mut rng)?;
 /// gvi.step(&mut state, &mut rng)?;
@@ -54,6 +54,7 @@ where
     z: OVector<f64, D>,
     grad: OVector<f64, D>,
     g: OVector<f64, D>,
+    zbar: OVector<f64, D>,
     hess: OMatrix<f64, D, D>,
     acc: OMatrix<f64, D, D>,
     w: OMatrix<f64, D, D>,
@@ -106,6 +107,7 @@ where
             z: OVector::zeros_generic(d, U1),
             grad: OVector::zeros_generic(d, U1),
             g: OVector::zeros_generic(d, U1),
+            zbar: OVector::zeros_generic(d, U1),
             hess: OMatrix::zeros_generic(d, d),
             acc: OMatrix::zeros_generic(d, d),
             w: OMatrix::zeros_generic(d, d),
@@ -195,7 +197,12 @@ where
     DefaultAllocator: Alloc<P::Dim>,
 {
     st.x.copy_from(&st.mean);
-    st.x.gemv(1.0, &st.factor, &st.z, 1.0);
+    // x += Bz column by column, skipping zero coordinates (the cubature points have one).
+    for (j, &zj) in st.z.iter().enumerate() {
+        if zj != 0.0 {
+            st.x.axpy(zj, &st.factor.column(j), 1.0);
+        }
+    }
     let u = potential.energy_grad(&st.x, &mut st.grad);
     if !u.is_finite() {
         return Err(Error::NonFinite {
@@ -284,10 +291,18 @@ where
             }
         }
         Rule::MonteCarlo(batch) => {
-            let w = 1.0 / *batch as f64;
-            for _ in 0..*batch {
+            let b = *batch;
+            let w = 1.0 / b as f64;
+            st.zbar.fill(0.0);
+            for _ in 0..b {
                 fill_standard_normal(&mut st.z, rng);
+                st.zbar.axpy(w, &st.z, 1.0);
                 eu += add_point::<P, C>(potential, st, w, step)?;
+            }
+            if C::CROSS_MOMENT && b >= 2 {
+                // acc = b⁻¹Σ zᵢgᵢᵀ → (b − 1)⁻¹Σ (zᵢ − z̄)(gᵢ − ḡ)ᵀ = b/(b − 1)·(acc − z̄ḡᵀ).
+                st.acc.ger(-1.0, &st.zbar, &st.g, 1.0);
+                st.acc *= b as f64 / (b - 1) as f64;
             }
         }
     }
