@@ -215,6 +215,45 @@ where
         Self::assemble(mean, cov, chol, precision)
     }
 
+    /// `N(mean, Q diag(s) Qᵀ)` from a known eigendecomposition of the covariance (`Q`
+    /// orthogonal, `s > 0`): the precision, `log det` and the eigenvalue range come from the
+    /// spectrum, only the Cholesky factor is computed.
+    pub(crate) fn from_spectral(
+        mean: OVector<f64, D>,
+        cov: &OMatrix<f64, D, D>,
+        q: &OMatrix<f64, D, D>,
+        s: &OVector<f64, D>,
+    ) -> Result<Self> {
+        finite_input("mean", mean.as_slice())?;
+        if !s.iter().all(|v| v.is_finite() && *v > 0.0) {
+            return Err(Error::NotPositiveDefinite { name: "cov" });
+        }
+        let cov = symmetrize(cov);
+        let chol = cov
+            .clone()
+            .cholesky()
+            .ok_or(Error::NotPositiveDefinite { name: "cov" })?
+            .unpack();
+        let mut scaled = q.clone();
+        for (j, sj) in s.iter().enumerate() {
+            scaled.column_mut(j).scale_mut(1.0 / sj);
+        }
+        let precision = symmetrize(&(scaled * q.transpose()));
+        let log_det_cov = s.iter().map(|v| v.ln()).sum();
+        let precision_mean = &precision * &mean;
+        Ok(Self {
+            mean,
+            cov,
+            chol,
+            precision,
+            precision_mean,
+            log_det_cov,
+            eig_min: s.min(),
+            eig_max: s.max(),
+            diagonal: None,
+        })
+    }
+
     fn assemble(
         mean: OVector<f64, D>,
         cov: OMatrix<f64, D, D>,
@@ -313,7 +352,12 @@ where
         let p = &self.precision;
         if let Some((pd, _)) = &self.diagonal {
             let (xs, ms, ps) = (x.as_slice(), self.mean.as_slice(), pd.as_slice());
-            return xs.iter().zip(ms).zip(ps).map(|((a, m), q)| q * (a - m) * (a - m)).sum();
+            return xs
+                .iter()
+                .zip(ms)
+                .zip(ps)
+                .map(|((a, m), q)| q * (a - m) * (a - m))
+                .sum();
         }
         let mut q = 0.0;
         for j in 0..x.len() {

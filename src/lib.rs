@@ -17,6 +17,8 @@
 //! | Parallel chains (rayon, bit-identical) | [`run::run_chains`] | any [`Sampler`] | one result per chain | — |
 //! | Exact law of ULA on Gaussians | [`oracle::UlaOracle`] | a [`Gaussian`](potential::Gaussian) target | the law after n steps, along the interpolation, the stationary law | — |
 //! | Exact law of underdamped Langevin on Gaussians | [`oracle::UnderdampedOracle`] | a Gaussian target | joint (x, p) laws, the stationary law | — |
+//! | Forward–backward Gaussian VI (deterministic, stochastic, Hessian-free) | [`vi::FbGvi`] | [`PotentialHessian`], or [`Potential`] with [`vi::SteinHessian`] | a [`Gaussian`](potential::Gaussian) iterate | Diao, Balasubramanian, Chewi, Salim 2023 |
+//! | Bures–Wasserstein gradient descent | [`vi::BwGd`] | as FB-GVI | a [`Gaussian`](potential::Gaussian) iterate | Lambert, Chewi, Bach, Bonnabel, Rigollet 2022 |
 //!
 //! ## Quick start
 //!
@@ -68,6 +70,7 @@ pub mod oracle;
 pub mod potential;
 pub mod run;
 pub mod sampler;
+pub mod vi;
 
 pub use diffusion::ScoreModel;
 pub use error::{Error, Result};

@@ -97,3 +97,38 @@ where
 {
     sym_apply(m, |l| l.max(0.0).sqrt())
 }
+
+/// Writes the eigendecomposition `m = Q diag(λ) Qᵀ` of the symmetric matrix `m` into `q` and
+/// `lambda`. Returns `false` if the iteration did not converge (non-finite input).
+///
+/// Only `m`'s lower triangle is read. The decomposition itself allocates (a heap copy and
+/// nalgebra's own work space); its O(d³) cost dwarfs the O(d²) allocation.
+pub(crate) fn sym_eigen_into<D: Dim>(
+    m: &OMatrix<f64, D, D>,
+    q: &mut OMatrix<f64, D, D>,
+    lambda: &mut nalgebra::OVector<f64, D>,
+) -> bool
+where
+    DefaultAllocator: Alloc<D>,
+{
+    let n = m.nrows();
+    if !m.iter().all(|v| v.is_finite()) {
+        return false;
+    }
+    let max_iter = 1000 * n.max(10);
+    match SymmetricEigen::<f64, nalgebra::Dyn>::try_new(
+        DMatrix::from_column_slice(n, n, m.as_slice()),
+        f64::EPSILON,
+        max_iter,
+    ) {
+        Some(eig) => {
+            q.as_mut_slice()
+                .copy_from_slice(eig.eigenvectors.as_slice());
+            lambda
+                .as_mut_slice()
+                .copy_from_slice(eig.eigenvalues.as_slice());
+            true
+        }
+        None => false,
+    }
+}

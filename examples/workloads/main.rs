@@ -10,6 +10,7 @@
 
 use std::time::Instant;
 
+mod gvi;
 mod langevin;
 
 /// Command-line options shared by all workloads (`None` = the workload's default).
@@ -99,8 +100,9 @@ fn main() {
         }
     };
     let result = match args.workload.as_str() {
+        "gvi" => gvi::run(&args),
         "ula" | "mala" => langevin::run(&args),
-        other => Err(format!("unknown workload `{other}`; known: ula, mala")),
+        other => Err(format!("unknown workload `{other}`; known: gvi, mala, ula")),
     };
     if let Err(e) = result {
         eprintln!("workloads: {e}");
