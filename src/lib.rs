@@ -12,6 +12,7 @@
 //! |---|---|---|---|---|
 //! | Unadjusted Langevin (ULA / LMC) | [`langevin::Ula`] | [`Potential`] (energy + gradient) | a chain of points | Roberts & Tweedie 1996; Durmus & Moulines 2017 |
 //! | Exact law of ULA on Gaussians | [`oracle::UlaOracle`] | a [`Gaussian`](potential::Gaussian) target | the law after n steps, the stationary law | — |
+//! | Wide random networks as Gaussian fields on Sⁿ | [`field::NetworkSpec`], [`field::Nngp`], [`field::GaussianField`], [`field::GpPosterior`] | an architecture (widths, activation, weight law) | sampled networks evaluated in batches, the NNGP kernel, limit-field draws and GP posteriors, one-point / sliced W₁ and a sup-norm proxy | Neal 1996; Williams 1997; Cho & Saul 2009; Balasubramanian, Goldstein, Ross & Salim 2023 |
 //!
 //! ## Quick start
 //!
@@ -53,6 +54,7 @@
 pub mod diffusion;
 pub mod dim;
 pub mod error;
+pub mod field;
 mod gaussian;
 pub mod kernel;
 pub mod langevin;
