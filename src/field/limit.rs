@@ -292,14 +292,16 @@ impl GaussianField {
 /// use klflow::field::{Activation, GpPosterior, Jitter, Nngp};
 /// use nalgebra::DMatrix;
 ///
-/// let k = Nngp::new(Activation::Relu, 1, 1.0, 2.0, 0.0)?;
+/// // Depth 2 with a bias: strictly positive definite on the circle (the bias-free one-layer
+/// // ReLU kernel is not: its Fourier coefficients of odd frequency ≥ 3 vanish).
+/// let k = Nngp::new(Activation::Relu, 2, 1.0, 2.0, 0.1)?;
 /// let circle = |n: usize| DMatrix::from_fn(2, n, |i, j| {
 ///     let t = j as f64 * std::f64::consts::TAU / n as f64;
 ///     if i == 0 { t.cos() } else { t.sin() }
 /// });
 /// let (train, test) = (circle(8), circle(64));
 /// let y: Vec<f64> = (0..8).map(|j| (j as f64).sin()).collect();
-/// let post = GpPosterior::new(&k, &train, &y, 1e-4, &test, Jitter::default())?;
+/// let post = GpPosterior::new(&k, &train, &y, 1e-6, &test, Jitter::default())?;
 /// // The test grid contains the training points (every 8th): the mean interpolates them.
 /// assert!((post.mean()[8] - y[1]).abs() < 1e-2);
 /// assert!(post.cov()[(8, 8)] < 1e-3);

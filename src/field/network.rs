@@ -470,11 +470,15 @@ impl Network {
             let m = ws.chunk.min(p - start);
             self.hidden_chunk(points, start, m, ws);
             let last = &ws.layers[l_out - 1];
-            let mut o = out.columns_mut(start, m);
-            o.gemm(1.0, &self.weights[l_out], &last.columns(0, m), 0.0);
-            for mut col in o.column_iter_mut() {
-                col += &self.biases[l_out];
-            }
+            let d = self.spec.output_dim;
+            let o = &mut out.as_mut_slice()[start * d..(start + m) * d];
+            affine(
+                &self.weights[l_out],
+                &self.biases[l_out],
+                &last.as_slice()[..last.nrows() * m],
+                o,
+                m,
+            );
             start += m;
         }
         Ok(())
@@ -532,25 +536,90 @@ impl Network {
         m: usize,
         ws: &mut NetworkWorkspace,
     ) {
-        let input = points.columns(start, m);
+        let k = points.nrows();
+        let input = &points.as_slice()[start * k..(start + m) * k];
         for l in 0..self.spec.widths.len() {
             let (done, rest) = ws.layers.split_at_mut(l);
             let cur = &mut rest[0];
-            let mut z = cur.columns_mut(0, m);
-            if l == 0 {
-                z.gemm(1.0, &self.weights[0], &input, 0.0);
-            } else {
-                z.gemm(1.0, &self.weights[l], &done[l - 1].columns(0, m), 0.0);
-            }
-            for mut col in z.column_iter_mut() {
-                col += &self.biases[l];
-            }
             let rows = cur.nrows();
-            self.spec
-                .activation
-                .apply(&mut cur.as_mut_slice()[..rows * m]);
+            let z = &mut cur.as_mut_slice()[..rows * m];
+            if l == 0 {
+                affine(&self.weights[0], &self.biases[0], input, z, m);
+            } else {
+                let prev = &done[l - 1];
+                affine(
+                    &self.weights[l],
+                    &self.biases[l],
+                    &prev.as_slice()[..prev.nrows() * m],
+                    z,
+                    m,
+                );
+            }
+            self.spec.activation.apply(z);
         }
     }
+}
+
+/// `out = W·input + b·1ᵀ` for `m` column-major columns (`input`: `k × m`, `out`: `r × m`).
+///
+/// nalgebra's `gemm` calls the blocked `matrixmultiply` kernel only when every dimension
+/// exceeds 5 and otherwise loops over tiny vectors; the input layer (`k = n + 1`, often 2–4)
+/// and the output layer (`r = d`, often 1) are exactly those cases, so they get slice loops
+/// the compiler vectorises: axpy over the rows when `k` is small, dot products when `r` is.
+fn affine(w: &DMatrix<f64>, b: &DVector<f64>, input: &[f64], out: &mut [f64], m: usize) {
+    const SMALL: usize = 5;
+    let (r, k) = w.shape();
+    let ws = w.as_slice();
+    if r == 1 {
+        for (x, o) in input.chunks_exact(k).zip(out.iter_mut()).take(m) {
+            *o = b[0] + dot(ws, x);
+        }
+    } else if r <= SMALL {
+        for (x, o) in input.chunks_exact(k).zip(out.chunks_exact_mut(r)).take(m) {
+            for (i, oi) in o.iter_mut().enumerate() {
+                // Row i of W is strided by r; for r = 1 it is contiguous.
+                let mut acc = b[i];
+                for (j, xj) in x.iter().enumerate() {
+                    acc += ws[j * r + i] * xj;
+                }
+                *oi = acc;
+            }
+        }
+    } else if k <= SMALL {
+        for (x, o) in input.chunks_exact(k).zip(out.chunks_exact_mut(r)).take(m) {
+            o.copy_from_slice(b.as_slice());
+            for (xj, wc) in x.iter().zip(ws.chunks_exact(r)) {
+                for (oi, wi) in o.iter_mut().zip(wc) {
+                    *oi += xj * wi;
+                }
+            }
+        }
+    } else {
+        let x = nalgebra::DMatrixView::from_slice(input, k, m);
+        let mut o = nalgebra::DMatrixViewMut::from_slice(out, r, m);
+        o.gemm(1.0, w, &x, 0.0);
+        for mut col in o.column_iter_mut() {
+            col += b;
+        }
+    }
+}
+
+/// A dot product with eight independent accumulators (so that it vectorises).
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f64>() + tail
 }
 
 fn check(name: &'static str, expected: usize, found: usize) -> Result<()> {

@@ -155,7 +155,7 @@ impl Nngp {
     /// ```
     /// use klflow::field::{Activation, Nngp};
     ///
-    /// let coarse = Nngp::new(Activation::Tanh, 2, 1.0, 1.0, 0.1)?.with_quadrature_nodes(16)?;
+    /// let coarse = Nngp::new(Activation::Tanh, 2, 1.0, 1.0, 0.1)?.with_quadrature_nodes(32)?;
     /// let fine = Nngp::new(Activation::Tanh, 2, 1.0, 1.0, 0.1)?.with_quadrature_nodes(96)?;
     /// assert!((coarse.zonal(0.3) - fine.zonal(0.3)).abs() < 1e-5);
     /// # Ok::<(), klflow::Error>(())
