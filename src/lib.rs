@@ -19,6 +19,7 @@
 //! | Exact law of underdamped Langevin on Gaussians | [`oracle::UnderdampedOracle`] | a Gaussian target | joint (x, p) laws, the stationary law | — |
 //! | Forward–backward Gaussian VI (deterministic, stochastic, Hessian-free) | [`vi::FbGvi`] | [`PotentialHessian`], or [`Potential`] with [`vi::SteinHessian`] | a [`Gaussian`](potential::Gaussian) iterate | Diao, Balasubramanian, Chewi, Salim 2023 |
 //! | Bures–Wasserstein gradient descent | [`vi::BwGd`] | as FB-GVI | a [`Gaussian`](potential::Gaussian) iterate | Lambert, Chewi, Bach, Bonnabel, Rigollet 2022 |
+//! | Wide random networks as Gaussian fields on Sⁿ | [`field::NetworkSpec`], [`field::Nngp`], [`field::GaussianField`], [`field::GpPosterior`] | an architecture (widths, activation, weight law) | sampled networks evaluated in batches, the NNGP kernel, limit-field draws and GP posteriors, one-point / sliced W₁ and a sup-norm proxy | Neal 1996; Williams 1997; Cho & Saul 2009; Balasubramanian, Goldstein, Ross & Salim 2023 |
 //!
 //! ## Quick start
 //!
@@ -62,6 +63,7 @@
 pub mod diffusion;
 pub mod dim;
 pub mod error;
+pub mod field;
 mod gaussian;
 pub mod kernel;
 pub mod langevin;
