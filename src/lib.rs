@@ -70,6 +70,7 @@ pub mod langevin;
 mod linalg;
 pub mod oracle;
 pub mod potential;
+pub mod quadrature;
 pub mod run;
 pub mod sampler;
 pub mod vi;

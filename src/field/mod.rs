@@ -50,9 +50,9 @@ mod distance;
 mod limit;
 mod network;
 mod nngp;
-mod quadrature;
 mod sphere;
 
+pub use crate::quadrature::{GaussHermite, MAX_GH_NODES};
 pub use activation::{Activation, CustomActivation, ScalarFn};
 pub use distance::{
     Estimate, OnePointW1, normal_cdf, normal_quantile, one_point_w1, sliced_w1,
@@ -61,5 +61,4 @@ pub use distance::{
 pub use limit::{GaussianField, GpPosterior, Jitter, cross_kernel_matrix, kernel_matrix};
 pub use network::{Network, NetworkSpec, NetworkWorkspace, Standardized, WeightLaw};
 pub use nngp::{DEFAULT_GH_NODES, Nngp};
-pub use quadrature::{GaussHermite, MAX_GH_NODES};
 pub use sphere::{circle_points, fibonacci_sphere, project_to_sphere, random_rotation};

@@ -21,7 +21,7 @@ use crate::Kernel;
 use crate::error::{Error, Result};
 
 use super::activation::Activation;
-use super::quadrature::GaussHermite;
+use crate::quadrature::GaussHermite;
 
 use std::f64::consts::{FRAC_1_PI, PI};
 

@@ -48,12 +48,11 @@
 
 mod bw_gd;
 mod fb_gvi;
-mod gauss_hermite;
 mod state;
 
+pub use crate::quadrature::GaussHermite;
 pub use bw_gd::BwGd;
 pub use fb_gvi::{FbGvi, entropy_jko, entropy_jko_eigenvalue};
-pub use gauss_hermite::GaussHermite;
 pub use state::{GviInfo, GviState};
 
 use nalgebra::{DefaultAllocator, OMatrix, OVector};

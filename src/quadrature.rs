@@ -1,4 +1,5 @@
-//! Gauss–Hermite quadrature for expectations under the standard normal law.
+//! Quadrature rules shared by the crate: Gauss–Hermite for expectations under the standard
+//! normal law (Gaussian VI expectations, NNGP kernels of general activations).
 
 use nalgebra::{DMatrix, SymmetricEigen};
 
@@ -20,7 +21,7 @@ use crate::error::{Error, Result};
 /// # Example
 ///
 /// ```
-/// use klflow::field::GaussHermite;
+/// use klflow::quadrature::GaussHermite;
 ///
 /// let gh = GaussHermite::new(20)?;
 /// assert!((gh.expect(|z| z.powi(4)) - 3.0).abs() < 1e-13);
