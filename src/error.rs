@@ -70,6 +70,15 @@ pub enum Error {
         /// The argument that is not finite.
         name: &'static str,
     },
+    /// Reading or writing a file failed.
+    #[error("I/O error while {context}: {kind}")]
+    Io {
+        /// What was being done (`"writing CSV"`, ...).
+        context: &'static str,
+        /// The kind of the underlying `std::io::Error`.
+        #[cfg_attr(feature = "serde", serde(skip, default = "io_other"))]
+        kind: std::io::ErrorKind,
+    },
     /// A run produced a non-finite quantity (energy, gradient, position) at a given step.
     ///
     /// Samplers report this instead of returning NaN samples.
@@ -80,6 +89,11 @@ pub enum Error {
         /// What became non-finite: `"energy"`, `"gradient"`, `"position"`, ...
         quantity: &'static str,
     },
+}
+
+#[cfg(feature = "serde")]
+fn io_other() -> std::io::ErrorKind {
+    std::io::ErrorKind::Other
 }
 
 /// `Result` with the crate's [`Error`].

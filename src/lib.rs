@@ -60,9 +60,13 @@
 // `!(x > 0.0)` is how validation rejects NaN along with non-positive values.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
+#[cfg(feature = "serde")]
+pub mod checkpoint;
 pub mod diffusion;
 pub mod dim;
 pub mod error;
+#[cfg(feature = "export")]
+pub mod export;
 pub mod field;
 mod gaussian;
 pub mod kernel;

@@ -300,8 +300,17 @@ where
 }
 
 /// The state of a MALA chain: position, the adapted step size and metric, proposal buffers,
-/// and acceptance counts.
+/// and acceptance counts. With the `serde` feature it serialises completely (adaptation state
+/// included), so a chain can be checkpointed and resumed bit for bit.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(bound(
+        serialize = "OVector<f64, D>: serde::Serialize, OMatrix<f64, D, D>: serde::Serialize",
+        deserialize = "OVector<f64, D>: serde::Deserialize<'de>, OMatrix<f64, D, D>: serde::Deserialize<'de>"
+    ))
+)]
 pub struct MalaState<D: Dim>
 where
     DefaultAllocator: Alloc<D>,
