@@ -85,7 +85,7 @@ struct LogTau {
 
 impl Observer<MalaState<Dyn>, MalaInfo> for LogTau {
     fn observe(&mut self, step: usize, state: &MalaState<Dyn>, _: &MalaInfo) -> ControlFlow<()> {
-        if step % 1_000 == 0 {
+        if step.is_multiple_of(1_000) {
             self.bar.inc(1_000);
         }
         if step > self.warmup {
