@@ -304,7 +304,14 @@ fn simpson(b: f64, n: usize, f: impl Fn(f64) -> f64) -> f64 {
 /// a₁ = ∫e^{−γu}, a₂ = ∫(1 − e^{−γu})/γ.
 #[test]
 fn ou_step_coefficients_match_quadrature() {
-    for (g, eta) in [(2.0, 0.2), (1.0, 0.05), (0.5, 1.5), (1.0, 1e-3), (3.0, 2e-3), (10.0, 0.01)] {
+    for (g, eta) in [
+        (2.0, 0.2),
+        (1.0, 0.05),
+        (0.5, 1.5),
+        (1.0, 1e-3),
+        (3.0, 2e-3),
+        (10.0, 0.01),
+    ] {
         let s = OuStep::new(g, eta).unwrap();
         let n = 20_000;
         let vx = 2.0 * g * simpson(eta, n, |u| ((1.0 - (-g * u).exp()) / g).powi(2));
@@ -314,8 +321,17 @@ fn ou_step_coefficients_match_quadrature() {
         let a2 = simpson(eta, n, |u| (1.0 - (-g * u).exp()) / g);
         let [[svx, sc], [_, svp]] = s.noise_covariance();
         let (_, sa1, sa2) = s.drift_coefficients();
-        for (name, got, want) in [("vx", svx, vx), ("c", sc, c), ("vp", svp, vp), ("a1", sa1, a1), ("a2", sa2, a2)] {
-            assert!((got / want - 1.0).abs() < 1e-9, "γ={g} η={eta}: {name} {got} vs {want}");
+        for (name, got, want) in [
+            ("vx", svx, vx),
+            ("c", sc, c),
+            ("vp", svp, vp),
+            ("a1", sa1, a1),
+            ("a2", sa2, a2),
+        ] {
+            assert!(
+                (got / want - 1.0).abs() < 1e-9,
+                "γ={g} η={eta}: {name} {got} vs {want}"
+            );
         }
     }
     assert!(OuStep::new(0.0, 0.1).is_err() && OuStep::new(1.0, -0.1).is_err());
@@ -355,15 +371,24 @@ fn underdamped_bias_is_first_order_and_needs_correlated_noise() {
         let oracle = UnderdampedOracle::new(&target, 2.0, eta).unwrap();
         let v = oracle.stationary_position().unwrap().covariance()[(0, 0)];
         let v_indep = ou_stationary_var(1.0, 2.0, eta, true);
-        assert!((v - v_indep).abs() < 1e-9, "oracle {v} vs independent solve {v_indep}");
+        assert!(
+            (v - v_indep).abs() < 1e-9,
+            "oracle {v} vs independent solve {v_indep}"
+        );
         let bias = v - 1.0;
         let buggy = ou_stationary_var(1.0, 2.0, eta, false) - 1.0;
-        assert!(bias > 0.0 && buggy < 0.0, "η={eta}: bias {bias}, independent-noise bias {buggy}");
+        assert!(
+            bias > 0.0 && buggy < 0.0,
+            "η={eta}: bias {bias}, independent-noise bias {buggy}"
+        );
         assert!(bias.abs() < buggy.abs() / 3.0);
         biases.push(bias);
     }
     let slope = fit_slope(&etas, &biases);
-    assert!((slope - 1.0).abs() < 0.1, "slope {slope}, biases {biases:?}");
+    assert!(
+        (slope - 1.0).abs() < 0.1,
+        "slope {slope}, biases {biases:?}"
+    );
     assert!((biases[0] / 5.2e-2 - 1.0).abs() < 0.05 && (biases[3] / 6.3e-3 - 1.0).abs() < 0.05);
 }
 
@@ -438,20 +463,37 @@ fn underdamped_sampler_matches_oracle() {
     let ulmc = UnderdampedLangevin::new(&target, g, eta, KineticIntegrator::ExactOu).unwrap();
     let oracle = UnderdampedOracle::new(&target, g, eta).unwrap();
 
-    let five = oracle.propagate(&oracle.joint_initial(&init).unwrap(), 5).unwrap();
+    let five = oracle
+        .propagate(&oracle.joint_initial(&init).unwrap(), 5)
+        .unwrap();
     let five_x = Gaussian::new(
         nalgebra::Vector2::new(five.mean()[0], five.mean()[1]),
         SMatrix::<f64, 2, 2>::from_fn(|i, j| five.covariance()[(i, j)]),
     )
     .unwrap();
-    assert_matches_law(&final_positions(&ulmc, &init, chains, 5, 22), &five_x, "exact OU, 5 steps");
+    assert_matches_law(
+        &final_positions(&ulmc, &init, chains, 5, 22),
+        &five_x,
+        "exact OU, 5 steps",
+    );
 
     let stat = oracle.stationary_position().unwrap();
-    assert_matches_law(&final_positions(&ulmc, &init, chains, 300, 23), &stat, "exact OU, stationary");
+    assert_matches_law(
+        &final_positions(&ulmc, &init, chains, 300, 23),
+        &stat,
+        "exact OU, stationary",
+    );
     let se = (stat.covariance()[(1, 1)] * stat.covariance()[(1, 1)] * 2.0 / chains as f64).sqrt();
     let gap = (stat.covariance() - target.covariance()).amax();
-    assert!(gap > 10.0 * se, "bias {gap} too small to be detected (SE {se})");
+    assert!(
+        gap > 10.0 * se,
+        "bias {gap} too small to be detected (SE {se})"
+    );
 
     let baoab = UnderdampedLangevin::new(&target, g, eta, KineticIntegrator::Baoab).unwrap();
-    assert_matches_law(&final_positions(&baoab, &init, chains, 300, 24), &target, "BAOAB, stationary");
+    assert_matches_law(
+        &final_positions(&baoab, &init, chains, 300, 24),
+        &target,
+        "BAOAB, stationary",
+    );
 }

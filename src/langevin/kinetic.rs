@@ -77,7 +77,9 @@ impl OuStep {
         let f = if z < 1e-2 {
             // z − 2(1 − e^{−z}) + (1 − e^{−2z})/2 = Σ_{k≥3} (−1)^{k+1}(2^{k−1} − 2) z^k / k!
             let z3 = z * z * z;
-            z3 * (1.0 / 3.0 + z * (-0.25 + z * (7.0 / 60.0 + z * (-1.0 / 24.0 + z * (31.0 / 2520.0 - z / 320.0)))))
+            z3 * (1.0 / 3.0
+                + z * (-0.25
+                    + z * (7.0 / 60.0 + z * (-1.0 / 24.0 + z * (31.0 / 2520.0 - z / 320.0)))))
         } else {
             z - 2.0 * one_minus_e + 0.5 * vp
         };
@@ -92,7 +94,19 @@ impl OuStep {
                 reason: "too small for the friction: the position noise underflows",
             });
         }
-        Ok(Self { friction, step, e, a1, a2, vx, vp, cxp, l11, l21, l22 })
+        Ok(Self {
+            friction,
+            step,
+            e,
+            a1,
+            a2,
+            vx,
+            vp,
+            cxp,
+            l11,
+            l21,
+            l22,
+        })
     }
 
     /// The friction `γ`.
@@ -253,10 +267,20 @@ impl<P: Potential> UnderdampedLangevin<P> {
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] naming `friction` or `step` unless finite and positive.
-    pub fn new(potential: P, friction: f64, step: f64, integrator: KineticIntegrator) -> Result<Self> {
+    pub fn new(
+        potential: P,
+        friction: f64,
+        step: f64,
+        integrator: KineticIntegrator,
+    ) -> Result<Self> {
         let ou = OuStep::new(friction, step)?;
         let baoab_noise = ou.vp.sqrt();
-        Ok(Self { potential, ou, baoab_noise, integrator })
+        Ok(Self {
+            potential,
+            ou,
+            baoab_noise,
+            integrator,
+        })
     }
 
     /// The step coefficients.
@@ -278,17 +302,27 @@ where
         let mut velocity = chain.position.clone();
         fill_standard_normal(&mut velocity, rng);
         let force = chain.position.clone();
-        Ok(KineticState { chain, velocity, force })
+        Ok(KineticState {
+            chain,
+            velocity,
+            force,
+        })
     }
 
     fn step<R: Rng + ?Sized>(&self, state: &mut Self::State, rng: &mut R) -> Result<KineticInfo> {
-        let KineticState { chain, velocity, force } = state;
+        let KineticState {
+            chain,
+            velocity,
+            force,
+        } = state;
         match self.integrator {
             KineticIntegrator::ExactOu => {
                 force.copy_from(&chain.gradient);
                 *force *= -1.0;
                 self.ou.apply(&mut chain.position, velocity, force, rng);
-                chain.energy = self.potential.energy_grad(&chain.position, &mut chain.gradient);
+                chain.energy = self
+                    .potential
+                    .energy_grad(&chain.position, &mut chain.gradient);
             }
             KineticIntegrator::Baoab => {
                 let half = 0.5 * self.ou.step;
@@ -299,12 +333,17 @@ where
                     *v = self.ou.e * *v + self.baoab_noise * z;
                 }
                 chain.position.axpy(half, velocity, 1.0);
-                chain.energy = self.potential.energy_grad(&chain.position, &mut chain.gradient);
+                chain.energy = self
+                    .potential
+                    .energy_grad(&chain.position, &mut chain.gradient);
                 velocity.axpy(-half, &chain.gradient, 1.0);
             }
         }
         chain.iteration += 1;
         check_finite(chain.iteration, chain.energy, &chain.gradient)?;
-        Ok(KineticInfo { energy: chain.energy, kinetic_energy: 0.5 * velocity.norm_squared() })
+        Ok(KineticInfo {
+            energy: chain.energy,
+            kinetic_energy: 0.5 * velocity.norm_squared(),
+        })
     }
 }

@@ -94,7 +94,12 @@ where
                 });
             }
         }
-        Ok(Self { target: target.clone(), ou, transition: m, noise: q })
+        Ok(Self {
+            target: target.clone(),
+            ou,
+            transition: m,
+            noise: q,
+        })
     }
 
     /// The joint law of `(x, p)` with `x ~ position`, `p ~ N(0, I)` independent (as after
@@ -106,7 +111,11 @@ where
     pub fn joint_initial(&self, position: &Gaussian<D>) -> Result<Gaussian<Dyn>> {
         let d = self.target.dim_value();
         if position.dim_value() != d {
-            return Err(Error::DimensionMismatch { name: "position", expected: d, found: position.dim_value() });
+            return Err(Error::DimensionMismatch {
+                name: "position",
+                expected: d,
+                found: position.dim_value(),
+            });
         }
         let mut mean = DVector::zeros(2 * d);
         let mut cov = DMatrix::identity(2 * d, 2 * d);
@@ -127,7 +136,11 @@ where
     pub fn step(&self, joint: &Gaussian<Dyn>) -> Result<Gaussian<Dyn>> {
         let d = self.target.dim_value();
         if joint.dim_value() != 2 * d {
-            return Err(Error::DimensionMismatch { name: "joint", expected: 2 * d, found: joint.dim_value() });
+            return Err(Error::DimensionMismatch {
+                name: "joint",
+                expected: 2 * d,
+                found: joint.dim_value(),
+            });
         }
         let mut centred = joint.mean().clone();
         for i in 0..d {
@@ -137,7 +150,9 @@ where
         for i in 0..d {
             mean[i] += self.target.mean()[i];
         }
-        let cov = symmetrize::<Dyn>(&(&self.transition * joint.covariance() * self.transition.transpose() + &self.noise));
+        let cov = symmetrize::<Dyn>(
+            &(&self.transition * joint.covariance() * self.transition.transpose() + &self.noise),
+        );
         Gaussian::<Dyn>::new(mean, cov)
     }
 
@@ -171,7 +186,10 @@ where
             2.0 * m21 * m22,
             m22 * m22,
         );
-        (Matrix3::identity() - t).lu().solve(&Vector3::new(vx, c, vp)).unwrap_or_else(Vector3::zeros)
+        (Matrix3::identity() - t)
+            .lu()
+            .solve(&Vector3::new(vx, c, vp))
+            .unwrap_or_else(Vector3::zeros)
     }
 
     /// The stationary joint law of `(x, p)`.
