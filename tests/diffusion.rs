@@ -190,7 +190,7 @@ fn t51_initialisation_error_obeys_the_e_minus_t_bound() {
     let mut prev = f64::INFINITY;
     for t in [1.0, 2.0, 3.0, 4.0] {
         let lhs = tv(t, &gamma);
-        let bound = (-t as f64).exp() * (kl_q_gamma / 2.0).sqrt();
+        let bound = (-t).exp() * (kl_q_gamma / 2.0).sqrt();
         assert!(lhs <= bound, "T = {t}: {lhs} > {bound}");
         assert!(lhs < prev);
         prev = lhs;

@@ -182,6 +182,11 @@ where
     pub aux: &'a mut [OVector<f64, D>],
 }
 
+/// A block's slice of one buffer.
+type Chunk<'a, D> = &'a mut [OVector<f64, D>];
+/// What the zipped, enumerated chunk iterators yield.
+type BlockItem<'a, D> = (usize, ((Chunk<'a, D>, Chunk<'a, D>), Chunk<'a, D>));
+
 /// Runs `f` on every block with its own RNG stream, in parallel with the `rayon` feature, and
 /// returns `NonFinite` if a particle is not finite afterwards.
 pub(crate) fn run_blocks<D, R, F>(
@@ -198,13 +203,7 @@ where
     F: Fn(Block<'_, D>, &mut ChaCha8Rng) + MaybeSync,
 {
     let seed: u64 = rng.random();
-    let job = |(b, ((x, s), aux)): (
-        usize,
-        (
-            (&mut [OVector<f64, D>], &mut [OVector<f64, D>]),
-            &mut [OVector<f64, D>],
-        ),
-    )| {
+    let job = |(b, ((x, s), aux)): BlockItem<'_, D>| {
         let mut r = ChaCha8Rng::seed_from_u64(seed);
         r.set_stream(b as u64);
         f(Block { x: &mut *x, s, aux }, &mut r);

@@ -56,7 +56,7 @@ impl Corrector {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidParameter`] for invalid `friction` or `step` (see [`OuStep::new`]).
+    /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) for invalid `friction` or `step` (see [`OuStep::new`]).
     ///
     /// # Example
     ///
@@ -79,7 +79,7 @@ impl Corrector {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidParameter`] naming `step_size` unless finite and positive.
+    /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) naming `step_size` unless finite and positive.
     pub fn overdamped(step_size: f64, steps: usize) -> Result<Self> {
         positive("step_size", step_size)?;
         Ok(Self::Overdamped { step_size, steps })

@@ -138,8 +138,8 @@ where
     variance: f64,
 }
 
-/// Up to this many components the log-weights live in a stack buffer (two passes, no rescaling).
-const STACK: usize = 64;
+/// Up to this many components the logits live in a stack buffer (two passes, no rescaling).
+const STACK: usize = 16;
 
 impl<D: Dim> IsoCore<D>
 where
@@ -157,47 +157,73 @@ where
         }
     }
 
-    #[inline]
-    fn logit(&self, j: usize, a: f64, inv_c: f64, x: &OVector<f64, D>) -> f64 {
-        self.log_weights[j] + a * inv_c * (x.dot(&self.means[j]) - a * self.half_norms[j])
+    /// The logits are `l_j = α⟨x, μ_j⟩ + β_j` with `α = e^{−t}/c`,
+    /// `β_j = log w_j − α e^{−t}‖μ_j‖²/2`.
+    fn offsets(&self, a: f64, inv_c: f64, beta: &mut [f64]) {
+        for ((b, lw), hn) in beta.iter_mut().zip(&self.log_weights).zip(&self.half_norms) {
+            *b = lw - a * a * inv_c * hn;
+        }
     }
 
+    /// Small mixtures: the logits in a stack buffer, two passes, no rescaling.
     #[inline]
-    fn score_at(&self, a: f64, inv_c: f64, x: &OVector<f64, D>, out: &mut OVector<f64, D>) {
-        let k = self.means.len();
+    fn score_small(
+        &self,
+        alpha: f64,
+        inv_c: f64,
+        beta: &[f64],
+        x: &OVector<f64, D>,
+        out: &mut OVector<f64, D>,
+    ) {
+        let mut l = [0.0f64; STACK];
+        let mut m = f64::NEG_INFINITY;
+        for ((lj, b), mu) in l.iter_mut().zip(beta).zip(&self.means) {
+            *lj = alpha * x.dot(mu) + b;
+            m = m.max(*lj);
+        }
         out.fill(0.0);
         let mut sum = 0.0;
-        if k <= STACK {
-            let mut l = [0.0f64; STACK];
-            let mut m = f64::NEG_INFINITY;
-            for (j, lj) in l.iter_mut().enumerate().take(k) {
-                *lj = self.logit(j, a, inv_c, x);
-                m = m.max(*lj);
+        for (lj, mu) in l.iter().zip(&self.means) {
+            // e^{−37} < ε/2: such a term cannot change the sum, which holds the 1 of the
+            // maximum. Skipping its exp is exact to rounding and saves most of the work near the
+            // data, where all but one or two components are far.
+            let dl = lj - m;
+            if dl > -37.0 || dl.is_nan() {
+                let w = dl.exp();
+                sum += w;
+                out.axpy(w, mu, 1.0);
             }
-            for (lj, mu) in l.iter().zip(&self.means) {
+        }
+        *out *= alpha / sum;
+        out.axpy(-inv_c, x, 1.0);
+    }
+
+    /// Any number of components (finite data sets): a streaming log-sum-exp that rescales the
+    /// running sums when the maximum moves.
+    fn score_streaming(&self, a: f64, inv_c: f64, x: &OVector<f64, D>, out: &mut OVector<f64, D>) {
+        let alpha = a * inv_c;
+        out.fill(0.0);
+        let (mut m, mut sum) = (f64::NEG_INFINITY, 0.0);
+        for ((mu, lw), hn) in self
+            .means
+            .iter()
+            .zip(&self.log_weights)
+            .zip(&self.half_norms)
+        {
+            let lj = lw + alpha * (x.dot(mu) - a * hn);
+            if lj > m {
+                let r = (m - lj).exp();
+                sum = sum * r + 1.0;
+                *out *= r;
+                out.axpy(1.0, mu, 1.0);
+                m = lj;
+            } else {
                 let w = (lj - m).exp();
                 sum += w;
                 out.axpy(w, mu, 1.0);
             }
-        } else {
-            // Streaming log-sum-exp: rescale the running sums when the maximum moves.
-            let mut m = f64::NEG_INFINITY;
-            for (j, mu) in self.means.iter().enumerate() {
-                let lj = self.logit(j, a, inv_c, x);
-                if lj > m {
-                    let r = (m - lj).exp();
-                    sum = sum * r + 1.0;
-                    *out *= r;
-                    out.axpy(1.0, mu, 1.0);
-                    m = lj;
-                } else {
-                    let w = (lj - m).exp();
-                    sum += w;
-                    out.axpy(w, mu, 1.0);
-                }
-            }
         }
-        *out *= a * inv_c / sum;
+        *out *= alpha / sum;
         out.axpy(-inv_c, x, 1.0);
     }
 
@@ -207,14 +233,22 @@ where
     }
 
     fn score(&self, t: f64, x: &OVector<f64, D>, out: &mut OVector<f64, D>) {
-        let (a, inv_c) = self.consts(t);
-        self.score_at(a, inv_c, x, out);
+        self.score_batch(t, std::slice::from_ref(x), std::slice::from_mut(out));
     }
 
     fn score_batch(&self, t: f64, xs: &[OVector<f64, D>], out: &mut [OVector<f64, D>]) {
         let (a, inv_c) = self.consts(t);
-        for (x, o) in xs.iter().zip(out.iter_mut()) {
-            self.score_at(a, inv_c, x, o);
+        let k = self.means.len();
+        if k <= STACK {
+            let mut beta = [0.0f64; STACK];
+            self.offsets(a, inv_c, &mut beta[..k]);
+            for (x, o) in xs.iter().zip(out.iter_mut()) {
+                self.score_small(a * inv_c, inv_c, &beta[..k], x, o);
+            }
+        } else {
+            for (x, o) in xs.iter().zip(out.iter_mut()) {
+                self.score_streaming(a, inv_c, x, o);
+            }
         }
     }
 }

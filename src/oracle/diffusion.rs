@@ -9,6 +9,9 @@ use crate::gaussian::Gaussian;
 use crate::linalg::symmetrize;
 use crate::oracle::{UlaOracle, UnderdampedOracle};
 
+/// `(P_t, P_t m_t)`: the score is `x ↦ −P_t x + P_t m_t`.
+type Affine<D> = (OMatrix<f64, D, D>, OVector<f64, D>);
+
 /// The exact laws of [`Ddpm`](crate::diffusion::Ddpm),
 /// [`ProbabilityFlow`](crate::diffusion::ProbabilityFlow) and
 /// [`PredictorCorrector`](crate::diffusion::PredictorCorrector) run with the exact score of
@@ -78,7 +81,7 @@ where
     }
 
     /// `(P_t, P_t m_t)`.
-    fn score_affine(&self, t: f64) -> Result<(OMatrix<f64, D, D>, OVector<f64, D>)> {
+    fn score_affine(&self, t: f64) -> Result<Affine<D>> {
         let q = self.marginal(t)?;
         let p = q.precision().clone();
         let g = &p * q.mean();
