@@ -132,3 +132,24 @@ where
         None => false,
     }
 }
+
+/// The symmetric eigendecomposition `m = Q diag(λ) Qᵀ` (eigenvalues unsorted), through a heap
+/// copy like [`sym_apply`].
+pub(crate) fn sym_eigen<D: Dim>(
+    m: &OMatrix<f64, D, D>,
+) -> (nalgebra::OVector<f64, D>, OMatrix<f64, D, D>)
+where
+    DefaultAllocator: Alloc<D>,
+{
+    let (r, c) = m.shape_generic();
+    let n = m.nrows();
+    let eig =
+        SymmetricEigen::<f64, nalgebra::Dyn>::new(DMatrix::from_column_slice(n, n, m.as_slice()));
+    let values = nalgebra::OVector::<f64, D>::from_iterator_generic(
+        r,
+        nalgebra::U1,
+        eig.eigenvalues.iter().copied(),
+    );
+    let vectors = OMatrix::from_column_slice_generic(r, c, eig.eigenvectors.as_slice());
+    (values, vectors)
+}

@@ -10,6 +10,7 @@
 
 use std::time::Instant;
 
+mod diffusion;
 mod gvi;
 mod langevin;
 
@@ -100,9 +101,12 @@ fn main() {
         }
     };
     let result = match args.workload.as_str() {
+        "diffusion" => diffusion::run(&args),
         "gvi" => gvi::run(&args),
         "ula" | "mala" => langevin::run(&args),
-        other => Err(format!("unknown workload `{other}`; known: gvi, mala, ula")),
+        other => Err(format!(
+            "unknown workload `{other}`; known: diffusion, gvi, mala, ula"
+        )),
     };
     if let Err(e) = result {
         eprintln!("workloads: {e}");

@@ -1,18 +1,64 @@
-//! Score-based diffusion: the [`ScoreModel`] trait.
+//! Score-based diffusion: the [`ScoreModel`] trait, exact and learned scores, and the reverse-time
+//! samplers.
 //!
-//! Conventions: the forward process is the Ornstein–Uhlenbeck process
-//! `dX = −X dt + √2 dB`, whose marginal at time `t` is `q_t = law(e^{−t}X₀ + √(1 − e^{−2t}) Z)`.
-//! A DDPM β-schedule VP-SDE `dX = −½β(s)X ds + √β(s) dB` is this process after the time change
-//! `t = ½∫₀ˢβ`. A score model approximates `∇log q_t(x)`.
+//! **Convention.** The forward process is the Ornstein–Uhlenbeck process
+//! `dX = −X dt + √2 dB` ([`ForwardOu`]), whose marginal at time `t` is
+//! `q_t = law(e^{−t}X₀ + σ_t Z)`, `σ_t² = 1 − e^{−2t}`, and `q_∞ = N(0, I)`. A DDPM β-schedule
+//! VP-SDE `dX = −½β(s)X ds + √β(s) dB` is this process after the time change `t = ½∫₀ˢβ`
+//! ([`VpSchedule`]); its score at VP time `s` is `∇log q_{t(s)}`. A score model approximates
+//! `∇log q_t(x)` (the score of the noised data law, not `∇U`).
+//!
+//! **Samplers** walk a [`TimeGrid`] `T = t₀ > … > t_N = δ` backwards and implement
+//! [`Sampler`](crate::Sampler): `Init` is a [`DiffusionInit`] (a number of samples drawn from
+//! `N(0, I)`, or initial particles), the state holds the particles, and `is_finished` becomes true
+//! at `δ`.
+//!
+//! | sampler | step `k` (forward time `t_k → t_{k+1}`, `h = t_k − t_{k+1}`) | score calls |
+//! |---|---|---|
+//! | [`Ddpm`], exponential integrator | `y ← e^h y + 2(e^h − 1) s(t_k, y) + √(e^{2h} − 1) ξ` | `t_k` |
+//! | [`Ddpm`], Euler–Maruyama | `y ← y + h(y + 2s(t_k, y)) + √(2h) ξ` | `t_k` |
+//! | [`ProbabilityFlow`], exponential integrator | `y ← e^h y + (e^h − 1) s(t_k, y)` | `t_k` |
+//! | [`ProbabilityFlow`], Heun | trapezoid on `f = y + s` with an Euler predictor | `t_k`, `t_{k+1}` |
+//! | [`PredictorCorrector`] | a predictor step, **then** a corrector phase targeting `q_{t_{k+1}}` | predictor's, then `t_{k+1}` |
+//!
+//! **Exact scores** for tests: [`GaussianScore`], [`MixtureScore`], [`FiniteDataScore`],
+//! [`TwoPointScore`], and [`ScoreError`] to add a known error. **Learned**: [`RffScore`]
+//! (denoising score matching with time-conditioned random Fourier features, closed-form ridge).
+//! Network outputs in other parameterisations (noise ε, clean sample x₀, velocity v) convert
+//! through [`FromPrediction`].
+//!
+//! The exact Gaussian laws of these samplers live in
+//! [`oracle::DiffusionOracle`](crate::oracle::DiffusionOracle).
 
 use nalgebra::allocator::Allocator;
 use nalgebra::{DefaultAllocator, Dim, OVector};
+
+mod batch;
+mod corrector;
+mod ddpm;
+mod exact;
+mod flow;
+mod learned;
+mod ou;
+mod param;
+
+pub use batch::{BLOCK, DiffusionInfo, DiffusionInit, DiffusionState, MaybeSend, MaybeSync};
+pub use corrector::{Corrector, Predictor, PredictorCorrector};
+pub use ddpm::{Ddpm, SdeScheme};
+pub use exact::{FiniteDataScore, GaussianScore, MixtureScore, ScoreError, TwoPointScore};
+pub use flow::{OdeScheme, ProbabilityFlow};
+pub use learned::{RffConfig, RffReport, RffScore};
+pub use ou::{ForwardOu, TimeGrid, VpSchedule};
+pub use param::{FnNetwork, FromPrediction, Network, Parameterisation};
 
 /// An approximation `s(t, x) ≈ ∇log q_t(x)` of the score of the noised data law at forward
 /// time `t > 0`.
 ///
 /// Exact score models (Gaussian, mixture, finite data) make rate tests possible; learned models
-/// plug into the same samplers.
+/// plug into the same samplers. Implementations must be pure (same input, same output); the
+/// samplers call [`score_batch`](ScoreModel::score_batch) on blocks of particles, which by default
+/// loops over [`score`](ScoreModel::score) and which a model may override with a fused loop
+/// (precomputing what depends on `t` only once per block).
 ///
 /// # Example
 ///
@@ -45,4 +91,40 @@ pub trait ScoreModel {
     fn score(&self, t: f64, x: &OVector<f64, Self::Dim>, out: &mut OVector<f64, Self::Dim>)
     where
         DefaultAllocator: Allocator<Self::Dim>;
+
+    /// Writes `s(t, xs[i])` into `out[i]` for every `i` (the slices have equal lengths).
+    ///
+    /// The default loops over [`score`](ScoreModel::score); override it when work that depends
+    /// only on `t` can be shared across points. Must not allocate.
+    fn score_batch(
+        &self,
+        t: f64,
+        xs: &[OVector<f64, Self::Dim>],
+        out: &mut [OVector<f64, Self::Dim>],
+    ) where
+        DefaultAllocator: Allocator<Self::Dim>,
+    {
+        for (x, o) in xs.iter().zip(out.iter_mut()) {
+            self.score(t, x, o);
+        }
+    }
+}
+
+impl<S: ScoreModel + ?Sized> ScoreModel for &S {
+    type Dim = S::Dim;
+    fn dim(&self) -> S::Dim {
+        (**self).dim()
+    }
+    fn score(&self, t: f64, x: &OVector<f64, S::Dim>, out: &mut OVector<f64, S::Dim>)
+    where
+        DefaultAllocator: Allocator<S::Dim>,
+    {
+        (**self).score(t, x, out)
+    }
+    fn score_batch(&self, t: f64, xs: &[OVector<f64, S::Dim>], out: &mut [OVector<f64, S::Dim>])
+    where
+        DefaultAllocator: Allocator<S::Dim>,
+    {
+        (**self).score_batch(t, xs, out)
+    }
 }

@@ -10,9 +10,12 @@
 //! |---|---|
 //! | ULA | [`UlaOracle`]: one step, n steps, the law along the interpolation, the stationary law |
 //! | underdamped Langevin (exact OU integrator) | [`UnderdampedOracle`]: joint `(x, p)` laws, the stationary law |
+//! | diffusion samplers (DDPM, probability flow, predictor–corrector) on Gaussian data | [`DiffusionOracle`]: `q_t`, one step, a whole grid, corrector phases |
 
+mod diffusion;
 mod kinetic;
 mod ula;
 
+pub use diffusion::DiffusionOracle;
 pub use kinetic::UnderdampedOracle;
 pub use ula::UlaOracle;

@@ -1,0 +1,722 @@
+//! Exact scores of the noised data law for Gaussian, mixture, finite and two-point data, and a
+//! wrapper that adds a known error.
+
+use nalgebra::allocator::Allocator;
+use nalgebra::{DefaultAllocator, Dim, OMatrix, OVector};
+use rand::{Rng, RngExt};
+
+use crate::diffusion::{ForwardOu, ScoreModel};
+use crate::dim::{Alloc, check_len, fill_standard_normal};
+use crate::error::{Error, Result, finite_input, positive};
+use crate::gaussian::Gaussian;
+use crate::linalg::sym_eigen;
+use crate::potential::GaussianMixture;
+
+/// `(e^{−t}, σ_t²)`.
+fn ab(t: f64) -> (f64, f64) {
+    (ForwardOu::mean_factor(t), ForwardOu::variance(t))
+}
+
+/// A Gaussian in the eigenbasis of its covariance: what the scores of its noised versions need.
+#[derive(Clone, Debug)]
+struct EigenGaussian<D: Dim>
+where
+    DefaultAllocator: Alloc<D>,
+{
+    lambda: OVector<f64, D>,
+    q: OMatrix<f64, D, D>,
+    qt_mean: OVector<f64, D>,
+}
+
+impl<D: Dim> EigenGaussian<D>
+where
+    DefaultAllocator: Alloc<D>,
+{
+    fn new(g: &Gaussian<D>) -> Self {
+        let (lambda, q) = sym_eigen(g.covariance());
+        let qt_mean = q.tr_mul(g.mean());
+        Self { lambda, q, qt_mean }
+    }
+
+    /// `−½ log det C_t − ½ (x − e^{−t}μ)ᵀC_t⁻¹(x − e^{−t}μ)` with `C_t = e^{−2t}Σ + σ_t²I`.
+    fn log_density(&self, a: f64, s2: f64, x: &OVector<f64, D>) -> f64 {
+        let mut acc = 0.0;
+        for (i, (l, qm)) in self.lambda.iter().zip(self.qt_mean.iter()).enumerate() {
+            let c = a * a * l + s2;
+            let p = self.q.column(i).dot(x) - a * qm;
+            acc += c.ln() + p * p / c;
+        }
+        -0.5 * acc
+    }
+
+    /// `out += w · (−C_t⁻¹(x − e^{−t}μ))`.
+    fn add_score(&self, a: f64, s2: f64, w: f64, x: &OVector<f64, D>, out: &mut OVector<f64, D>) {
+        for (i, (l, qm)) in self.lambda.iter().zip(self.qt_mean.iter()).enumerate() {
+            let c = a * a * l + s2;
+            let p = self.q.column(i).dot(x) - a * qm;
+            out.axpy(-w * p / c, &self.q.column(i), 1.0);
+        }
+    }
+}
+
+/// The exact score of Gaussian data `N(μ, Σ)`: `q_t = N(e^{−t}μ, C_t)`,
+/// `C_t = e^{−2t}Σ + σ_t²I`, `∇log q_t(x) = −C_t⁻¹(x − e^{−t}μ)`.
+///
+/// Evaluated in the eigenbasis of `Σ` (computed once): O(d²) per point, no allocation.
+///
+/// # Example
+///
+/// ```
+/// use klflow::diffusion::{GaussianScore, ScoreModel};
+/// use klflow::potential::Gaussian;
+/// use nalgebra::Vector1;
+///
+/// let s = GaussianScore::new(&Gaussian::isotropic(Vector1::new(1.5), 0.25)?);
+/// let mut out = Vector1::zeros();
+/// s.score(0.0, &Vector1::new(2.0), &mut out);
+/// assert!((out[0] - (-(2.0 - 1.5) / 0.25)).abs() < 1e-12);
+/// # Ok::<(), klflow::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct GaussianScore<D: Dim>
+where
+    DefaultAllocator: Alloc<D>,
+{
+    data: Gaussian<D>,
+    eig: EigenGaussian<D>,
+}
+
+impl<D: Dim> GaussianScore<D>
+where
+    DefaultAllocator: Alloc<D>,
+{
+    /// The score of the noised `data`.
+    pub fn new(data: &Gaussian<D>) -> Self {
+        Self {
+            data: data.clone(),
+            eig: EigenGaussian::new(data),
+        }
+    }
+
+    /// The data law.
+    pub fn data(&self) -> &Gaussian<D> {
+        &self.data
+    }
+}
+
+impl<D: Dim> ScoreModel for GaussianScore<D>
+where
+    DefaultAllocator: Alloc<D>,
+{
+    type Dim = D;
+    fn dim(&self) -> D {
+        self.data.mean().shape_generic().0
+    }
+    fn score(&self, t: f64, x: &OVector<f64, D>, out: &mut OVector<f64, D>)
+    where
+        DefaultAllocator: Allocator<D>,
+    {
+        let (a, s2) = ab(t);
+        out.fill(0.0);
+        self.eig.add_score(a, s2, 1.0, x, out);
+    }
+}
+
+/// Mixtures of isotropic Gaussians with one shared variance `v ≥ 0` (finite data: `v = 0`).
+///
+/// `q_t = Σ_j w_j N(e^{−t}μ_j, c I)`, `c = e^{−2t}v + σ_t²`, so with
+/// `l_j = log w_j + (e^{−t}⟨x, μ_j⟩ − e^{−2t}‖μ_j‖²/2)/c` (the common `−‖x‖²/2c` dropped) the
+/// score is `(e^{−t} Σ_j softmax(l)_j μ_j − x)/c`.
+#[derive(Clone, Debug)]
+struct IsoCore<D: Dim>
+where
+    DefaultAllocator: Alloc<D>,
+{
+    means: Vec<OVector<f64, D>>,
+    log_weights: Vec<f64>,
+    half_norms: Vec<f64>,
+    variance: f64,
+}
+
+/// Up to this many components the logits live in a stack buffer (two passes, no rescaling).
+const STACK: usize = 16;
+
+impl<D: Dim> IsoCore<D>
+where
+    DefaultAllocator: Alloc<D>,
+{
+    fn new(means: Vec<OVector<f64, D>>, weights: &[f64], variance: f64) -> Self {
+        let total: f64 = weights.iter().sum();
+        let log_weights = weights.iter().map(|w| (w / total).ln()).collect();
+        let half_norms = means.iter().map(|m| 0.5 * m.norm_squared()).collect();
+        Self {
+            means,
+            log_weights,
+            half_norms,
+            variance,
+        }
+    }
+
+    /// The logits are `l_j = α⟨x, μ_j⟩ + β_j` with `α = e^{−t}/c`,
+    /// `β_j = log w_j − α e^{−t}‖μ_j‖²/2`.
+    fn offsets(&self, a: f64, inv_c: f64, beta: &mut [f64]) {
+        for ((b, lw), hn) in beta.iter_mut().zip(&self.log_weights).zip(&self.half_norms) {
+            *b = lw - a * a * inv_c * hn;
+        }
+    }
+
+    /// Small mixtures: the logits in a stack buffer, two passes, no rescaling.
+    #[inline]
+    fn score_small(
+        &self,
+        alpha: f64,
+        inv_c: f64,
+        beta: &[f64],
+        x: &OVector<f64, D>,
+        out: &mut OVector<f64, D>,
+    ) {
+        let mut l = [0.0f64; STACK];
+        let mut m = f64::NEG_INFINITY;
+        for ((lj, b), mu) in l.iter_mut().zip(beta).zip(&self.means) {
+            *lj = alpha * x.dot(mu) + b;
+            m = m.max(*lj);
+        }
+        out.fill(0.0);
+        let mut sum = 0.0;
+        for (lj, mu) in l.iter().zip(&self.means) {
+            // e^{−37} < ε/2: such a term cannot change the sum, which holds the 1 of the
+            // maximum. Skipping its exp is exact to rounding and saves most of the work near the
+            // data, where all but one or two components are far.
+            let dl = lj - m;
+            if dl > -37.0 || dl.is_nan() {
+                let w = dl.exp();
+                sum += w;
+                out.axpy(w, mu, 1.0);
+            }
+        }
+        *out *= alpha / sum;
+        out.axpy(-inv_c, x, 1.0);
+    }
+
+    /// Any number of components (finite data sets): a streaming log-sum-exp that rescales the
+    /// running sums when the maximum moves.
+    fn score_streaming(&self, a: f64, inv_c: f64, x: &OVector<f64, D>, out: &mut OVector<f64, D>) {
+        let alpha = a * inv_c;
+        out.fill(0.0);
+        let (mut m, mut sum) = (f64::NEG_INFINITY, 0.0);
+        for ((mu, lw), hn) in self
+            .means
+            .iter()
+            .zip(&self.log_weights)
+            .zip(&self.half_norms)
+        {
+            let lj = lw + alpha * (x.dot(mu) - a * hn);
+            if lj > m {
+                let r = (m - lj).exp();
+                sum = sum * r + 1.0;
+                *out *= r;
+                out.axpy(1.0, mu, 1.0);
+                m = lj;
+            } else {
+                let w = (lj - m).exp();
+                sum += w;
+                out.axpy(w, mu, 1.0);
+            }
+        }
+        *out *= alpha / sum;
+        out.axpy(-inv_c, x, 1.0);
+    }
+
+    fn consts(&self, t: f64) -> (f64, f64) {
+        let (a, s2) = ab(t);
+        (a, 1.0 / (a * a * self.variance + s2))
+    }
+
+    fn score(&self, t: f64, x: &OVector<f64, D>, out: &mut OVector<f64, D>) {
+        self.score_batch(t, std::slice::from_ref(x), std::slice::from_mut(out));
+    }
+
+    fn score_batch(&self, t: f64, xs: &[OVector<f64, D>], out: &mut [OVector<f64, D>]) {
+        let (a, inv_c) = self.consts(t);
+        let k = self.means.len();
+        if k <= STACK {
+            let mut beta = [0.0f64; STACK];
+            self.offsets(a, inv_c, &mut beta[..k]);
+            for (x, o) in xs.iter().zip(out.iter_mut()) {
+                self.score_small(a * inv_c, inv_c, &beta[..k], x, o);
+            }
+        } else {
+            for (x, o) in xs.iter().zip(out.iter_mut()) {
+                self.score_streaming(a, inv_c, x, o);
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum MixtureInner<D: Dim>
+where
+    DefaultAllocator: Alloc<D>,
+{
+    Iso(IsoCore<D>),
+    Full(Vec<(f64, EigenGaussian<D>)>),
+}
+
+/// The exact score of Gaussian-mixture data `Σ_j w_j N(μ_j, Σ_j)`:
+/// `q_t = Σ_j w_j N(e^{−t}μ_j, C_j(t))`, `C_j(t) = e^{−2t}Σ_j + σ_t²I`,
+/// `∇log q_t(x) = −Σ_j r_j(x) C_j(t)⁻¹(x − e^{−t}μ_j)` with responsibilities `r_j` computed by
+/// log-sum-exp (stable far from every component).
+///
+/// When every `Σ_j` is the same multiple of the identity (the usual test mixtures) a fused
+/// O(K d) path is used; otherwise each component is evaluated in its eigenbasis (O(K d²)).
+///
+/// # Example
+///
+/// ```
+/// use klflow::diffusion::{MixtureScore, ScoreModel};
+/// use klflow::potential::{Gaussian, GaussianMixture};
+/// use nalgebra::Vector1;
+///
+/// let comp = |m: f64| Gaussian::isotropic(Vector1::new(m), 0.25);
+/// let data = GaussianMixture::new(&[0.3, 0.7], vec![comp(-2.0)?, comp(1.5)?])?;
+/// let s = MixtureScore::new(&data);
+/// let mut out = Vector1::zeros();
+/// // Far from both modes, at large t the score is ≈ −x (q_t ≈ N(0, 1)).
+/// s.score(30.0, &Vector1::new(5.0), &mut out);
+/// assert!((out[0] + 5.0).abs() < 1e-9);
+/// // Far in the tail at t ≈ 0 it stays finite and points back: −(x − 1.5)/0.25.
+/// s.score(1e-12, &Vector1::new(1e3), &mut out);
+/// assert!((out[0] + (1e3 - 1.5) / 0.25).abs() < 1e-6);
+/// # Ok::<(), klflow::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct MixtureScore<D: Dim>
+where
+    DefaultAllocator: Alloc<D>,
+{
+    data: GaussianMixture<D>,
+    inner: MixtureInner<D>,
+}
+
+/// `Some(v)` if `m = v I` exactly.
+fn isotropic_variance<D: Dim>(m: &OMatrix<f64, D, D>) -> Option<f64>
+where
+    DefaultAllocator: Alloc<D>,
+{
+    let v = m[(0, 0)];
+    let n = m.nrows();
+    let ok = (0..n).all(|j| (0..n).all(|i| m[(i, j)] == if i == j { v } else { 0.0 }));
+    ok.then_some(v)
+}
+
+impl<D: Dim> MixtureScore<D>
+where
+    DefaultAllocator: Alloc<D>,
+{
+    /// The score of the noised mixture `data`.
+    pub fn new(data: &GaussianMixture<D>) -> Self {
+        let comps = data.components();
+        let iso: Vec<Option<f64>> = comps
+            .iter()
+            .map(|c| isotropic_variance(c.covariance()))
+            .collect();
+        let inner = match iso[0] {
+            Some(v) if iso.iter().all(|w| *w == Some(v)) => MixtureInner::Iso(IsoCore::new(
+                comps.iter().map(|c| c.mean().clone()).collect(),
+                data.weights(),
+                v,
+            )),
+            _ => MixtureInner::Full(
+                data.weights()
+                    .iter()
+                    .zip(comps)
+                    .map(|(w, c)| (w.ln(), EigenGaussian::new(c)))
+                    .collect(),
+            ),
+        };
+        Self {
+            data: data.clone(),
+            inner,
+        }
+    }
+
+    /// The data law.
+    pub fn data(&self) -> &GaussianMixture<D> {
+        &self.data
+    }
+
+    fn score_full(
+        comps: &[(f64, EigenGaussian<D>)],
+        t: f64,
+        x: &OVector<f64, D>,
+        out: &mut OVector<f64, D>,
+    ) {
+        let (a, s2) = ab(t);
+        out.fill(0.0);
+        let (mut m, mut sum) = (f64::NEG_INFINITY, 0.0);
+        for (lw, g) in comps {
+            let l = lw + g.log_density(a, s2, x);
+            let w = if l > m {
+                let r = (m - l).exp();
+                sum *= r;
+                *out *= r;
+                m = l;
+                1.0
+            } else {
+                (l - m).exp()
+            };
+            sum += w;
+            g.add_score(a, s2, w, x, out);
+        }
+        *out /= sum;
+    }
+}
+
+impl<D: Dim> ScoreModel for MixtureScore<D>
+where
+    DefaultAllocator: Alloc<D>,
+{
+    type Dim = D;
+    fn dim(&self) -> D {
+        self.data.components()[0].mean().shape_generic().0
+    }
+    fn score(&self, t: f64, x: &OVector<f64, D>, out: &mut OVector<f64, D>)
+    where
+        DefaultAllocator: Allocator<D>,
+    {
+        match &self.inner {
+            MixtureInner::Iso(core) => core.score(t, x, out),
+            MixtureInner::Full(comps) => Self::score_full(comps, t, x, out),
+        }
+    }
+    fn score_batch(&self, t: f64, xs: &[OVector<f64, D>], out: &mut [OVector<f64, D>])
+    where
+        DefaultAllocator: Allocator<D>,
+    {
+        match &self.inner {
+            MixtureInner::Iso(core) => core.score_batch(t, xs, out),
+            MixtureInner::Full(comps) => {
+                for (x, o) in xs.iter().zip(out.iter_mut()) {
+                    Self::score_full(comps, t, x, o);
+                }
+            }
+        }
+    }
+}
+
+/// The exact score of the noised empirical law of a finite data set `{x_i}`:
+/// `q_t = (1/n) Σ_i N(e^{−t}x_i, σ_t² I)`, `∇log q_t(x) = (e^{−t} Σ_i r_i(x) x_i − x)/σ_t²`.
+///
+/// This is what a perfectly trained network would learn from the data set (it memorises the
+/// data: samples at small `δ` land on the data points). O(n d) per point; never evaluate it at
+/// `t = 0`.
+///
+/// # Example
+///
+/// ```
+/// use klflow::diffusion::{FiniteDataScore, ScoreModel};
+/// use nalgebra::Vector2;
+///
+/// let s = FiniteDataScore::new(vec![Vector2::new(1.0, 0.0), Vector2::new(-1.0, 0.0)])?;
+/// let mut out = Vector2::zeros();
+/// // Next to a data point at small t the score pulls onto it: ≈ −(x − x_i)/σ_t².
+/// s.score(1e-3, &Vector2::new(1.01, 0.0), &mut out);
+/// let s2 = 1.0 - (-2e-3f64).exp();
+/// assert!((out[0] - (-(1.01 - (-1e-3f64).exp()) / s2)).abs() < 1e-6);
+/// # Ok::<(), klflow::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct FiniteDataScore<D: Dim>
+where
+    DefaultAllocator: Alloc<D>,
+{
+    core: IsoCore<D>,
+}
+
+impl<D: Dim> FiniteDataScore<D>
+where
+    DefaultAllocator: Alloc<D>,
+{
+    /// The score of the noised empirical law of `data`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Empty`] if there are no points; [`Error::DimensionMismatch`] if the points have
+    /// different lengths; [`Error::NonFiniteInput`] for NaN or infinite coordinates.
+    pub fn new(data: Vec<OVector<f64, D>>) -> Result<Self> {
+        let first = data.first().ok_or(Error::Empty { name: "data" })?;
+        let dim = first.shape_generic().0;
+        for x in &data {
+            check_len("data", dim, x)?;
+            finite_input("data", x.as_slice())?;
+        }
+        let n = data.len();
+        Ok(Self {
+            core: IsoCore::new(data, &vec![1.0; n], 0.0),
+        })
+    }
+
+    /// The data points.
+    pub fn data(&self) -> &[OVector<f64, D>] {
+        &self.core.means
+    }
+}
+
+impl<D: Dim> ScoreModel for FiniteDataScore<D>
+where
+    DefaultAllocator: Alloc<D>,
+{
+    type Dim = D;
+    fn dim(&self) -> D {
+        self.core.means[0].shape_generic().0
+    }
+    fn score(&self, t: f64, x: &OVector<f64, D>, out: &mut OVector<f64, D>)
+    where
+        DefaultAllocator: Allocator<D>,
+    {
+        self.core.score(t, x, out);
+    }
+    fn score_batch(&self, t: f64, xs: &[OVector<f64, D>], out: &mut [OVector<f64, D>])
+    where
+        DefaultAllocator: Allocator<D>,
+    {
+        self.core.score_batch(t, xs, out);
+    }
+}
+
+/// The exact score of two-point data `½δ_{−a} + ½δ_{a}`:
+/// `∇log q_t(x) = (−x + e^{−t} a tanh(e^{−t}⟨a, x⟩/σ_t²))/σ_t²`.
+///
+/// The data have no density: the score blows up as `t → 0`, so samplers must stop early
+/// (`δ > 0`) and their output is compared with `q_δ`.
+///
+/// # Example
+///
+/// ```
+/// use klflow::diffusion::{ScoreModel, TwoPointScore};
+/// use nalgebra::Vector1;
+///
+/// let s = TwoPointScore::new(Vector1::new(1.0))?;
+/// let mut out = Vector1::zeros();
+/// s.score(0.5, &Vector1::new(0.0), &mut out);
+/// assert_eq!(out[0], 0.0); // symmetric
+/// # Ok::<(), klflow::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct TwoPointScore<D: Dim>
+where
+    DefaultAllocator: Alloc<D>,
+{
+    a: OVector<f64, D>,
+}
+
+impl<D: Dim> TwoPointScore<D>
+where
+    DefaultAllocator: Alloc<D>,
+{
+    /// Data `½δ_{−a} + ½δ_{a}`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NonFiniteInput`] naming `a` if it has a non-finite entry.
+    pub fn new(a: OVector<f64, D>) -> Result<Self> {
+        finite_input("a", a.as_slice())?;
+        Ok(Self { a })
+    }
+
+    /// The point `a`.
+    pub fn point(&self) -> &OVector<f64, D> {
+        &self.a
+    }
+}
+
+impl<D: Dim> ScoreModel for TwoPointScore<D>
+where
+    DefaultAllocator: Alloc<D>,
+{
+    type Dim = D;
+    fn dim(&self) -> D {
+        self.a.shape_generic().0
+    }
+    fn score(&self, t: f64, x: &OVector<f64, D>, out: &mut OVector<f64, D>)
+    where
+        DefaultAllocator: Allocator<D>,
+    {
+        let (e, s2) = ab(t);
+        let th = (e * self.a.dot(x) / s2).tanh();
+        out.copy_from(x);
+        *out *= -1.0 / s2;
+        out.axpy(e * th / s2, &self.a, 1.0);
+    }
+}
+
+#[derive(Clone, Debug)]
+enum ErrorKind<D: Dim>
+where
+    DefaultAllocator: Alloc<D>,
+{
+    Bias(OVector<f64, D>),
+    Field {
+        scale: f64,
+        amplitudes: Vec<OVector<f64, D>>,
+        frequencies: Vec<OVector<f64, D>>,
+        phases: Vec<f64>,
+    },
+}
+
+/// A score model with a known error added: `s(t, x) = s_inner(t, x) + e(x)`.
+///
+/// * [`bias`](ScoreError::bias): a constant `e = b`. For `q = N(0, I)` the DDPM exponential
+///   integrator then shifts the output mean by exactly `2b(1 − (2 − e^h)^N)` (saturating at
+///   `2b`, not growing like `√T`).
+/// * [`random_field`](ScoreError::random_field): a smooth random function
+///   `e(x) = ε √(2/m) Σ_k a_k cos(⟨ω_k, x⟩ + φ_k)`, `a_k ~ N(0, I/d)`, `ω_k ~ N(0, I/ℓ²)`,
+///   `φ_k ~ U[0, 2π)`, drawn once (root-mean-square size ≈ ε), the same at every `t`.
+///
+/// # Example
+///
+/// ```
+/// use klflow::diffusion::{GaussianScore, ScoreError, ScoreModel};
+/// use klflow::potential::Gaussian;
+/// use nalgebra::{Const, Vector2};
+///
+/// let exact = GaussianScore::new(&Gaussian::standard(Const::<2>));
+/// let biased = ScoreError::bias(&exact, Vector2::new(0.1, 0.0))?;
+/// let (mut a, mut b) = (Vector2::zeros(), Vector2::zeros());
+/// exact.score(1.0, &Vector2::new(1.0, 1.0), &mut a);
+/// biased.score(1.0, &Vector2::new(1.0, 1.0), &mut b);
+/// assert!((b - a - Vector2::new(0.1, 0.0)).norm() < 1e-15);
+/// # Ok::<(), klflow::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct ScoreError<S: ScoreModel>
+where
+    DefaultAllocator: Alloc<S::Dim>,
+{
+    inner: S,
+    kind: ErrorKind<S::Dim>,
+}
+
+impl<S: ScoreModel> ScoreError<S>
+where
+    DefaultAllocator: Alloc<S::Dim>,
+{
+    /// `s + b` with a constant bias `b`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DimensionMismatch`] / [`Error::NonFiniteInput`] naming `bias`.
+    pub fn bias(inner: S, bias: OVector<f64, S::Dim>) -> Result<Self> {
+        check_len("bias", inner.dim(), &bias)?;
+        finite_input("bias", bias.as_slice())?;
+        Ok(Self {
+            inner,
+            kind: ErrorKind::Bias(bias),
+        })
+    }
+
+    /// `s + e` with the random field `e` of RMS size `magnitude`, length scale `length_scale` and
+    /// `features` cosines, drawn from `rng`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] unless `magnitude ≥ 0` and `length_scale > 0` are finite and
+    /// `features ≥ 1`.
+    pub fn random_field<R: Rng + ?Sized>(
+        inner: S,
+        magnitude: f64,
+        length_scale: f64,
+        features: usize,
+        rng: &mut R,
+    ) -> Result<Self> {
+        if !(magnitude.is_finite() && magnitude >= 0.0) {
+            return Err(Error::InvalidParameter {
+                name: "magnitude",
+                value: magnitude,
+                reason: "must be finite and >= 0",
+            });
+        }
+        positive("length_scale", length_scale)?;
+        positive("features", features as f64)?;
+        let dim = inner.dim();
+        let d = dim.value() as f64;
+        let draw = |rng: &mut R, s: f64| {
+            let mut v = OVector::<f64, S::Dim>::zeros_generic(dim, nalgebra::U1);
+            fill_standard_normal(&mut v, rng);
+            v * s
+        };
+        let mut amplitudes = Vec::with_capacity(features);
+        let mut frequencies = Vec::with_capacity(features);
+        let mut phases = Vec::with_capacity(features);
+        for _ in 0..features {
+            amplitudes.push(draw(rng, 1.0 / d.sqrt()));
+            frequencies.push(draw(rng, 1.0 / length_scale));
+            phases.push(std::f64::consts::TAU * rng.random::<f64>());
+        }
+        let scale = magnitude * (2.0 / features as f64).sqrt();
+        Ok(Self {
+            inner,
+            kind: ErrorKind::Field {
+                scale,
+                amplitudes,
+                frequencies,
+                phases,
+            },
+        })
+    }
+
+    /// The constant bias, if this is a bias error.
+    pub fn bias_vector(&self) -> Option<&OVector<f64, S::Dim>> {
+        match &self.kind {
+            ErrorKind::Bias(b) => Some(b),
+            ErrorKind::Field { .. } => None,
+        }
+    }
+
+    /// The wrapped model.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    fn add_error(&self, x: &OVector<f64, S::Dim>, out: &mut OVector<f64, S::Dim>) {
+        match &self.kind {
+            ErrorKind::Bias(b) => *out += b,
+            ErrorKind::Field {
+                scale,
+                amplitudes,
+                frequencies,
+                phases,
+            } => {
+                for ((a, w), p) in amplitudes.iter().zip(frequencies).zip(phases) {
+                    out.axpy(scale * (w.dot(x) + p).cos(), a, 1.0);
+                }
+            }
+        }
+    }
+}
+
+impl<S: ScoreModel> ScoreModel for ScoreError<S>
+where
+    DefaultAllocator: Alloc<S::Dim>,
+{
+    type Dim = S::Dim;
+    fn dim(&self) -> S::Dim {
+        self.inner.dim()
+    }
+    fn score(&self, t: f64, x: &OVector<f64, S::Dim>, out: &mut OVector<f64, S::Dim>)
+    where
+        DefaultAllocator: Allocator<S::Dim>,
+    {
+        self.inner.score(t, x, out);
+        self.add_error(x, out);
+    }
+    fn score_batch(&self, t: f64, xs: &[OVector<f64, S::Dim>], out: &mut [OVector<f64, S::Dim>])
+    where
+        DefaultAllocator: Allocator<S::Dim>,
+    {
+        self.inner.score_batch(t, xs, out);
+        for (x, o) in xs.iter().zip(out.iter_mut()) {
+            self.add_error(x, o);
+        }
+    }
+}
