@@ -134,7 +134,8 @@ where
 }
 
 /// The symmetric eigendecomposition `m = Q diag(λ) Qᵀ` (eigenvalues unsorted), through a heap
-/// copy like [`sym_apply`].
+/// copy like [`sym_apply`]. A non-finite or non-converging input yields NaN eigenvalues, which
+/// callers' positivity checks reject.
 pub(crate) fn sym_eigen<D: Dim>(
     m: &OMatrix<f64, D, D>,
 ) -> (nalgebra::OVector<f64, D>, OMatrix<f64, D, D>)
@@ -142,14 +143,10 @@ where
     DefaultAllocator: Alloc<D>,
 {
     let (r, c) = m.shape_generic();
-    let n = m.nrows();
-    let eig =
-        SymmetricEigen::<f64, nalgebra::Dyn>::new(DMatrix::from_column_slice(n, n, m.as_slice()));
-    let values = nalgebra::OVector::<f64, D>::from_iterator_generic(
-        r,
-        nalgebra::U1,
-        eig.eigenvalues.iter().copied(),
-    );
-    let vectors = OMatrix::from_column_slice_generic(r, c, eig.eigenvectors.as_slice());
+    let mut values = nalgebra::OVector::<f64, D>::zeros_generic(r, nalgebra::U1);
+    let mut vectors = OMatrix::<f64, D, D>::zeros_generic(r, c);
+    if !sym_eigen_into(m, &mut vectors, &mut values) {
+        values.fill(f64::NAN);
+    }
     (values, vectors)
 }
