@@ -52,6 +52,7 @@
 // `!(x > 0.0)` is how validation rejects NaN along with non-positive values.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
+pub mod diagnostics;
 pub mod diffusion;
 pub mod dim;
 pub mod error;
