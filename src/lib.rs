@@ -62,6 +62,7 @@
 
 #[cfg(feature = "serde")]
 pub mod checkpoint;
+pub mod diagnostics;
 pub mod diffusion;
 pub mod dim;
 pub mod error;
