@@ -12,6 +12,10 @@
 //! |---|---|---|---|---|
 //! | Unadjusted Langevin (ULA / LMC) | [`langevin::Ula`] | [`Potential`] (energy + gradient) | a chain of points | Roberts & Tweedie 1996; Durmus & Moulines 2017 |
 //! | Exact law of ULA on Gaussians | [`oracle::UlaOracle`] | a [`Gaussian`](potential::Gaussian) target | the law after n steps, the stationary law | — |
+//! | Stein variational gradient descent (SVGD) | [`stein::Svgd`] | [`Potential`] (gradient) + a [`Kernel`] or a [`kernel::Bandwidth`] rule | the particles; KSD² per step | Liu & Wang 2016; Korba et al. 2020 |
+//! | Noisy SVGD (isotropic, kernel-correlated) | [`stein::Svgd`] + [`stein::Noise`] | [`Potential`] (gradient) + a kernel | the particles, without variance collapse | Priser, Bianchi & Salim 2025; Gallego & Insua 2018 |
+//! | Kernel Stein discrepancy (U/V) | [`stein::ksd`] | [`Potential`] (gradient) + a [`Kernel`] | KSD² of particles against the target | Liu, Lee & Jordan 2016; Gorham & Mackey 2017 |
+//! | Maximum mean discrepancy (unbiased) | [`stein::mmd2_unbiased`] | a [`Kernel`] | MMD² between two samples | Gretton et al. 2012 |
 //!
 //! ## Quick start
 //!
@@ -63,6 +67,7 @@ pub mod oracle;
 pub mod potential;
 pub mod run;
 pub mod sampler;
+pub mod stein;
 
 pub use diffusion::ScoreModel;
 pub use error::{Error, Result};
