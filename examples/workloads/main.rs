@@ -10,6 +10,7 @@
 
 use std::time::Instant;
 
+mod svgd;
 mod ula;
 
 /// Command-line options shared by all workloads (`None` = the workload's default).
@@ -100,7 +101,8 @@ fn main() {
     };
     let result = match args.workload.as_str() {
         "ula" => ula::run(&args),
-        other => Err(format!("unknown workload `{other}`; known: ula")),
+        "svgd" => svgd::run(&args),
+        other => Err(format!("unknown workload `{other}`; known: ula, svgd")),
     };
     if let Err(e) = result {
         eprintln!("workloads: {e}");

@@ -151,14 +151,14 @@ impl Update {
 /// let target = Gaussian::standard(Dyn(2));
 /// let svgd = Svgd::new(&target, Bandwidth::LiuWang, 0.1)?;
 /// let mut rng = ChaCha8Rng::seed_from_u64(1);
-/// let x0 = DMatrix::from_fn(2, 50, |_, j| -1.0 + 0.04 * j as f64);
+/// let x0 = DMatrix::from_fn(2, 50, |i, j| -1.0 + 0.04 * j as f64 + 0.3 * i as f64);
 /// let mut state = svgd.init(x0, &mut rng)?;
 /// let first = svgd.step(&mut state, &mut rng)?.ksd2;
 /// let mut last = first;
 /// for _ in 0..300 {
 ///     last = svgd.step(&mut state, &mut rng)?.ksd2;
 /// }
-/// assert!(last < 1e-2 * first);
+/// assert!(last < 0.05 * first);
 /// assert!(state.particles().column_mean().norm() < 0.05);
 /// # Ok::<(), klflow::Error>(())
 /// ```
