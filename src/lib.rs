@@ -20,6 +20,10 @@
 //! | Forward–backward Gaussian VI (deterministic, stochastic, Hessian-free) | [`vi::FbGvi`] | [`PotentialHessian`], or [`Potential`] with [`vi::SteinHessian`] | a [`Gaussian`](potential::Gaussian) iterate | Diao, Balasubramanian, Chewi, Salim 2023 |
 //! | Bures–Wasserstein gradient descent | [`vi::BwGd`] | as FB-GVI | a [`Gaussian`](potential::Gaussian) iterate | Lambert, Chewi, Bach, Bonnabel, Rigollet 2022 |
 //! | Wide random networks as Gaussian fields on Sⁿ | [`field::NetworkSpec`], [`field::Nngp`], [`field::GaussianField`], [`field::GpPosterior`] | an architecture (widths, activation, weight law) | sampled networks evaluated in batches, the NNGP kernel, limit-field draws and GP posteriors, one-point / sliced W₁ and a sup-norm proxy | Neal 1996; Williams 1997; Cho & Saul 2009; Balasubramanian, Goldstein, Ross & Salim 2023 |
+//! | Stein variational gradient descent (SVGD) | [`stein::Svgd`] | [`Potential`] (gradient) + a [`Kernel`] or a [`kernel::Bandwidth`] rule | the particles; KSD² per step | Liu & Wang 2016; Korba et al. 2020 |
+//! | Noisy SVGD (isotropic, kernel-correlated) | [`stein::Svgd`] + [`stein::Noise`] | [`Potential`] (gradient) + a kernel | the particles, without variance collapse | Priser, Bianchi & Salim 2025; Gallego & Insua 2018 |
+//! | Kernel Stein discrepancy (U/V) | [`stein::ksd`] | [`Potential`] (gradient) + a [`Kernel`] | KSD² of particles against the target | Liu, Lee & Jordan 2016; Gorham & Mackey 2017 |
+//! | Maximum mean discrepancy (unbiased) | [`stein::mmd2_unbiased`] | a [`Kernel`] | MMD² between two samples | Gretton et al. 2012 |
 //!
 //! ## Quick start
 //!
@@ -78,6 +82,7 @@ pub mod potential;
 pub mod quadrature;
 pub mod run;
 pub mod sampler;
+pub mod stein;
 pub mod vi;
 
 pub use diffusion::ScoreModel;

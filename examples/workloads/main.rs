@@ -13,6 +13,7 @@ use std::time::Instant;
 mod diffusion;
 mod gvi;
 mod langevin;
+mod svgd;
 
 /// Command-line options shared by all workloads (`None` = the workload's default).
 #[derive(Clone, Debug, Default)]
@@ -104,8 +105,9 @@ fn main() {
         "diffusion" => diffusion::run(&args),
         "gvi" => gvi::run(&args),
         "ula" | "mala" => langevin::run(&args),
+        "svgd" => svgd::run(&args),
         other => Err(format!(
-            "unknown workload `{other}`; known: diffusion, gvi, mala, ula"
+            "unknown workload `{other}`; known: diffusion, gvi, mala, svgd, ula"
         )),
     };
     if let Err(e) = result {

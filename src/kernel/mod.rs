@@ -5,13 +5,37 @@
 //! slices of length `d`, so the same kernel serves `SVector` particles, `DVector` particles and
 //! columns of a particle matrix without copies.
 //!
-//! Shipped: [`Rbf`] (fixed bandwidth), [`Imq`], [`Linear`].
+//! Shipped: [`Rbf`] (fixed bandwidth) with the named bandwidth rules of [`Bandwidth`], [`Imq`],
+//! [`Linear`]. A [`FitKernel`] turns particles into a kernel: fixed kernels return themselves,
+//! a [`Bandwidth`] rule fits an [`Rbf`] to the particles (the median heuristics).
+//!
+//! Radial kernels `k(x, y) = ψ(‖x − y‖²)` can also report the profile `ψ` and its derivatives on
+//! whole blocks of squared distances ([`Kernel::radial_block`]); the tiled pair engine of
+//! [`stein`](crate::stein) then evaluates distance → kernel → every pair product in one fused
+//! pass. Kernels that are not radial (the linear kernel) go through a plain pair loop.
+
+mod bandwidth;
+pub(crate) mod fastexp;
+mod imq;
+mod linear;
+mod rbf;
+
+pub use bandwidth::{Bandwidth, EXACT_MEDIAN_MAX_PAIRS, MedianScratch, SUBSAMPLE_PAIRS};
+pub use imq::Imq;
+pub use linear::Linear;
+pub use rbf::Rbf;
 
 /// A symmetric positive-definite kernel on ℝᵈ with the derivatives particle methods need.
 ///
 /// Conventions: `grad_x` is `∇ₓk(x, y)`, the gradient in the **first** argument; SVGD's
 /// repulsive term for particle `i` sums `∇ₓk(x_j, x_i)` over `j` (differentiating in the summed
 /// particle). `div_grad` is `Σ_l ∂²k/∂x_l∂y_l`.
+///
+/// # Radial fast path
+///
+/// A radial kernel `k(x, y) = ψ(r²)`, `r² = ‖x − y‖²`, may override [`Kernel::is_radial`] and
+/// [`Kernel::radial_block`]. Then `∇ₓk(x, y) = w·(x − y)` with `w = 2ψ'(r²)` and
+/// `∇ₓ·∇ᵧk(x, y) = −d·w + c` with `c = −4r²ψ''(r²)`.
 ///
 /// # Example
 ///
@@ -35,186 +59,105 @@ pub trait Kernel {
 
     /// `∇ₓ·∇ᵧk(x, y) = Σ_l ∂²k(x, y)/∂x_l∂y_l`.
     fn div_grad(&self, x: &[f64], y: &[f64]) -> f64;
+
+    /// `true` if the kernel is radial and implements [`Kernel::radial_block`].
+    fn is_radial(&self) -> bool {
+        false
+    }
+
+    /// For a radial kernel `ψ(r²)`: for every squared distance `r2[j]` writes `k[j] = ψ`,
+    /// `w[j] = 2ψ'` and `c[j] = −4r²ψ''` (all slices have the same length). The default does
+    /// nothing (the kernel is not radial).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::kernel::{Kernel, Rbf};
+    ///
+    /// let k = Rbf::new(1.0)?;
+    /// let (mut v, mut w, mut c) = ([0.0; 2], [0.0; 2], [0.0; 2]);
+    /// k.radial_block(&[0.0, 2.0], &mut v, &mut w, &mut c);
+    /// assert!((v[1] - (-1.0f64).exp()).abs() < 1e-15);
+    /// assert!((w[1] + v[1]).abs() < 1e-15); // 2ψ' = −ψ/σ²
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
+    fn radial_block(&self, r2: &[f64], k: &mut [f64], w: &mut [f64], c: &mut [f64]) {
+        let _ = (r2, k, w, c);
+    }
 }
 
-fn sq_dist(x: &[f64], y: &[f64]) -> f64 {
+impl<K: Kernel + ?Sized> Kernel for &K {
+    fn value(&self, x: &[f64], y: &[f64]) -> f64 {
+        (**self).value(x, y)
+    }
+    fn value_grad_x(&self, x: &[f64], y: &[f64], grad: &mut [f64]) -> f64 {
+        (**self).value_grad_x(x, y, grad)
+    }
+    fn div_grad(&self, x: &[f64], y: &[f64]) -> f64 {
+        (**self).div_grad(x, y)
+    }
+    fn is_radial(&self) -> bool {
+        (**self).is_radial()
+    }
+    fn radial_block(&self, r2: &[f64], k: &mut [f64], w: &mut [f64], c: &mut [f64]) {
+        (**self).radial_block(r2, k, w, c)
+    }
+}
+
+/// How a particle method obtains its kernel from the current particles.
+///
+/// Fixed kernels ([`Rbf`], [`Imq`], [`Linear`]) return a copy of themselves; a [`Bandwidth`]
+/// rule fits an [`Rbf`] to the particles (the median heuristics). Particles are the columns of
+/// a `d × n` matrix. `scratch` holds the pairwise distances of the median (allocated once by
+/// the caller, see [`MedianScratch::new`]).
+///
+/// # Example
+///
+/// ```
+/// use klflow::kernel::{Bandwidth, FitKernel, MedianScratch};
+/// use nalgebra::DMatrix;
+///
+/// let x = DMatrix::from_column_slice(1, 3, &[0.0, 1.0, 3.0]);
+/// let mut scratch = MedianScratch::new(3);
+/// // Squared distances 1, 4, 9 (i < j): the plain median is 4, and σ² = 4/2.
+/// let k = Bandwidth::Median.fit(&x, &mut scratch)?;
+/// assert!((k.sigma() - 2f64.sqrt()).abs() < 1e-15);
+/// # Ok::<(), klflow::Error>(())
+/// ```
+pub trait FitKernel {
+    /// The kernel that is fitted.
+    type Kernel: Kernel + Clone;
+
+    /// Fits the kernel to the particles (the columns of `x`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NonFiniteInput`](crate::Error::NonFiniteInput) if the fitted bandwidth is not
+    /// finite (non-finite particles).
+    fn fit(
+        &self,
+        x: &nalgebra::DMatrix<f64>,
+        scratch: &mut MedianScratch,
+    ) -> crate::Result<Self::Kernel>;
+
+    /// `true` if [`FitKernel::fit`] depends on the particles (and needs a [`MedianScratch`]).
+    fn is_adaptive(&self) -> bool {
+        false
+    }
+}
+
+macro_rules! fixed_fit {
+    ($($ty:ty),*) => {$(
+        impl FitKernel for $ty {
+            type Kernel = $ty;
+            fn fit(&self, _x: &nalgebra::DMatrix<f64>, _s: &mut MedianScratch) -> crate::Result<$ty> {
+                Ok(*self)
+            }
+        }
+    )*};
+}
+fixed_fit!(Rbf, Imq, Linear);
+
+pub(crate) fn sq_dist(x: &[f64], y: &[f64]) -> f64 {
     x.iter().zip(y).map(|(a, b)| (a - b) * (a - b)).sum()
-}
-
-/// The Gaussian (RBF) kernel `k(x, y) = exp(−‖x − y‖²/(2σ²))` with a fixed bandwidth `σ`.
-///
-/// `∇ₓk = −(x − y)k/σ²`, `∇ₓ·∇ᵧk = (d/σ² − ‖x − y‖²/σ⁴)k`.
-///
-/// # Example
-///
-/// ```
-/// use klflow::kernel::{Kernel, Rbf};
-///
-/// let k = Rbf::new(2.0)?;
-/// assert_eq!(k.value(&[0.0], &[0.0]), 1.0);
-/// assert!(Rbf::new(0.0).is_err());
-/// # Ok::<(), klflow::Error>(())
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct Rbf {
-    sigma: f64,
-}
-
-impl Rbf {
-    /// RBF kernel with bandwidth `sigma`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) unless `sigma` is finite and > 0.
-    pub fn new(sigma: f64) -> crate::Result<Self> {
-        crate::error::positive("sigma", sigma).map(|sigma| Self { sigma })
-    }
-
-    /// The bandwidth `σ`.
-    pub fn sigma(&self) -> f64 {
-        self.sigma
-    }
-}
-
-impl Kernel for Rbf {
-    fn value(&self, x: &[f64], y: &[f64]) -> f64 {
-        (-sq_dist(x, y) / (2.0 * self.sigma * self.sigma)).exp()
-    }
-
-    fn value_grad_x(&self, x: &[f64], y: &[f64], grad: &mut [f64]) -> f64 {
-        let s2 = self.sigma * self.sigma;
-        let k = self.value(x, y);
-        for ((g, a), b) in grad.iter_mut().zip(x).zip(y) {
-            *g = -(a - b) * k / s2;
-        }
-        k
-    }
-
-    fn div_grad(&self, x: &[f64], y: &[f64]) -> f64 {
-        let s2 = self.sigma * self.sigma;
-        let r2 = sq_dist(x, y);
-        (x.len() as f64 / s2 - r2 / (s2 * s2)) * (-r2 / (2.0 * s2)).exp()
-    }
-}
-
-/// The inverse multiquadric kernel `k(x, y) = (c² + ‖x − y‖²)^β`, `c > 0`, `β ∈ (−1, 0)`.
-///
-/// Its kernel Stein discrepancy controls weak convergence (Gorham & Mackey 2017); the usual
-/// choice is `c = 1`, `β = −½`.
-///
-/// # Example
-///
-/// ```
-/// use klflow::kernel::{Imq, Kernel};
-///
-/// let k = Imq::new(1.0, -0.5)?;
-/// assert!((k.value(&[3.0], &[0.0]) - 10f64.powf(-0.5)).abs() < 1e-15);
-/// assert!(Imq::new(1.0, 0.5).is_err());
-/// # Ok::<(), klflow::Error>(())
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct Imq {
-    c: f64,
-    beta: f64,
-}
-
-impl Imq {
-    /// IMQ kernel with scale `c` and exponent `beta`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) unless `c > 0` and
-    /// `−1 < beta < 0`.
-    pub fn new(c: f64, beta: f64) -> crate::Result<Self> {
-        crate::error::positive("c", c)?;
-        if !(beta > -1.0 && beta < 0.0) {
-            return Err(crate::Error::InvalidParameter {
-                name: "beta",
-                value: beta,
-                reason: "must lie in (-1, 0)",
-            });
-        }
-        Ok(Self { c, beta })
-    }
-}
-
-impl Kernel for Imq {
-    fn value(&self, x: &[f64], y: &[f64]) -> f64 {
-        (self.c * self.c + sq_dist(x, y)).powf(self.beta)
-    }
-
-    fn value_grad_x(&self, x: &[f64], y: &[f64], grad: &mut [f64]) -> f64 {
-        let base = self.c * self.c + sq_dist(x, y);
-        let k = base.powf(self.beta);
-        let f = 2.0 * self.beta * k / base;
-        for ((g, a), b) in grad.iter_mut().zip(x).zip(y) {
-            *g = f * (a - b);
-        }
-        k
-    }
-
-    fn div_grad(&self, x: &[f64], y: &[f64]) -> f64 {
-        let r2 = sq_dist(x, y);
-        let base = self.c * self.c + r2;
-        let b = self.beta;
-        let d = x.len() as f64;
-        -2.0 * b * d * base.powf(b - 1.0) - 4.0 * b * (b - 1.0) * r2 * base.powf(b - 2.0)
-    }
-}
-
-/// The linear (bilinear) kernel `k(x, y) = xᵀy + c`, `c ≥ 0`.
-///
-/// With SVGD on a Gaussian target its particle moments follow the population recursion exactly,
-/// which makes it the kernel of the exact SVGD tests (Liu & Wang 2018, moment matching).
-///
-/// # Example
-///
-/// ```
-/// use klflow::kernel::{Kernel, Linear};
-///
-/// let k = Linear::new(1.0)?;
-/// assert_eq!(k.value(&[1.0, 2.0], &[3.0, 4.0]), 12.0);
-/// assert_eq!(k.div_grad(&[1.0, 2.0], &[3.0, 4.0]), 2.0); // = d
-/// # Ok::<(), klflow::Error>(())
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct Linear {
-    c: f64,
-}
-
-impl Linear {
-    /// Linear kernel with offset `c`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) unless `c` is finite and ≥ 0.
-    pub fn new(c: f64) -> crate::Result<Self> {
-        if c.is_finite() && c >= 0.0 {
-            Ok(Self { c })
-        } else {
-            Err(crate::Error::InvalidParameter {
-                name: "c",
-                value: c,
-                reason: "must be finite and >= 0",
-            })
-        }
-    }
-}
-
-impl Kernel for Linear {
-    fn value(&self, x: &[f64], y: &[f64]) -> f64 {
-        x.iter().zip(y).map(|(a, b)| a * b).sum::<f64>() + self.c
-    }
-
-    fn value_grad_x(&self, x: &[f64], y: &[f64], grad: &mut [f64]) -> f64 {
-        grad.copy_from_slice(y);
-        self.value(x, y)
-    }
-
-    fn div_grad(&self, x: &[f64], _y: &[f64]) -> f64 {
-        x.len() as f64
-    }
 }
