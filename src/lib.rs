@@ -72,6 +72,7 @@ pub mod dim;
 pub mod error;
 #[cfg(feature = "export")]
 pub mod export;
+mod fastmath;
 pub mod field;
 mod gaussian;
 pub mod kernel;

@@ -15,7 +15,7 @@
 //! pass. Kernels that are not radial (the linear kernel) go through a plain pair loop.
 
 mod bandwidth;
-pub(crate) mod fastexp;
+
 mod imq;
 mod linear;
 mod rbf;

@@ -1,6 +1,7 @@
 //! The Gaussian (RBF) kernel with a fixed bandwidth.
 
-use super::{Kernel, fastexp, sq_dist};
+use super::{Kernel, sq_dist};
+use crate::fastmath as fastexp;
 
 /// The Gaussian (RBF) kernel `k(x, y) = exp(−‖x − y‖²/(2σ²))` with a fixed bandwidth `σ`.
 ///

@@ -1,4 +1,7 @@
-//! A branch-free `exp` that the compiler vectorises (the kernel evaluations of the pair engine).
+//! Fast, vectorisable elementary functions shared by the hot loops (kernel evaluations of the
+//! SVGD pair engine, mixture scores, logistic likelihoods).
+//!
+//! A branch-free `exp` that the compiler vectorises.
 //!
 //! Cody–Waite reduction `x = n·ln2 + r`, `|r| ≤ ln2/2`, the degree-13 Taylor polynomial of
 //! `e^r` (truncation error `|r|¹⁴/14! < 5·10⁻¹⁸`), and the scale `2ⁿ` built from the bits of
