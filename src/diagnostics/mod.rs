@@ -64,5 +64,5 @@ mod summary;
 pub use ess::{ess_bulk, ess_mean, ess_quantile, ess_tail};
 pub use mcse::{mcse_mean, mcse_quantile, mcse_sd};
 pub use rhat::{rhat, rhat_split};
-pub use special::normal_quantile;
+pub use special::{normal_cdf, normal_quantile};
 pub use summary::{ParamSummary, Summary, coordinate};

@@ -9,6 +9,19 @@
 
 use std::f64::consts::{FRAC_1_SQRT_2, PI};
 
+/// The standard normal CDF `Φ(t)`.
+///
+/// # Example
+///
+/// ```
+/// use klflow::diagnostics::normal_cdf;
+/// assert_eq!(normal_cdf(0.0), 0.5);
+/// assert!((normal_cdf(1.959963984540054) - 0.975).abs() < 1e-15);
+/// ```
+pub fn normal_cdf(t: f64) -> f64 {
+    0.5 * libm::erfc(-t * std::f64::consts::FRAC_1_SQRT_2)
+}
+
 /// The standard normal quantile function `Φ⁻¹(p)`.
 ///
 /// Returns `−∞` at `p = 0`, `+∞` at `p = 1` and NaN for `p` outside `[0, 1]` or NaN (the

@@ -18,6 +18,7 @@
 //!   the sup-norm; it is a proxy, not the distance (the field-level sup-norm W₁ of the
 //!   paper is not computable).
 
+use crate::diagnostics::{normal_cdf, normal_quantile};
 use nalgebra::{DMatrix, DVector};
 use rand::{Rng, RngExt};
 use rand_distr::StandardNormal;
@@ -57,95 +58,6 @@ impl Estimate {
         };
         Self { value: mean, se }
     }
-}
-
-/// The standard normal CDF `Φ(t)`.
-///
-/// # Example
-///
-/// ```
-/// use klflow::field::normal_cdf;
-/// assert_eq!(normal_cdf(0.0), 0.5);
-/// assert!((normal_cdf(1.959963984540054) - 0.975).abs() < 1e-15);
-/// ```
-pub fn normal_cdf(t: f64) -> f64 {
-    0.5 * libm::erfc(-t * std::f64::consts::FRAC_1_SQRT_2)
-}
-
-/// The standard normal quantile `Φ⁻¹(p)`, `p ∈ (0, 1)` (`∓∞` at 0 and 1, NaN outside).
-///
-/// Acklam's rational approximation refined by one Halley step on `Φ`: relative error
-/// about 1e-15.
-///
-/// # Example
-///
-/// ```
-/// use klflow::field::{normal_cdf, normal_quantile};
-/// for p in [1e-10, 0.01, 0.3, 0.5, 0.9, 1.0 - 1e-9] {
-///     assert!((normal_cdf(normal_quantile(p)) - p).abs() < 1e-14 * p.max(1e-3));
-/// }
-/// ```
-pub fn normal_quantile(p: f64) -> f64 {
-    if p.is_nan() || !(0.0..=1.0).contains(&p) {
-        return f64::NAN;
-    }
-    if p == 0.0 {
-        return f64::NEG_INFINITY;
-    }
-    if p == 1.0 {
-        return f64::INFINITY;
-    }
-    const A: [f64; 6] = [
-        -3.969_683_028_665_376e1,
-        2.209_460_984_245_205e2,
-        -2.759_285_104_469_687e2,
-        1.383_577_518_672_69e2,
-        -3.066_479_806_614_716e1,
-        2.506_628_277_459_239,
-    ];
-    const B: [f64; 5] = [
-        -5.447_609_879_822_406e1,
-        1.615_858_368_580_409e2,
-        -1.556_989_798_598_866e2,
-        6.680_131_188_771_972e1,
-        -1.328_068_155_288_572e1,
-    ];
-    const C: [f64; 6] = [
-        -7.784_894_002_430_293e-3,
-        -3.223_964_580_411_365e-1,
-        -2.400_758_277_161_838,
-        -2.549_732_539_343_734,
-        4.374_664_141_464_968,
-        2.938_163_982_698_783,
-    ];
-    const D: [f64; 4] = [
-        7.784_695_709_041_462e-3,
-        3.224_671_290_700_398e-1,
-        2.445_134_137_142_996,
-        3.754_408_661_907_416,
-    ];
-    let tail = |q: f64| {
-        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
-            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
-    };
-    let x = if p < 0.024_25 {
-        tail((-2.0 * p.ln()).sqrt())
-    } else if p > 1.0 - 0.024_25 {
-        -tail((-2.0 * (1.0 - p).ln()).sqrt())
-    } else {
-        let q = p - 0.5;
-        let r = q * q;
-        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
-            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
-    };
-    // One Halley step; the error is computed on the smaller tail for accuracy.
-    let e = if x < 0.0 {
-        normal_cdf(x) - p
-    } else {
-        (1.0 - p) - normal_cdf(-x)
-    };
-    let u = e * (2.0 * std::f64::consts::PI).sqrt() * (0.5 * x * x).exp();
-    x - u / (1.0 + 0.5 * x * u)
 }
 
 /// `∫Φ((t−μ)/σ)dt = (t−μ)Φ(z) + σφ(z)`, `z = (t−μ)/σ`.

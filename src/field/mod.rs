@@ -52,11 +52,12 @@ mod network;
 mod nngp;
 mod sphere;
 
+pub use crate::diagnostics::{normal_cdf, normal_quantile};
 pub use crate::quadrature::{GaussHermite, MAX_GH_NODES};
 pub use activation::{Activation, CustomActivation, ScalarFn};
 pub use distance::{
-    Estimate, OnePointW1, normal_cdf, normal_quantile, one_point_w1, sliced_w1,
-    sliced_w1_to_gaussian, sup_norm_proxy, w1_empirical_normal, w1_scale_mixture_normal,
+    Estimate, OnePointW1, one_point_w1, sliced_w1, sliced_w1_to_gaussian, sup_norm_proxy,
+    w1_empirical_normal, w1_scale_mixture_normal,
 };
 pub use limit::{GaussianField, GpPosterior, Jitter, cross_kernel_matrix, kernel_matrix};
 pub use network::{Network, NetworkSpec, NetworkWorkspace, Standardized, WeightLaw};
