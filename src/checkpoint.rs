@@ -35,6 +35,20 @@ pub struct ChaChaState {
 
 impl ChaChaState {
     /// Captures `rng`'s state.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::checkpoint::ChaChaState;
+    /// use rand::{RngExt, SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let mut rng = ChaCha8Rng::seed_from_u64(7);
+    /// let before = ChaChaState::capture(&rng);
+    /// let _: u32 = rng.random();
+    /// // the position in the stream is part of the state
+    /// assert_ne!(ChaChaState::capture(&rng), before);
+    /// assert_eq!(before, ChaChaState::capture(&ChaCha8Rng::seed_from_u64(7)));
+    /// ```
     pub fn capture(rng: &ChaCha8Rng) -> Self {
         let pos = rng.get_word_pos();
         Self {
@@ -46,6 +60,23 @@ impl ChaChaState {
     }
 
     /// An RNG in exactly the captured state.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::checkpoint::ChaChaState;
+    /// use rand::{RngExt, SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let mut rng = ChaCha8Rng::seed_from_u64(1);
+    /// rng.set_stream(3);
+    /// for _ in 0..5 {
+    ///     let _: f64 = rng.random();
+    /// }
+    /// let json = serde_json::to_string(&ChaChaState::capture(&rng)).unwrap();
+    /// let mut back = serde_json::from_str::<ChaChaState>(&json).unwrap().restore();
+    /// let (a, b): ([u64; 4], [u64; 4]) = (back.random(), rng.random());
+    /// assert_eq!(a, b);
+    /// ```
     pub fn restore(&self) -> ChaCha8Rng {
         let mut rng = ChaCha8Rng::from_seed(self.seed);
         rng.set_stream(self.stream);

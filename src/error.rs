@@ -97,6 +97,19 @@ fn io_other() -> std::io::ErrorKind {
 }
 
 /// `Result` with the crate's [`Error`].
+///
+/// # Example
+///
+/// ```
+/// use klflow::{Error, Result, potential::Gaussian};
+/// use nalgebra::DVector;
+///
+/// fn entropy_of_isotropic(d: usize, variance: f64) -> Result<f64> {
+///     Ok(Gaussian::isotropic(DVector::zeros(d), variance)?.entropy())
+/// }
+/// assert!(entropy_of_isotropic(3, 1.0).is_ok());
+/// assert!(matches!(entropy_of_isotropic(3, -1.0), Err(Error::InvalidParameter { name: "variance", .. })));
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Checks that `value` is finite and strictly positive.

@@ -296,36 +296,114 @@ where
     }
 
     /// The dimension `d`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::Gaussian;
+    ///
+    /// assert_eq!(Gaussian::standard(nalgebra::Dyn(5)).dim_value(), 5);
+    /// ```
     pub fn dim_value(&self) -> usize {
         self.mean.len()
     }
 
     /// The mean `m`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::Gaussian;
+    ///
+    /// let g = Gaussian::isotropic(nalgebra::Vector2::new(1.0, -2.0), 3.0)?;
+    /// assert_eq!(*g.mean(), nalgebra::Vector2::new(1.0, -2.0));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn mean(&self) -> &OVector<f64, D> {
         &self.mean
     }
 
     /// The covariance `Σ`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::Gaussian;
+    ///
+    /// let g = Gaussian::isotropic(nalgebra::Vector2::new(0.0, 0.0), 3.0)?;
+    /// assert_eq!(*g.covariance(), nalgebra::Matrix2::identity() * 3.0);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn covariance(&self) -> &OMatrix<f64, D, D> {
         &self.cov
     }
 
     /// The precision `Σ⁻¹`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::{Matrix2, Vector2};
+    ///
+    /// let cov = Matrix2::new(2.0, 1.0, 1.0, 2.0);
+    /// let g = Gaussian::new(Vector2::zeros(), cov)?;
+    /// assert!((g.precision() * cov - Matrix2::identity()).amax() < 1e-12);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn precision(&self) -> &OMatrix<f64, D, D> {
         &self.precision
     }
 
     /// The lower Cholesky factor `L` with `Σ = LLᵀ`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::{Matrix2, Vector2};
+    ///
+    /// let cov = Matrix2::new(4.0, 2.0, 2.0, 3.0);
+    /// let g = Gaussian::new(Vector2::zeros(), cov)?;
+    /// let l = g.cholesky_factor();
+    /// assert_eq!(l[(0, 1)], 0.0); // lower triangular
+    /// assert!((l * l.transpose() - cov).amax() < 1e-12);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn cholesky_factor(&self) -> &OMatrix<f64, D, D> {
         &self.chol
     }
 
     /// `log det Σ`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::{Matrix2, Vector2};
+    ///
+    /// let g = Gaussian::new(Vector2::zeros(), Matrix2::new(4.0, 2.0, 2.0, 3.0))?;
+    /// assert!((g.log_det_covariance() - 8f64.ln()).abs() < 1e-12); // det = 12 − 4
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn log_det_covariance(&self) -> f64 {
         self.log_det_cov
     }
 
     /// The smallest and largest eigenvalue of `Σ`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::{Matrix2, Vector2};
+    ///
+    /// // eigenvalues of [[2, 1], [1, 2]] are 1 and 3
+    /// let g = Gaussian::new(Vector2::zeros(), Matrix2::new(2.0, 1.0, 1.0, 2.0))?;
+    /// let (lo, hi) = g.covariance_eigen_range();
+    /// assert!((lo - 1.0).abs() < 1e-12 && (hi - 3.0).abs() < 1e-12);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn covariance_eigen_range(&self) -> (f64, f64) {
         (self.eig_min, self.eig_max)
     }
@@ -371,6 +449,20 @@ where
     /// # Errors
     ///
     /// [`Error::DimensionMismatch`] if `x` has the wrong length.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::Vector2;
+    ///
+    /// let g = Gaussian::standard(nalgebra::Const::<2>);
+    /// // log N(0; 0, I₂) = −log 2π
+    /// let at_mean = g.log_density(&Vector2::zeros())?;
+    /// assert!((at_mean + (2.0 * std::f64::consts::PI).ln()).abs() < 1e-12);
+    /// assert!((g.log_density(&Vector2::new(1.0, 0.0))? - (at_mean - 0.5)).abs() < 1e-12);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn log_density(&self, x: &OVector<f64, D>) -> Result<f64> {
         check_len("x", self.mean.shape_generic().0, x)?;
         let d = self.dim_value() as f64;
@@ -378,6 +470,18 @@ where
     }
 
     /// The differential entropy `½ d (1 + ln 2π) + ½ log det Σ`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::Gaussian;
+    ///
+    /// // one dimension: ½ ln(2πe σ²)
+    /// let g = Gaussian::isotropic(nalgebra::Vector1::new(0.0), 4.0)?;
+    /// let expected = 0.5 * (2.0 * std::f64::consts::PI * std::f64::consts::E * 4.0).ln();
+    /// assert!((g.entropy() - expected).abs() < 1e-12);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn entropy(&self) -> f64 {
         0.5 * (self.dim_value() as f64 * (1.0 + LN_2PI) + self.log_det_cov)
     }
@@ -387,6 +491,22 @@ where
     /// # Errors
     ///
     /// [`Error::DimensionMismatch`] if the dimensions differ.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, potential::Gaussian};
+    /// use nalgebra::{DVector, Vector2};
+    ///
+    /// let p = Gaussian::isotropic(Vector2::new(1.0, 0.0), 1.0)?;
+    /// let q = Gaussian::standard(nalgebra::Const::<2>);
+    /// assert!((p.kl(&q)? - 0.5).abs() < 1e-12); // ½‖m‖²
+    /// assert!(p.kl(&p)?.abs() < 1e-15);
+    /// let a = Gaussian::isotropic(DVector::zeros(2), 1.0)?;
+    /// let b = Gaussian::isotropic(DVector::zeros(3), 1.0)?;
+    /// assert!(matches!(a.kl(&b), Err(Error::DimensionMismatch { .. })));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn kl(&self, other: &Self) -> Result<f64> {
         self.same_dim(other)?;
         let a = &other.precision;
@@ -405,6 +525,19 @@ where
     /// # Errors
     ///
     /// [`Error::DimensionMismatch`] if the dimensions differ.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::Vector2;
+    ///
+    /// // W₂²(N(m, I), N(0, 4I)) = ‖m‖² + d (2 − 1)² in d = 2
+    /// let p = Gaussian::isotropic(Vector2::new(3.0, 0.0), 1.0)?;
+    /// let q = Gaussian::isotropic(Vector2::zeros(), 4.0)?;
+    /// assert!((p.w2_squared(&q)? - (9.0 + 2.0)).abs() < 1e-10);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn w2_squared(&self, other: &Self) -> Result<f64> {
         self.same_dim(other)?;
         let r2 = sym_sqrt(&other.cov);
@@ -418,6 +551,19 @@ where
     /// # Errors
     ///
     /// [`Error::DimensionMismatch`] if the dimensions differ.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::Vector2;
+    ///
+    /// // equal covariances: W₂ is the distance between the means
+    /// let p = Gaussian::isotropic(Vector2::new(3.0, 4.0), 2.0)?;
+    /// let q = Gaussian::isotropic(Vector2::zeros(), 2.0)?;
+    /// assert!((p.w2(&q)? - 5.0).abs() < 1e-10);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn w2(&self, other: &Self) -> Result<f64> {
         self.w2_squared(other).map(f64::sqrt)
     }
@@ -428,6 +574,20 @@ where
     /// # Errors
     ///
     /// [`Error::DimensionMismatch`] if the dimensions differ.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::Vector2;
+    ///
+    /// let q = Gaussian::standard(nalgebra::Const::<2>);
+    /// assert!(q.relative_fisher(&q)?.abs() < 1e-12);
+    /// // N(m, I) against N(0, I): the score difference is the constant −m
+    /// let p = Gaussian::isotropic(Vector2::new(1.0, 2.0), 1.0)?;
+    /// assert!((p.relative_fisher(&q)? - 5.0).abs() < 1e-12);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn relative_fisher(&self, other: &Self) -> Result<f64> {
         self.same_dim(other)?;
         let a = &other.precision;

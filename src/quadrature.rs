@@ -36,6 +36,16 @@ pub struct GaussHermite {
 }
 
 /// The largest supported number of nodes.
+///
+/// # Example
+///
+/// ```
+/// use klflow::{Error, quadrature::{GaussHermite, MAX_GH_NODES}};
+///
+/// assert_eq!(GaussHermite::new(MAX_GH_NODES)?.len(), 256);
+/// assert!(matches!(GaussHermite::new(MAX_GH_NODES + 1), Err(Error::InvalidParameter { name: "n", .. })));
+/// # Ok::<(), klflow::Error>(())
+/// ```
 pub const MAX_GH_NODES: usize = 256;
 
 impl GaussHermite {
@@ -44,6 +54,19 @@ impl GaussHermite {
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] unless `1 ≤ n ≤ 256`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, quadrature::GaussHermite};
+    ///
+    /// // 3 nodes: exact up to degree 5, so E Z⁴ = 3 but not E Z⁶ = 15
+    /// let gh = GaussHermite::new(3)?;
+    /// assert!((gh.expect(|z| z.powi(4)) - 3.0).abs() < 1e-14);
+    /// assert!((gh.expect(|z| z.powi(6)) - 15.0).abs() > 1.0);
+    /// assert!(matches!(GaussHermite::new(0), Err(Error::InvalidParameter { name: "n", .. })));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new(n: usize) -> Result<Self> {
         if n == 0 || n > MAX_GH_NODES {
             return Err(Error::InvalidParameter {
@@ -93,26 +116,86 @@ impl GaussHermite {
     }
 
     /// The nodes `zᵢ`, ascending.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::quadrature::GaussHermite;
+    ///
+    /// // two nodes: the roots ±1 of He₂(z) = z² − 1
+    /// let n2 = GaussHermite::new(2)?;
+    /// assert!((n2.nodes()[0] + 1.0).abs() < 1e-15 && (n2.nodes()[1] - 1.0).abs() < 1e-15);
+    /// // odd rules are symmetric with a node at 0
+    /// let n5 = GaussHermite::new(5)?;
+    /// assert_eq!(n5.nodes()[2], 0.0);
+    /// assert_eq!(n5.nodes()[0], -n5.nodes()[4]);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn nodes(&self) -> &[f64] {
         &self.nodes
     }
 
     /// The weights `wᵢ` (positive, summing to 1).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::quadrature::GaussHermite;
+    ///
+    /// // three nodes 0, ±√3 with weights 2/3 and 1/6
+    /// let gh = GaussHermite::new(3)?;
+    /// let w = gh.weights();
+    /// assert!((w[1] - 2.0 / 3.0).abs() < 1e-15 && (w[0] - 1.0 / 6.0).abs() < 1e-15);
+    /// assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-15);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn weights(&self) -> &[f64] {
         &self.weights
     }
 
     /// The number of nodes.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::quadrature::GaussHermite;
+    ///
+    /// let gh = GaussHermite::new(12)?;
+    /// assert_eq!(gh.len(), 12);
+    /// assert_eq!(gh.weights().len(), gh.len());
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.nodes.len()
     }
 
     /// Always `false` (a rule has at least one node).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::quadrature::GaussHermite;
+    ///
+    /// assert!(!GaussHermite::new(1)?.is_empty());
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
     }
 
     /// `Σᵢ wᵢ f(zᵢ) ≈ E f(Z)`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::quadrature::GaussHermite;
+    ///
+    /// let gh = GaussHermite::new(30)?;
+    /// // E e^Z = e^{1/2}, the lognormal mean
+    /// assert!((gh.expect(f64::exp) - 0.5f64.exp()).abs() < 1e-13);
+    /// assert!((gh.expect(|_| 1.0) - 1.0).abs() < 1e-15);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn expect(&self, f: impl Fn(f64) -> f64) -> f64 {
         self.nodes
             .iter()

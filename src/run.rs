@@ -110,6 +110,21 @@ impl<S, I, F: FnMut(usize, &S, &I) -> ControlFlow<()>> Observer<S, I> for FnObse
 }
 
 /// What [`run`] did.
+///
+/// # Example
+///
+/// ```
+/// use klflow::{Sampler, langevin::Ula, potential::Gaussian, run::{RunSummary, run}};
+/// use nalgebra::Vector1;
+/// use rand::{SeedableRng, rngs::ChaCha8Rng};
+///
+/// let ula = Ula::new(Gaussian::standard(nalgebra::Const::<1>), 0.1)?;
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// let mut state = ula.init(Vector1::new(0.0), &mut rng)?;
+/// let summary = run(&ula, &mut state, 25, &mut rng, &mut ())?;
+/// assert_eq!(summary, RunSummary { steps: 25, stopped_early: false, finished: false });
+/// # Ok::<(), klflow::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RunSummary {
     /// Steps taken.
@@ -213,12 +228,45 @@ where
     DefaultAllocator: Allocator<D>,
 {
     /// Records every step.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::Ula, potential::Gaussian, run::{Trace, run}};
+    /// use nalgebra::{Const, Vector1};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let ula = Ula::new(Gaussian::standard(Const::<1>), 0.1)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut state = ula.init(Vector1::new(0.0), &mut rng)?;
+    /// let mut trace = Trace::<Const<1>>::new();
+    /// run(&ula, &mut state, 30, &mut rng, &mut trace)?;
+    /// assert_eq!(trace.samples().len(), 30);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new() -> Self {
         Self::with_capacity(0, 1, 0)
     }
 
     /// Reserves room for `capacity` samples; records every `thin`-th step (`thin = 0` is
     /// treated as 1) after the first `burn_in` steps.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::Ula, potential::Gaussian, run::{Trace, run}};
+    /// use nalgebra::{Const, Vector1};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let ula = Ula::new(Gaussian::standard(Const::<1>), 0.1)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut state = ula.init(Vector1::new(0.0), &mut rng)?;
+    /// // a burn-in of 10 steps, then every 3rd step: steps 13, 16 and 19 of 20
+    /// let mut trace = Trace::with_capacity(3, 3, 10);
+    /// run(&ula, &mut state, 20, &mut rng, &mut trace)?;
+    /// assert_eq!(trace.samples().len(), 3);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn with_capacity(capacity: usize, thin: usize, burn_in: usize) -> Self {
         Self {
             thin: thin.max(1),
@@ -228,11 +276,45 @@ where
     }
 
     /// The recorded positions, in order.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::Ula, potential::Gaussian, run::{Trace, run}};
+    /// use nalgebra::{Const, Vector1};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let ula = Ula::new(Gaussian::standard(Const::<1>), 0.1)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut state = ula.init(Vector1::new(0.0), &mut rng)?;
+    /// let mut trace = Trace::new();
+    /// run(&ula, &mut state, 10, &mut rng, &mut trace)?;
+    /// // the last recorded position is the final state's
+    /// assert_eq!(trace.samples().last(), Some(state.position()));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn samples(&self) -> &[OVector<f64, D>] {
         &self.samples
     }
 
     /// Takes the recorded positions out.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::Ula, potential::Gaussian, run::{Trace, run}};
+    /// use nalgebra::{Const, Vector1};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let ula = Ula::new(Gaussian::standard(Const::<1>), 0.1)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut state = ula.init(Vector1::new(0.0), &mut rng)?;
+    /// let mut trace = Trace::with_capacity(5, 2, 0);
+    /// run(&ula, &mut state, 10, &mut rng, &mut trace)?;
+    /// let draws: Vec<Vector1<f64>> = trace.into_samples();
+    /// assert_eq!(draws.len(), 5);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn into_samples(self) -> Vec<OVector<f64, D>> {
         self.samples
     }
@@ -299,11 +381,38 @@ where
     DefaultAllocator: Alloc<D>,
 {
     /// Moments of every observed position.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::run::OnlineMoments;
+    ///
+    /// let mut m = OnlineMoments::new(nalgebra::Dyn(2));
+    /// assert_eq!((m.count(), m.mean().len()), (0, 2));
+    /// m.push(&nalgebra::DVector::from_vec(vec![1.0, 3.0]));
+    /// assert_eq!(m.mean().as_slice(), &[1.0, 3.0]);
+    /// ```
     pub fn new(dim: D) -> Self {
         Self::with_burn_in(dim, 0)
     }
 
     /// Moments of the positions after the first `burn_in` steps.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::Ula, potential::Gaussian, run::{OnlineMoments, run}};
+    /// use nalgebra::{Const, Vector1};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let ula = Ula::new(Gaussian::standard(Const::<1>), 0.1)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut state = ula.init(Vector1::new(0.0), &mut rng)?;
+    /// let mut m = OnlineMoments::with_burn_in(Const::<1>, 40);
+    /// run(&ula, &mut state, 100, &mut rng, &mut m)?;
+    /// assert_eq!(m.count(), 60);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn with_burn_in(dim: D, burn_in: usize) -> Self {
         Self {
             burn_in,
@@ -315,6 +424,20 @@ where
     }
 
     /// Adds one point.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::run::OnlineMoments;
+    /// use nalgebra::{Const, Vector2};
+    ///
+    /// let mut m = OnlineMoments::new(Const::<2>);
+    /// m.push(&Vector2::new(0.0, 0.0));
+    /// m.push(&Vector2::new(2.0, 2.0));
+    /// assert_eq!(*m.mean(), Vector2::new(1.0, 1.0));
+    /// // perfectly correlated coordinates: every covariance entry is 2
+    /// assert!((m.covariance().add_scalar(-2.0)).amax() < 1e-15);
+    /// ```
     pub fn push(&mut self, x: &OVector<f64, D>) {
         self.count += 1;
         self.delta.copy_from(x);
@@ -326,16 +449,52 @@ where
     }
 
     /// Points seen.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::run::OnlineMoments;
+    ///
+    /// let mut m = OnlineMoments::new(nalgebra::Const::<1>);
+    /// for x in [1.0, 2.0, 3.0] {
+    ///     m.push(&nalgebra::Vector1::new(x));
+    /// }
+    /// assert_eq!(m.count(), 3);
+    /// ```
     pub fn count(&self) -> usize {
         self.count
     }
 
     /// The running mean.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::run::OnlineMoments;
+    ///
+    /// let mut m = OnlineMoments::new(nalgebra::Const::<1>);
+    /// for x in [1.0, 2.0, 6.0] {
+    ///     m.push(&nalgebra::Vector1::new(x));
+    /// }
+    /// assert_eq!(m.mean()[0], 3.0);
+    /// ```
     pub fn mean(&self) -> &OVector<f64, D> {
         &self.mean
     }
 
     /// The unbiased sample covariance (divides by `n − 1`; zero for fewer than two points).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::run::OnlineMoments;
+    ///
+    /// let mut m = OnlineMoments::new(nalgebra::Const::<1>);
+    /// m.push(&nalgebra::Vector1::new(5.0));
+    /// assert_eq!(m.covariance()[(0, 0)], 0.0); // one point: zero
+    /// m.push(&nalgebra::Vector1::new(7.0));
+    /// assert_eq!(m.covariance()[(0, 0)], 2.0); // ((5 − 6)² + (7 − 6)²) / (2 − 1)
+    /// ```
     pub fn covariance(&self) -> OMatrix<f64, D, D> {
         &self.m2 / (self.count.max(2) - 1) as f64
     }
@@ -355,6 +514,22 @@ where
 
 /// One chain's result from [`run_chains`]: the final state, its observer, its RNG (to continue
 /// the chain later) and the run summary.
+///
+/// # Example
+///
+/// ```
+/// use klflow::{langevin::Ula, potential::Gaussian, run::{Trace, run_chains}};
+/// use nalgebra::{Const, Vector1};
+/// use rand::{SeedableRng, rngs::ChaCha8Rng};
+///
+/// let ula = Ula::new(Gaussian::standard(Const::<1>), 0.1)?;
+/// let starts = vec![(Vector1::new(1.0), ChaCha8Rng::seed_from_u64(1))];
+/// let runs = run_chains(&ula, starts, 50, |_| Trace::new())?;
+/// let chain = &runs[0];
+/// assert_eq!(chain.summary.steps, 50);
+/// assert_eq!(chain.observer.samples().last(), Some(chain.state.position()));
+/// # Ok::<(), klflow::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct ChainRun<S, O, R> {
     /// The final state.

@@ -140,18 +140,75 @@ where
     DefaultAllocator: Allocator<D>,
 {
     /// The current position `x`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::Ula, potential::Gaussian};
+    /// use nalgebra::Vector2;
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let ula = Ula::new(Gaussian::standard(nalgebra::Const::<2>), 0.1)?;
+    /// let state = ula.init(Vector2::new(1.0, 2.0), &mut ChaCha8Rng::seed_from_u64(0))?;
+    /// assert_eq!(*state.position(), Vector2::new(1.0, 2.0));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn position(&self) -> &OVector<f64, D> {
         &self.position
     }
     /// `∇U(x)` at the current position.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::Ula, potential::Gaussian};
+    /// use nalgebra::Vector2;
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// // U(x) = ½ xᵀx / 4 for N(0, 4I): ∇U(x) = x / 4
+    /// let ula = Ula::new(Gaussian::isotropic(Vector2::zeros(), 4.0)?, 0.1)?;
+    /// let state = ula.init(Vector2::new(4.0, -8.0), &mut ChaCha8Rng::seed_from_u64(0))?;
+    /// assert_eq!(*state.gradient(), Vector2::new(1.0, -2.0));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn gradient(&self) -> &OVector<f64, D> {
         &self.gradient
     }
     /// `U(x)` at the current position.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::Ula, potential::Gaussian};
+    /// use nalgebra::Vector2;
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let ula = Ula::new(Gaussian::standard(nalgebra::Const::<2>), 0.1)?;
+    /// let state = ula.init(Vector2::new(3.0, 4.0), &mut ChaCha8Rng::seed_from_u64(0))?;
+    /// assert_eq!(state.energy(), 12.5); // ½‖x‖²
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn energy(&self) -> f64 {
         self.energy
     }
     /// The number of completed steps.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::Ula, potential::Gaussian};
+    /// use nalgebra::Vector2;
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let ula = Ula::new(Gaussian::standard(nalgebra::Const::<2>), 0.1)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut state = ula.init(Vector2::zeros(), &mut rng)?;
+    /// for _ in 0..3 {
+    ///     ula.step(&mut state, &mut rng)?;
+    /// }
+    /// assert_eq!(state.iteration(), 3);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn iteration(&self) -> usize {
         self.iteration
     }

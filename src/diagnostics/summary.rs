@@ -61,6 +61,22 @@ impl ParamSummary {
     ///
     /// As [`rhat`](super::rhat): no chains, unequal lengths, fewer than 4 draws, non-finite or
     /// constant draws.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, diagnostics::ParamSummary};
+    ///
+    /// // two chains of the draws 1..=8 between them: mean 4.5, median 4.5, sd √6
+    /// let s = ParamSummary::new(&[[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]])?;
+    /// assert_eq!((s.mean, s.q50), (4.5, 4.5));
+    /// assert!((s.sd - 6f64.sqrt()).abs() < 1e-14);
+    /// assert!((s.q05 - 1.35).abs() < 1e-14); // type 7: 1 + 0.05 · 7
+    /// assert!(s.r_hat > 1.5); // the chains do not overlap
+    /// let err = ParamSummary::new(&[[1.0, 2.0, 3.0]]).unwrap_err();
+    /// assert!(matches!(err, Error::InvalidParameter { name: "chains", .. })); // fewer than 4 draws
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new<C: AsRef<[f64]>>(chains: &[C]) -> Result<Self> {
         Self::of(&Chains::new(chains)?)
     }
@@ -126,6 +142,29 @@ impl Summary {
     /// [`Error::Empty`] for no chains or zero-dimensional draws; [`Error::DimensionMismatch`]
     /// for chains of unequal length or draws of unequal dimension; otherwise the first error
     /// of [`ParamSummary::new`] over the coordinates (e.g. a constant coordinate).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, diagnostics::{ParamSummary, Summary}};
+    /// use nalgebra::Vector2;
+    ///
+    /// let chain: Vec<Vector2<f64>> = [0.3, -1.2, 0.8, 2.1, -0.4, 0.0]
+    ///     .iter()
+    ///     .map(|&x| Vector2::new(x, 2.0 * x))
+    ///     .collect();
+    /// let s = Summary::new(&[chain.clone(), chain.iter().map(|v| -v).collect()])?;
+    /// // each coordinate is summarised as by ParamSummary
+    /// let first = ParamSummary::new(&[
+    ///     chain.iter().map(|v| v[0]).collect::<Vec<_>>(),
+    ///     chain.iter().map(|v| -v[0]).collect(),
+    /// ])?;
+    /// assert_eq!(s.params[0], first);
+    /// assert!((s.params[1].sd - 2.0 * first.sd).abs() < 1e-14);
+    /// let err = Summary::new(&[chain.clone(), chain[..5].to_vec()]).unwrap_err();
+    /// assert!(matches!(err, Error::DimensionMismatch { name: "chains", .. }));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new<D: Dim, T: AsRef<[OVector<f64, D>]>>(chains: &[T]) -> Result<Self>
     where
         DefaultAllocator: Allocator<D>,
@@ -138,11 +177,36 @@ impl Summary {
     }
 
     /// The largest R-hat over the coordinates.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diagnostics::{ParamSummary, Summary};
+    ///
+    /// let mixed = ParamSummary::new(&[[1.0, 8.0, 3.0, 6.0], [5.0, 2.0, 7.0, 4.0]])?;
+    /// let stuck = ParamSummary::new(&[[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]])?;
+    /// let s = Summary { params: vec![mixed, stuck] };
+    /// assert_eq!(s.max_r_hat(), stuck.r_hat);
+    /// assert!(s.max_r_hat() > mixed.r_hat);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn max_r_hat(&self) -> f64 {
         self.params.iter().map(|p| p.r_hat).fold(f64::MIN, f64::max)
     }
 
     /// The smallest bulk ESS over the coordinates.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diagnostics::{ParamSummary, Summary};
+    ///
+    /// let a = ParamSummary::new(&[[1.0, 8.0, 3.0, 6.0], [5.0, 2.0, 7.0, 4.0]])?;
+    /// let b = ParamSummary::new(&[[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]])?;
+    /// let s = Summary { params: vec![a, b] };
+    /// assert_eq!(s.min_ess_bulk(), a.ess_bulk.min(b.ess_bulk));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn min_ess_bulk(&self) -> f64 {
         self.params
             .iter()
@@ -151,6 +215,18 @@ impl Summary {
     }
 
     /// The smallest tail ESS over the coordinates.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diagnostics::{ParamSummary, Summary};
+    ///
+    /// let a = ParamSummary::new(&[[1.0, 8.0, 3.0, 6.0], [5.0, 2.0, 7.0, 4.0]])?;
+    /// let b = ParamSummary::new(&[[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]])?;
+    /// let s = Summary { params: vec![a, b] };
+    /// assert_eq!(s.min_ess_tail(), a.ess_tail.min(b.ess_tail));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn min_ess_tail(&self) -> f64 {
         self.params
             .iter()

@@ -6,6 +6,17 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 
 /// A scalar function `ℝ → ℝ` shared between threads.
+///
+/// # Example
+///
+/// ```
+/// use klflow::field::ScalarFn;
+/// use std::sync::Arc;
+///
+/// let square: ScalarFn = Arc::new(|t| t * t);
+/// let shared = Arc::clone(&square);
+/// assert_eq!(std::thread::spawn(move || shared(3.0)).join().unwrap(), 9.0);
+/// ```
 pub type ScalarFn = Arc<dyn Fn(f64) -> f64 + Send + Sync>;
 
 /// The activation `σ` applied entrywise to the pre-activations of every hidden layer.
@@ -95,6 +106,20 @@ impl CustomActivation {
     ///
     /// [`Error::InvalidParameter`] unless `lipschitz` is finite and ≥ 0;
     /// [`Error::NonFiniteInput`] (name `"f"`) if `f(0)` or `f(±1)` is not finite.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, field::{Activation, CustomActivation}};
+    ///
+    /// let sine = CustomActivation::new("sine", 1.0, f64::sin)?;
+    /// assert_eq!(Activation::Custom(sine).eval(0.0), 0.0);
+    /// assert!(matches!(
+    ///     CustomActivation::new("inf", 1.0, |t: f64| 1.0 / t), // f(0) = ∞
+    ///     Err(Error::NonFiniteInput { name: "f" })
+    /// ));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new(
         name: &'static str,
         lipschitz: f64,
@@ -119,12 +144,36 @@ impl CustomActivation {
     }
 
     /// Adds the derivative `f'` (used by the kernel gradient instead of a finite difference).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{Activation, CustomActivation};
+    ///
+    /// let logistic = |t: f64| 1.0 / (1.0 + (-t).exp());
+    /// let plain = Activation::Custom(CustomActivation::new("softplus", 1.0, |t: f64| t.exp().ln_1p())?);
+    /// let exact = Activation::Custom(
+    ///     CustomActivation::new("softplus", 1.0, |t: f64| t.exp().ln_1p())?.with_derivative(logistic),
+    /// );
+    /// assert_eq!(exact.derivative(0.7), logistic(0.7)); // the supplied f′
+    /// assert!((plain.derivative(0.7) - logistic(0.7)).abs() < 1e-9); // a central difference
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn with_derivative(mut self, df: impl Fn(f64) -> f64 + Send + Sync + 'static) -> Self {
         self.df = Some(Arc::new(df));
         self
     }
 
     /// The name given at construction.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::CustomActivation;
+    ///
+    /// assert_eq!(CustomActivation::new("identity", 1.0, |t: f64| t)?.name(), "identity");
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn name(&self) -> &'static str {
         self.name
     }
@@ -134,6 +183,17 @@ const FRAC_2_SQRT_PI: f64 = std::f64::consts::FRAC_2_SQRT_PI;
 
 impl Activation {
     /// `σ(t)`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::Activation;
+    ///
+    /// assert_eq!(Activation::Relu.eval(-1.5), 0.0);
+    /// assert_eq!(Activation::Relu.eval(1.5), 1.5);
+    /// assert_eq!(Activation::Step.eval(0.0), 0.0); // σ(0) = 0
+    /// assert!((Activation::Erf.eval(1.0) - 0.842_700_792_949_715).abs() < 1e-14);
+    /// ```
     #[inline]
     pub fn eval(&self, t: f64) -> f64 {
         match self {
@@ -152,6 +212,17 @@ impl Activation {
     }
 
     /// `σ'(t)` (for ReLU and step, the a.e. derivative: `1{t > 0}` and `0`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::Activation;
+    ///
+    /// assert_eq!(Activation::Relu.derivative(2.0), 1.0);
+    /// assert_eq!(Activation::Step.derivative(2.0), 0.0);
+    /// assert_eq!(Activation::Tanh.derivative(0.0), 1.0); // 1 − tanh²
+    /// assert_eq!(Activation::Erf.derivative(0.0), 2.0 / std::f64::consts::PI.sqrt());
+    /// ```
     #[inline]
     pub fn derivative(&self, t: f64) -> f64 {
         match self {
@@ -179,6 +250,19 @@ impl Activation {
     }
 
     /// Applies `σ` to every entry of `values` in place (one `match`, then a tight loop).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::Activation;
+    ///
+    /// let mut v = [-1.0, 0.0, 2.0];
+    /// Activation::Relu.apply(&mut v);
+    /// assert_eq!(v, [0.0, 0.0, 2.0]);
+    /// let mut w = [-0.3, 0.4];
+    /// Activation::Tanh.apply(&mut w);
+    /// assert_eq!(w, [Activation::Tanh.eval(-0.3), Activation::Tanh.eval(0.4)]);
+    /// ```
     pub fn apply(&self, values: &mut [f64]) {
         match self {
             Self::Relu => values.iter_mut().for_each(|v| *v = v.max(0.0)),
@@ -193,6 +277,16 @@ impl Activation {
 
     /// The Lipschitz constant: 1 (ReLU, tanh), `2/√π` (erf), the stated one (custom), `None`
     /// for the step function.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::Activation;
+    ///
+    /// assert_eq!(Activation::Relu.lipschitz(), Some(1.0));
+    /// assert_eq!(Activation::Step.lipschitz(), None);
+    /// assert_eq!(Activation::Erf.lipschitz(), Some(std::f64::consts::FRAC_2_SQRT_PI));
+    /// ```
     pub fn lipschitz(&self) -> Option<f64> {
         match self {
             Self::Relu | Self::Tanh => Some(1.0),
@@ -204,6 +298,15 @@ impl Activation {
 
     /// `true` if `E σ(u)σ(v)` has a closed form (ReLU, step, erf); otherwise the NNGP kernel
     /// uses Gauss–Hermite quadrature.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::Activation;
+    ///
+    /// assert!(Activation::Relu.has_closed_form() && Activation::Erf.has_closed_form());
+    /// assert!(!Activation::Tanh.has_closed_form()); // Gauss–Hermite quadrature
+    /// ```
     pub fn has_closed_form(&self) -> bool {
         matches!(self, Self::Relu | Self::Step | Self::Erf)
     }

@@ -33,6 +33,20 @@ use super::nngp::check_variance;
 const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
 /// A Monte Carlo estimate and its standard error.
+///
+/// # Example
+///
+/// ```
+/// use klflow::field::{Estimate, sliced_w1};
+/// use nalgebra::DMatrix;
+/// use rand::{SeedableRng, rngs::ChaCha8Rng};
+///
+/// // in one dimension every direction gives the same value, so the standard error is zero
+/// let a = DMatrix::from_column_slice(1, 3, &[0.0, 1.0, 2.0]);
+/// let w: Estimate = sliced_w1(&a, &a.add_scalar(-1.5), 8, &mut ChaCha8Rng::seed_from_u64(0))?;
+/// assert!((w.value - 1.5).abs() < 1e-12 && w.se < 1e-12);
+/// # Ok::<(), klflow::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Estimate {
@@ -221,6 +235,23 @@ fn illinois(g: &dyn Fn(f64) -> f64, lo: (f64, f64), hi: (f64, f64), tol: f64) ->
 }
 
 /// The result of [`one_point_w1`].
+///
+/// # Example
+///
+/// ```
+/// use klflow::Kernel;
+/// use klflow::field::{Activation, NetworkSpec, one_point_w1};
+/// use rand::{SeedableRng, rngs::ChaCha8Rng};
+///
+/// let spec = NetworkSpec::new(2, &[16], 1, Activation::Erf)?;
+/// let x = [0.6, -0.8];
+/// let r = one_point_w1(&spec, &x, 2_000, &mut ChaCha8Rng::seed_from_u64(9))?;
+/// assert_eq!(r.limit_variance, spec.nngp().value(&x, &x));
+/// // one hidden layer: E S = K(x, x) exactly
+/// assert!((r.mean_variance - r.limit_variance).abs() < 5.0 * r.se_variance);
+/// assert!(r.w1 > 0.0 && r.w1 < 0.1);
+/// # Ok::<(), klflow::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct OnePointW1 {

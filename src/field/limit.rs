@@ -39,6 +39,24 @@ pub fn kernel_matrix<K: Kernel + ?Sized>(kernel: &K, points: &DMatrix<f64>) -> D
 }
 
 /// The cross-covariance `[k(a_i, b_j)]` between the columns of `a` and of `b`.
+///
+/// # Example
+///
+/// ```
+/// use klflow::field::{cross_kernel_matrix, kernel_matrix};
+/// use klflow::kernel::Rbf;
+/// use nalgebra::DMatrix;
+///
+/// let k = Rbf::new(1.0)?;
+/// let a = DMatrix::from_column_slice(1, 2, &[0.0, 1.0]);
+/// let b = DMatrix::from_column_slice(1, 3, &[0.0, 2.0, 5.0]);
+/// let c = cross_kernel_matrix(&k, &a, &b);
+/// assert_eq!(c.shape(), (2, 3));
+/// assert_eq!(c[(1, 1)], (-0.5f64).exp()); // exp(−‖1 − 2‖²/2)
+/// // against itself: the Gram matrix
+/// assert_eq!(cross_kernel_matrix(&k, &a, &a), kernel_matrix(&k, &a));
+/// # Ok::<(), klflow::Error>(())
+/// ```
 pub fn cross_kernel_matrix<K: Kernel + ?Sized>(
     kernel: &K,
     a: &DMatrix<f64>,
@@ -62,6 +80,24 @@ pub fn cross_kernel_matrix<K: Kernel + ?Sized>(
 ///
 /// The jitter actually added is reported ([`GaussianField::jitter`]); a draw then has
 /// covariance `K + εsI`, i.e. it carries independent noise of standard deviation `√(εs)`.
+///
+/// # Example
+///
+/// ```
+/// use klflow::{Error, field::{GaussianField, Jitter}};
+/// use nalgebra::DMatrix;
+///
+/// let singular = DMatrix::from_element(2, 2, 1.0); // rank one
+/// assert_eq!(
+///     GaussianField::from_covariance(singular.clone(), Jitter::None).unwrap_err(),
+///     Error::NotPositiveDefinite { name: "cov" }
+/// );
+/// let fixed = GaussianField::from_covariance(singular.clone(), Jitter::Fixed(1e-3))?;
+/// assert_eq!(fixed.jitter(), 1e-3); // ε times the mean diagonal entry 1
+/// let adaptive = GaussianField::from_covariance(singular, Jitter::default())?;
+/// assert!(adaptive.jitter() > 0.0 && adaptive.jitter() <= 1e-6);
+/// # Ok::<(), klflow::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Jitter {
@@ -179,6 +215,23 @@ impl GaussianField {
     /// # Errors
     ///
     /// [`Error::Empty`] if there are no points; as [`GaussianField::from_covariance`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, field::{GaussianField, Jitter}};
+    /// use klflow::kernel::Rbf;
+    /// use nalgebra::DMatrix;
+    ///
+    /// let k = Rbf::new(1.0)?;
+    /// let pts = DMatrix::from_column_slice(1, 3, &[0.0, 1.0, 2.0]);
+    /// let g = GaussianField::new(&k, &pts, Jitter::None)?;
+    /// assert_eq!(g.len(), 3);
+    /// assert_eq!(g.cov()[(0, 2)], (-2.0f64).exp()); // exp(−2²/2)
+    /// let none = DMatrix::<f64>::zeros(1, 0);
+    /// assert_eq!(GaussianField::new(&k, &none, Jitter::None).unwrap_err(), Error::Empty { name: "points" });
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new<K: Kernel + ?Sized>(
         kernel: &K,
         points: &DMatrix<f64>,
@@ -198,6 +251,20 @@ impl GaussianField {
     /// [`Error::NotSymmetric`] (relative 1e-10); [`Error::NotPositiveDefinite`] if the
     /// jitter policy does not give a factorisation; [`Error::InvalidParameter`] for an
     /// invalid policy.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, field::{GaussianField, Jitter}};
+    /// use nalgebra::DMatrix;
+    ///
+    /// let cov = DMatrix::from_row_slice(2, 2, &[4.0, 2.0, 2.0, 2.0]);
+    /// let g = GaussianField::from_covariance(cov, Jitter::None)?;
+    /// assert_eq!(g.cholesky()[(1, 0)], 1.0); // L = [[2, 0], [1, 1]]
+    /// let asym = DMatrix::from_row_slice(2, 2, &[1.0, 0.5, 0.0, 1.0]);
+    /// assert!(matches!(GaussianField::from_covariance(asym, Jitter::None), Err(Error::NotSymmetric { .. })));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn from_covariance(cov: DMatrix<f64>, jitter: Jitter) -> Result<Self> {
         if cov.nrows() != cov.ncols() {
             return Err(Error::DimensionMismatch {
@@ -216,26 +283,89 @@ impl GaussianField {
     }
 
     /// The number of points.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{GaussianField, Jitter};
+    /// use nalgebra::DMatrix;
+    ///
+    /// let g = GaussianField::from_covariance(DMatrix::identity(5, 5), Jitter::None)?;
+    /// assert_eq!(g.len(), 5);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.cov.nrows()
     }
 
     /// `true` if there are no points.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{GaussianField, Jitter};
+    /// use nalgebra::DMatrix;
+    ///
+    /// let g = GaussianField::from_covariance(DMatrix::identity(2, 2), Jitter::None)?;
+    /// assert!(!g.is_empty());
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.cov.nrows() == 0
     }
 
     /// The covariance matrix `K` (without jitter).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{GaussianField, Jitter};
+    /// use nalgebra::DMatrix;
+    ///
+    /// // the jitter goes into the Cholesky factor, not into the stored covariance
+    /// let singular = DMatrix::from_element(2, 2, 1.0);
+    /// let g = GaussianField::from_covariance(singular.clone(), Jitter::Fixed(1e-4))?;
+    /// assert_eq!(*g.cov(), singular);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn cov(&self) -> &DMatrix<f64> {
         &self.cov
     }
 
     /// The lower Cholesky factor `L` of `K + εI`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{GaussianField, Jitter};
+    /// use nalgebra::DMatrix;
+    ///
+    /// let cov = DMatrix::from_row_slice(2, 2, &[2.0, 1.0, 1.0, 2.0]);
+    /// let g = GaussianField::from_covariance(cov.clone(), Jitter::Fixed(0.5))?;
+    /// let l = g.cholesky();
+    /// // L Lᵀ = K + εI with ε = 0.5 · (mean diagonal entry 2)
+    /// let eps = g.jitter();
+    /// assert_eq!(eps, 1.0);
+    /// assert!((l * l.transpose() - (cov + DMatrix::identity(2, 2) * eps)).amax() < 1e-12);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn cholesky(&self) -> &DMatrix<f64> {
         &self.chol
     }
 
     /// The absolute jitter `ε` that was added to the diagonal (0 if none was needed).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{GaussianField, Jitter};
+    /// use nalgebra::DMatrix;
+    ///
+    /// // a well-conditioned matrix needs no jitter under the adaptive policy
+    /// let g = GaussianField::from_covariance(DMatrix::identity(3, 3), Jitter::default())?;
+    /// assert_eq!(g.jitter(), 0.0);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn jitter(&self) -> f64 {
         self.jitter
     }
@@ -245,6 +375,23 @@ impl GaussianField {
     /// # Errors
     ///
     /// [`Error::DimensionMismatch`] if `out.len()` is not the number of points.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, field::{GaussianField, Jitter}};
+    /// use nalgebra::DMatrix;
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// // perfectly correlated coordinates (rank one, tiny fixed jitter): the draws agree
+    /// let g = GaussianField::from_covariance(DMatrix::from_element(2, 2, 1.0), Jitter::Fixed(1e-14))?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut out = [0.0; 2];
+    /// g.sample_into(&mut out, &mut rng)?;
+    /// assert!((out[0] - out[1]).abs() < 1e-5);
+    /// assert!(matches!(g.sample_into(&mut [0.0; 3], &mut rng), Err(Error::DimensionMismatch { .. })));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn sample_into<R: Rng + ?Sized>(&self, out: &mut [f64], rng: &mut R) -> Result<()> {
         if out.len() != self.len() {
             return Err(Error::DimensionMismatch {
@@ -269,6 +416,21 @@ impl GaussianField {
     }
 
     /// A draw as a new vector.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{GaussianField, Jitter};
+    /// use nalgebra::DMatrix;
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let g = GaussianField::from_covariance(DMatrix::identity(4, 4) * 9.0, Jitter::None)?;
+    /// // the same draw as sample_into from the same RNG state
+    /// let mut a = [0.0; 4];
+    /// g.sample_into(&mut a, &mut ChaCha8Rng::seed_from_u64(1))?;
+    /// assert_eq!(g.sample(&mut ChaCha8Rng::seed_from_u64(1)).as_slice(), &a);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> DVector<f64> {
         let mut out = DVector::zeros(self.len());
         self.sample_into(out.as_mut_slice(), rng)
@@ -326,6 +488,24 @@ impl GpPosterior {
     /// [`Error::NonFiniteInput`] for non-finite `y`; [`Error::InvalidParameter`] for a
     /// negative or non-finite `noise_var`; [`Error::NotPositiveDefinite`] if the jitter
     /// policy fails on `A` or on the posterior covariance.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{GpPosterior, Jitter};
+    /// use klflow::kernel::Rbf;
+    /// use nalgebra::DMatrix;
+    ///
+    /// // one observation y = 2 at x = 0 with noise variance 1, k(0, 0) = 1
+    /// let k = Rbf::new(1.0)?;
+    /// let train = DMatrix::from_column_slice(1, 1, &[0.0]);
+    /// let test = DMatrix::from_column_slice(1, 2, &[0.0, 50.0]);
+    /// let post = GpPosterior::new(&k, &train, &[2.0], 1.0, &test, Jitter::None)?;
+    /// assert!((post.mean()[0] - 1.0).abs() < 1e-12); // k/(k + τ²) · y
+    /// assert!(post.mean()[1].abs() < 1e-12); // far away: the prior mean
+    /// assert!((post.cov()[(0, 0)] - 0.5).abs() < 1e-12); // k − k²/(k + τ²)
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new<K: Kernel + ?Sized>(
         kernel: &K,
         train: &DMatrix<f64>,
@@ -390,26 +570,109 @@ impl GpPosterior {
     }
 
     /// The posterior mean at the test points.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{GpPosterior, Jitter};
+    /// use klflow::kernel::Rbf;
+    /// use nalgebra::DMatrix;
+    ///
+    /// // nearly exact conditioning (τ² = 1e-10): the mean interpolates the data
+    /// let k = Rbf::new(1.0)?;
+    /// let train = DMatrix::from_column_slice(1, 2, &[-1.0, 1.0]);
+    /// let post = GpPosterior::new(&k, &train, &[0.5, -0.5], 1e-10, &train, Jitter::default())?;
+    /// assert!((post.mean()[0] - 0.5).abs() < 1e-8 && (post.mean()[1] + 0.5).abs() < 1e-8);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn mean(&self) -> &DVector<f64> {
         &self.mean
     }
 
     /// The posterior covariance at the test points.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{GpPosterior, Jitter};
+    /// use klflow::kernel::Rbf;
+    /// use nalgebra::DMatrix;
+    ///
+    /// let k = Rbf::new(1.0)?;
+    /// let train = DMatrix::from_column_slice(1, 1, &[0.0]);
+    /// let test = DMatrix::from_column_slice(1, 2, &[0.0, 1.0]);
+    /// let post = GpPosterior::new(&k, &train, &[1.0], 0.25, &test, Jitter::None)?;
+    /// // k − k_*t k_t* / (k + τ²): 1 − 1/1.25 at the observation, 1 − e⁻¹/1.25 next to it
+    /// assert!((post.cov()[(0, 0)] - 0.2).abs() < 1e-12);
+    /// assert!((post.cov()[(1, 1)] - (1.0 - (-1.0f64).exp() / 1.25)).abs() < 1e-12);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn cov(&self) -> &DMatrix<f64> {
         self.field.cov()
     }
 
     /// The centred posterior field (covariance and Cholesky factor).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{GpPosterior, Jitter};
+    /// use klflow::kernel::Rbf;
+    /// use nalgebra::DMatrix;
+    ///
+    /// let k = Rbf::new(1.0)?;
+    /// let train = DMatrix::from_column_slice(1, 1, &[0.0]);
+    /// let test = DMatrix::from_column_slice(1, 3, &[-1.0, 0.5, 2.0]);
+    /// let post = GpPosterior::new(&k, &train, &[1.0], 0.1, &test, Jitter::None)?;
+    /// assert_eq!(post.field().len(), 3);
+    /// assert_eq!(post.field().cov(), post.cov());
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn field(&self) -> &GaussianField {
         &self.field
     }
 
     /// `log p(y)` under the prior `N(0, K_tt + τ²I)`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{GpPosterior, Jitter};
+    /// use klflow::kernel::Rbf;
+    /// use nalgebra::DMatrix;
+    ///
+    /// // one observation y = 2, k(0, 0) = 1, τ² = 1: log N(2; 0, 2) = −1 − ½ log 4π
+    /// let k = Rbf::new(1.0)?;
+    /// let x = DMatrix::from_column_slice(1, 1, &[0.0]);
+    /// let post = GpPosterior::new(&k, &x, &[2.0], 1.0, &x, Jitter::None)?;
+    /// let expected = -1.0 - 0.5 * (4.0 * std::f64::consts::PI).ln();
+    /// assert!((post.log_marginal_likelihood() - expected).abs() < 1e-12);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn log_marginal_likelihood(&self) -> f64 {
         self.log_marginal_likelihood
     }
 
     /// The absolute jitter added to `K_tt + τ²I`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{GpPosterior, Jitter};
+    /// use klflow::kernel::Rbf;
+    /// use nalgebra::DMatrix;
+    ///
+    /// let k = Rbf::new(1.0)?;
+    /// let x = DMatrix::from_column_slice(1, 2, &[0.0, 1.0]);
+    /// // with noise the training matrix is well conditioned: no jitter needed
+    /// let post = GpPosterior::new(&k, &x, &[0.0, 1.0], 0.1, &x, Jitter::default())?;
+    /// assert_eq!(post.jitter_train(), 0.0);
+    /// // a repeated training point without noise makes K_tt singular: jitter is added
+    /// let twice = DMatrix::from_column_slice(1, 2, &[0.0, 0.0]);
+    /// let post = GpPosterior::new(&k, &twice, &[1.0, 1.0], 0.0, &x, Jitter::default())?;
+    /// assert!(post.jitter_train() > 0.0);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn jitter_train(&self) -> f64 {
         self.jitter_train
     }
@@ -419,6 +682,26 @@ impl GpPosterior {
     /// # Errors
     ///
     /// [`Error::DimensionMismatch`] if `out.len()` is not the number of test points.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{GpPosterior, Jitter};
+    /// use klflow::kernel::Rbf;
+    /// use nalgebra::DMatrix;
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// // observations with noise variance 1e-4 pin the draws at the training points: the
+    /// // posterior standard deviation there is below 0.01
+    /// let k = Rbf::new(1.0)?;
+    /// let x = DMatrix::from_column_slice(1, 2, &[-1.0, 1.0]);
+    /// let post = GpPosterior::new(&k, &x, &[3.0, -3.0], 1e-4, &x, Jitter::default())?;
+    /// assert!(post.cov()[(0, 0)] < 1e-4);
+    /// let mut out = [0.0; 2];
+    /// post.sample_into(&mut out, &mut ChaCha8Rng::seed_from_u64(5))?;
+    /// assert!((out[0] - 3.0).abs() < 0.05 && (out[1] + 3.0).abs() < 0.05);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn sample_into<R: Rng + ?Sized>(&self, out: &mut [f64], rng: &mut R) -> Result<()> {
         self.field.sample_into(out, rng)?;
         for (o, m) in out.iter_mut().zip(self.mean.iter()) {

@@ -84,6 +84,22 @@ impl<W: Distribution<f64>> Standardized<W> {
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] unless `mean` is finite and `variance` finite and > 0.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, field::Standardized};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    /// use rand_distr::{Distribution, Uniform};
+    ///
+    /// // U(0, 1) has mean ½ and variance 1/12: standardised, it is uniform on [−√3, √3]
+    /// let law = Standardized::new(Uniform::new(0.0, 1.0).unwrap(), 0.5, 1.0 / 12.0)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// assert!((0..100).all(|_| law.sample(&mut rng).abs() <= 3f64.sqrt()));
+    /// let err = Standardized::new(Uniform::new(0.0, 1.0).unwrap(), f64::NAN, 1.0).unwrap_err();
+    /// assert!(matches!(err, Error::InvalidParameter { name: "mean", .. }));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new(law: W, mean: f64, variance: f64) -> Result<Self> {
         if !mean.is_finite() {
             return Err(Error::InvalidParameter {
@@ -162,6 +178,22 @@ impl NetworkSpec {
     ///
     /// [`Error::Empty`] if `widths` is empty; [`Error::InvalidParameter`] if a dimension or
     /// width is 0.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, field::{Activation, NetworkSpec}};
+    ///
+    /// let spec = NetworkSpec::new(3, &[32, 16], 2, Activation::Tanh)?;
+    /// assert_eq!((spec.input_dim(), spec.output_dim()), (3, 2));
+    /// assert_eq!(spec.variances(), (1.0, 1.0, 0.0)); // the defaults
+    /// assert_eq!(NetworkSpec::new(3, &[], 1, Activation::Relu).unwrap_err(), Error::Empty { name: "widths" });
+    /// assert!(matches!(
+    ///     NetworkSpec::new(3, &[8, 0], 1, Activation::Relu),
+    ///     Err(Error::InvalidParameter { name: "widths", .. })
+    /// ));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new(
         input_dim: usize,
         widths: &[usize],
@@ -193,6 +225,18 @@ impl NetworkSpec {
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] unless both are finite and > 0.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{Activation, NetworkSpec};
+    ///
+    /// let spec = NetworkSpec::new(3, &[8], 1, Activation::Relu)?.with_weight_variances(1.0, 2.0)?;
+    /// assert_eq!(spec.variances(), (1.0, 2.0, 0.0));
+    /// let base = NetworkSpec::new(3, &[8], 1, Activation::Relu)?;
+    /// assert!(base.with_weight_variances(0.0, 1.0).is_err());
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn with_weight_variances(mut self, sigma_w0_sq: f64, sigma_w_sq: f64) -> Result<Self> {
         self.sigma_w0_sq = check_variance("sigma_w0_sq", sigma_w0_sq, true)?;
         self.sigma_w_sq = check_variance("sigma_w_sq", sigma_w_sq, true)?;
@@ -204,32 +248,100 @@ impl NetworkSpec {
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] unless finite and ≥ 0.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{Activation, NetworkSpec};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let spec = NetworkSpec::new(3, &[8], 1, Activation::Relu)?;
+    /// // without biases every bias vector stays zero
+    /// let net = spec.sample(&mut ChaCha8Rng::seed_from_u64(0));
+    /// assert!(net.biases(0).unwrap().iter().all(|&b| b == 0.0));
+    /// let biased = spec.with_bias_variance(0.1)?;
+    /// assert_eq!(biased.variances().2, 0.1);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn with_bias_variance(mut self, sigma_b_sq: f64) -> Result<Self> {
         self.sigma_b_sq = check_variance("sigma_b_sq", sigma_b_sq, false)?;
         Ok(self)
     }
 
     /// The input dimension `n + 1`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{Activation, NetworkSpec};
+    ///
+    /// // the sphere S² sits in ℝ³
+    /// assert_eq!(NetworkSpec::new(3, &[8], 1, Activation::Relu)?.input_dim(), 3);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn input_dim(&self) -> usize {
         self.input_dim
     }
 
     /// The hidden widths `n₁, …, n_L`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{Activation, NetworkSpec};
+    ///
+    /// let spec = NetworkSpec::new(3, &[64, 32, 16], 1, Activation::Relu)?;
+    /// assert_eq!(spec.widths(), &[64, 32, 16]);
+    /// assert_eq!(spec.nngp().depth(), 3); // one kernel layer per hidden layer
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn widths(&self) -> &[usize] {
         &self.widths
     }
 
     /// The output dimension `d`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{Activation, NetworkSpec};
+    ///
+    /// assert_eq!(NetworkSpec::new(3, &[8], 4, Activation::Relu)?.output_dim(), 4);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn output_dim(&self) -> usize {
         self.output_dim
     }
 
     /// The activation.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{Activation, NetworkSpec};
+    ///
+    /// let spec = NetworkSpec::new(3, &[8], 1, Activation::Erf)?;
+    /// assert!(matches!(spec.activation(), Activation::Erf));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn activation(&self) -> &Activation {
         &self.activation
     }
 
     /// `(σ_w0², σ_w², σ_b²)`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{Activation, NetworkSpec};
+    ///
+    /// let spec = NetworkSpec::new(3, &[8], 1, Activation::Relu)?
+    ///     .with_weight_variances(1.5, 2.0)?
+    ///     .with_bias_variance(0.25)?;
+    /// let (s0, s, sb) = spec.variances();
+    /// assert_eq!((s0, s, sb), (1.5, 2.0, 0.25));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn variances(&self) -> (f64, f64, f64) {
         (self.sigma_w0_sq, self.sigma_w_sq, self.sigma_b_sq)
     }
@@ -283,6 +395,21 @@ impl NetworkSpec {
     /// `input_law` the first layer is not Gaussian at any width (its fan-in is the fixed
     /// input dimension), so the limit differs from [`NetworkSpec::nngp`]. Non-Gaussian
     /// `hidden_law`s have the same limit.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{Activation, NetworkSpec, WeightLaw};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let spec = NetworkSpec::new(3, &[16], 1, Activation::Relu)?.with_weight_variances(1.0, 2.0)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let net = spec.sample_with(&WeightLaw::Rademacher, &WeightLaw::Rademacher, &mut rng);
+    /// // Rademacher weights: ±σ_w0 in the first layer, ±σ_w/√n₁ in the output layer
+    /// assert!(net.weights(0).unwrap().iter().all(|w| w.abs() == 1.0));
+    /// assert!(net.weights(1).unwrap().iter().all(|w| (w.abs() - (2.0f64 / 16.0).sqrt()).abs() < 1e-15));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn sample_with<R, W0, W>(&self, input_law: &W0, hidden_law: &W, rng: &mut R) -> Network
     where
         R: Rng + ?Sized,
@@ -347,6 +474,28 @@ pub struct Network {
 
 /// Pre-allocated buffers for [`Network::eval_batch`]: one `n_ℓ × chunk` matrix per hidden
 /// layer. Reusable across networks of the same [`NetworkSpec`].
+///
+/// # Example
+///
+/// ```
+/// use klflow::field::{Activation, NetworkSpec, NetworkWorkspace};
+/// use nalgebra::DMatrix;
+/// use rand::{SeedableRng, rngs::ChaCha8Rng};
+///
+/// let spec = NetworkSpec::new(2, &[32], 1, Activation::Tanh)?;
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// let pts = DMatrix::from_fn(2, 10, |i, j| if i == 0 { (j as f64).cos() } else { (j as f64).sin() });
+/// // the chunk size changes how the work is split, not the result
+/// let (mut small, mut large) = (NetworkWorkspace::new(&spec, 3), NetworkWorkspace::new(&spec, 64));
+/// let (mut a, mut b) = (DMatrix::zeros(1, 10), DMatrix::zeros(1, 10));
+/// for _ in 0..2 {
+///     let net = spec.sample(&mut rng); // one workspace serves every network of the spec
+///     net.eval_batch(&pts, &mut a, &mut small)?;
+///     net.eval_batch(&pts, &mut b, &mut large)?;
+///     assert!((&a - &b).amax() < 1e-12);
+/// }
+/// # Ok::<(), klflow::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct NetworkWorkspace {
     chunk: usize,
@@ -356,6 +505,17 @@ pub struct NetworkWorkspace {
 impl NetworkWorkspace {
     /// Buffers for evaluating `chunk` points per matrix product (values of 64–512 keep the
     /// buffers in cache; `chunk` is raised to 1 if 0).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{Activation, NetworkSpec, NetworkWorkspace};
+    ///
+    /// let spec = NetworkSpec::new(3, &[64], 1, Activation::Relu)?;
+    /// assert_eq!(NetworkWorkspace::new(&spec, 256).chunk(), 256);
+    /// assert_eq!(NetworkWorkspace::new(&spec, 0).chunk(), 1); // raised to 1
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new(spec: &NetworkSpec, chunk: usize) -> Self {
         let chunk = chunk.max(1);
         Self {
@@ -369,6 +529,16 @@ impl NetworkWorkspace {
     }
 
     /// The number of points per chunk.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{Activation, NetworkSpec, NetworkWorkspace};
+    ///
+    /// let spec = NetworkSpec::new(3, &[64], 1, Activation::Relu)?;
+    /// assert_eq!(NetworkWorkspace::new(&spec, 128).chunk(), 128);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn chunk(&self) -> usize {
         self.chunk
     }
@@ -376,26 +546,98 @@ impl NetworkWorkspace {
 
 impl Network {
     /// The architecture.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{Activation, NetworkSpec};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let spec = NetworkSpec::new(3, &[64, 32], 2, Activation::Relu)?;
+    /// let net = spec.sample(&mut ChaCha8Rng::seed_from_u64(0));
+    /// assert_eq!(net.spec().widths(), &[64, 32]);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn spec(&self) -> &NetworkSpec {
         &self.spec
     }
 
     /// The weight matrix of layer `l` (`0` = input layer, `L` = output layer), or `None`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{Activation, NetworkSpec};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let spec = NetworkSpec::new(3, &[64, 32], 2, Activation::Relu)?;
+    /// let net = spec.sample(&mut ChaCha8Rng::seed_from_u64(0));
+    /// // layer l maps n_l inputs to n_{l+1} outputs: 3 → 64 → 32 → 2
+    /// assert_eq!(net.weights(0).unwrap().shape(), (64, 3));
+    /// assert_eq!(net.weights(2).unwrap().shape(), (2, 32));
+    /// assert!(net.weights(3).is_none());
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn weights(&self, l: usize) -> Option<&DMatrix<f64>> {
         self.weights.get(l)
     }
 
     /// The bias vector of layer `l`, or `None`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{Activation, NetworkSpec};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let spec = NetworkSpec::new(3, &[64], 2, Activation::Relu)?.with_bias_variance(1.0)?;
+    /// let net = spec.sample(&mut ChaCha8Rng::seed_from_u64(0));
+    /// assert_eq!(net.biases(0).unwrap().len(), 64);
+    /// assert_eq!(net.biases(1).unwrap().len(), 2);
+    /// assert!(net.biases(2).is_none());
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn biases(&self, l: usize) -> Option<&DVector<f64>> {
         self.biases.get(l)
     }
 
     /// Redraws all weights and biases from Gaussian laws, in place.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{Activation, NetworkSpec};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let spec = NetworkSpec::new(3, &[16], 1, Activation::Relu)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut net = spec.sample(&mut rng);
+    /// let before = net.weights(0).unwrap().clone();
+    /// net.resample(&mut rng);
+    /// assert_eq!(net.weights(0).unwrap().shape(), before.shape());
+    /// assert_ne!(*net.weights(0).unwrap(), before);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn resample<R: Rng + ?Sized>(&mut self, rng: &mut R) {
         self.resample_with(&WeightLaw::Gaussian, &WeightLaw::Gaussian, rng);
     }
 
     /// Redraws all weights and biases in place (see [`NetworkSpec::sample_with`]).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{Activation, NetworkSpec, WeightLaw};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let spec = NetworkSpec::new(3, &[16], 1, Activation::Relu)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut net = spec.sample(&mut rng);
+    /// // Gaussian input layer, Rademacher output layer: ±1/√16
+    /// net.resample_with(&WeightLaw::Gaussian, &WeightLaw::Rademacher, &mut rng);
+    /// assert!(net.weights(1).unwrap().iter().all(|w| w.abs() == 0.25));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn resample_with<R, W0, W>(&mut self, input_law: &W0, hidden_law: &W, rng: &mut R)
     where
         R: Rng + ?Sized,
@@ -432,6 +674,26 @@ impl Network {
     /// # Errors
     ///
     /// [`Error::DimensionMismatch`] if `x` or `out` has the wrong length.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, field::{Activation, NetworkSpec}};
+    /// use nalgebra::DVector;
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let spec = NetworkSpec::new(3, &[8], 1, Activation::Relu)?.with_bias_variance(0.5)?;
+    /// let net = spec.sample(&mut ChaCha8Rng::seed_from_u64(0));
+    /// let x = [0.0, 0.6, 0.8];
+    /// let mut out = [0.0];
+    /// net.eval(&x, &mut out)?;
+    /// // by hand: W¹ relu(W⁰x + b⁰) + b¹
+    /// let h = (net.weights(0).unwrap() * DVector::from_column_slice(&x) + net.biases(0).unwrap()).map(|v| v.max(0.0));
+    /// let by_hand = (net.weights(1).unwrap() * h + net.biases(1).unwrap())[0];
+    /// assert!((out[0] - by_hand).abs() < 1e-12);
+    /// assert!(matches!(net.eval(&[1.0, 0.0], &mut out), Err(Error::DimensionMismatch { name: "x", .. })));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn eval(&self, x: &[f64], out: &mut [f64]) -> Result<()> {
         check("x", self.spec.input_dim, x.len())?;
         check("out", self.spec.output_dim, out.len())?;
@@ -454,6 +716,27 @@ impl Network {
     ///
     /// [`Error::DimensionMismatch`] if `points`, `out` or the workspace do not match the
     /// architecture.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, field::{Activation, NetworkSpec, NetworkWorkspace}};
+    /// use nalgebra::DMatrix;
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let spec = NetworkSpec::new(2, &[32, 32], 2, Activation::Erf)?;
+    /// let net = spec.sample(&mut ChaCha8Rng::seed_from_u64(1));
+    /// let pts = DMatrix::from_column_slice(2, 3, &[1.0, 0.0, 0.0, 1.0, -1.0, 0.0]);
+    /// let mut ws = NetworkWorkspace::new(&spec, 2);
+    /// let mut out = DMatrix::zeros(2, 3);
+    /// net.eval_batch(&pts, &mut out, &mut ws)?;
+    /// let mut one = [0.0; 2];
+    /// net.eval(pts.column(2).as_slice(), &mut one)?;
+    /// assert!((one[0] - out[(0, 2)]).abs() < 1e-12 && (one[1] - out[(1, 2)]).abs() < 1e-12);
+    /// let mut wrong = DMatrix::zeros(1, 3);
+    /// assert!(matches!(net.eval_batch(&pts, &mut wrong, &mut ws), Err(Error::DimensionMismatch { name: "out", .. })));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn eval_batch(
         &self,
         points: &DMatrix<f64>,
@@ -494,6 +777,26 @@ impl Network {
     /// # Errors
     ///
     /// As [`Network::eval_batch`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::field::{Activation, NetworkSpec, NetworkWorkspace};
+    /// use nalgebra::DMatrix;
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let spec = NetworkSpec::new(2, &[16], 1, Activation::Relu)?;
+    /// let net = spec.sample(&mut ChaCha8Rng::seed_from_u64(2));
+    /// let pts = DMatrix::from_column_slice(2, 2, &[1.0, 0.0, 0.0, 1.0]);
+    /// let mut ws = NetworkWorkspace::new(&spec, 8);
+    /// let (mut feats, mut out) = (DMatrix::zeros(16, 2), DMatrix::zeros(1, 2));
+    /// net.features_batch(&pts, &mut feats, &mut ws)?;
+    /// net.eval_batch(&pts, &mut out, &mut ws)?;
+    /// // the output is the last affine map applied to the features (no biases here)
+    /// assert!((net.weights(1).unwrap() * &feats - out).amax() < 1e-12);
+    /// assert!(feats.iter().all(|&v| v >= 0.0)); // ReLU activations
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn features_batch(
         &self,
         points: &DMatrix<f64>,

@@ -54,6 +54,17 @@ where
     ///
     /// [`Error::InvalidParameter`] for invalid coefficients, or naming `step` if the linear
     /// recursion is unstable (spectral radius of some 2×2 block ≥ 1).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, oracle::UnderdampedOracle, potential::Gaussian};
+    ///
+    /// let target = Gaussian::standard(nalgebra::Const::<2>);
+    /// assert!(UnderdampedOracle::new(&target, 1.0, 0.1).is_ok());
+    /// let err = UnderdampedOracle::new(&target, -1.0, 0.1).unwrap_err();
+    /// assert!(matches!(err, Error::InvalidParameter { name: "friction", .. }));
+    /// ```
     pub fn new(target: &Gaussian<D>, friction: f64, step: f64) -> Result<Self> {
         let ou = OuStep::new(friction, step)?;
         let (e, a1, a2) = ou.drift_coefficients();
@@ -108,6 +119,20 @@ where
     /// # Errors
     ///
     /// [`Error::DimensionMismatch`] if `position` has another dimension.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{oracle::UnderdampedOracle, potential::Gaussian};
+    /// use nalgebra::Vector1;
+    ///
+    /// let oracle = UnderdampedOracle::new(&Gaussian::standard(nalgebra::Const::<1>), 1.0, 0.1)?;
+    /// let joint = oracle.joint_initial(&Gaussian::isotropic(Vector1::new(3.0), 0.5)?)?;
+    /// // (x, p): position law first, then an independent N(0, 1) momentum
+    /// assert_eq!(joint.mean().as_slice(), &[3.0, 0.0]);
+    /// assert_eq!(joint.covariance().as_slice(), &[0.5, 0.0, 0.0, 1.0]);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn joint_initial(&self, position: &Gaussian<D>) -> Result<Gaussian<Dyn>> {
         let d = self.target.dim_value();
         if position.dim_value() != d {
@@ -133,6 +158,21 @@ where
     /// # Errors
     ///
     /// [`Error::DimensionMismatch`] unless `joint` has dimension `2d`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, oracle::UnderdampedOracle, potential::Gaussian};
+    ///
+    /// let oracle = UnderdampedOracle::new(&Gaussian::standard(nalgebra::Const::<1>), 1.0, 0.1)?;
+    /// // the stationary joint law is a fixed point of the step
+    /// let pi = oracle.stationary()?;
+    /// assert!(oracle.step(&pi)?.kl(&pi)?.abs() < 1e-12);
+    /// // joint laws have dimension 2d
+    /// let wrong = Gaussian::standard(nalgebra::Dyn(3));
+    /// assert!(matches!(oracle.step(&wrong), Err(Error::DimensionMismatch { .. })));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn step(&self, joint: &Gaussian<Dyn>) -> Result<Gaussian<Dyn>> {
         let d = self.target.dim_value();
         if joint.dim_value() != 2 * d {
@@ -161,6 +201,21 @@ where
     /// # Errors
     ///
     /// As [`step`](Self::step).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{oracle::UnderdampedOracle, potential::Gaussian};
+    /// use nalgebra::Vector1;
+    ///
+    /// let oracle = UnderdampedOracle::new(&Gaussian::standard(nalgebra::Const::<1>), 2.0, 0.1)?;
+    /// let start = oracle.joint_initial(&Gaussian::isotropic(Vector1::new(5.0), 0.1)?)?;
+    /// let two = oracle.propagate(&start, 2)?;
+    /// assert!(two.kl(&oracle.step(&oracle.step(&start)?)?)?.abs() < 1e-12);
+    /// // after many steps: the stationary law
+    /// assert!(oracle.propagate(&start, 2_000)?.kl(&oracle.stationary()?)? < 1e-9);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn propagate(&self, joint: &Gaussian<Dyn>, n: usize) -> Result<Gaussian<Dyn>> {
         let mut cur = joint.clone();
         for _ in 0..n {
@@ -198,6 +253,20 @@ where
     ///
     /// [`Error::NotPositiveDefinite`] if the solved covariance is not SPD (cannot happen for a
     /// stable recursion).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{oracle::UnderdampedOracle, potential::Gaussian};
+    ///
+    /// let oracle = UnderdampedOracle::new(&Gaussian::standard(nalgebra::Const::<2>), 1.0, 0.01)?;
+    /// let pi = oracle.stationary()?;
+    /// assert_eq!(pi.dim_value(), 4); // (x, p) in d = 2
+    /// // for a small step it is close to π ⊗ N(0, I)
+    /// let exact = Gaussian::standard(nalgebra::Dyn(4));
+    /// assert!(pi.kl(&exact)? < 1e-3);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn stationary(&self) -> Result<Gaussian<Dyn>> {
         let d = self.target.dim_value();
         let a = self.target.precision();
@@ -222,6 +291,21 @@ where
     /// # Errors
     ///
     /// As [`stationary`](Self::stationary).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{oracle::UnderdampedOracle, potential::Gaussian};
+    ///
+    /// let target = Gaussian::standard(nalgebra::Const::<2>);
+    /// let oracle = UnderdampedOracle::new(&target, 1.0, 0.1)?;
+    /// let pos = oracle.stationary_position()?;
+    /// // the position block of the joint stationary law
+    /// let joint = oracle.stationary()?;
+    /// assert!((pos.covariance()[(1, 1)] - joint.covariance()[(1, 1)]).abs() < 1e-12);
+    /// assert!(pos.kl(&target)? < 1e-2); // O(η) bias
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn stationary_position(&self) -> Result<Gaussian<D>> {
         let a = self.target.precision();
         let cov = sym_apply(a, |l| self.stationary_block(l)[0]);

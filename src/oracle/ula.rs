@@ -53,6 +53,20 @@ where
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] naming `step_size` unless `0 < h < 2/λ_max(A)`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, oracle::UlaOracle, potential::Gaussian};
+    /// use nalgebra::Vector1;
+    ///
+    /// // precision 4: stable iff h < 2/4
+    /// let target = Gaussian::isotropic(Vector1::new(0.0), 0.25)?;
+    /// assert!(UlaOracle::new(&target, 0.4).is_ok());
+    /// let err = UlaOracle::new(&target, 0.5).unwrap_err();
+    /// assert!(matches!(err, Error::InvalidParameter { name: "step_size", .. }));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new(target: &Gaussian<D>, step_size: f64) -> Result<Self> {
         positive("step_size", step_size)?;
         let lmax = 1.0 / target.covariance_eigen_range().0;
@@ -70,6 +84,16 @@ where
     }
 
     /// The step size `h`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{oracle::UlaOracle, potential::Gaussian};
+    ///
+    /// let oracle = UlaOracle::new(&Gaussian::standard(nalgebra::Const::<2>), 0.1)?;
+    /// assert_eq!(oracle.step_size(), 0.1);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn step_size(&self) -> f64 {
         self.step_size
     }
@@ -81,6 +105,21 @@ where
     ///
     /// [`Error::InvalidParameter`] naming `u` if it is outside `[0, h]`;
     /// [`Error::DimensionMismatch`] if `law` has another dimension.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, oracle::UlaOracle, potential::Gaussian};
+    /// use nalgebra::Vector1;
+    ///
+    /// let oracle = UlaOracle::new(&Gaussian::standard(nalgebra::Const::<1>), 0.2)?;
+    /// let law = Gaussian::isotropic(Vector1::new(1.0), 0.5)?;
+    /// // u = 0 is the identity, u = h the full step
+    /// assert!(oracle.interpolate(&law, 0.0)?.kl(&law)?.abs() < 1e-14);
+    /// assert!(oracle.interpolate(&law, 0.2)?.kl(&oracle.step(&law)?)?.abs() < 1e-14);
+    /// assert!(matches!(oracle.interpolate(&law, 0.3), Err(Error::InvalidParameter { name: "u", .. })));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn interpolate(&self, law: &Gaussian<D>, u: f64) -> Result<Gaussian<D>> {
         if !(0.0..=self.step_size).contains(&u) {
             return Err(Error::InvalidParameter {
@@ -113,6 +152,20 @@ where
     /// # Errors
     ///
     /// [`Error::DimensionMismatch`] if `law` has another dimension.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{oracle::UlaOracle, potential::Gaussian};
+    /// use nalgebra::Vector1;
+    ///
+    /// // N(0, 1) target, h = 0.5: mean 2 → (1 − 0.5)·2, variance 1 → 0.5²·1 + 2·0.5
+    /// let oracle = UlaOracle::new(&Gaussian::standard(nalgebra::Const::<1>), 0.5)?;
+    /// let next = oracle.step(&Gaussian::isotropic(Vector1::new(2.0), 1.0)?)?;
+    /// assert!((next.mean()[0] - 1.0).abs() < 1e-14);
+    /// assert!((next.covariance()[(0, 0)] - 1.25).abs() < 1e-14);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn step(&self, law: &Gaussian<D>) -> Result<Gaussian<D>> {
         self.interpolate(law, self.step_size)
     }
@@ -122,6 +175,21 @@ where
     /// # Errors
     ///
     /// [`Error::DimensionMismatch`] if `law` has another dimension.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{oracle::UlaOracle, potential::Gaussian};
+    /// use nalgebra::Vector1;
+    ///
+    /// let oracle = UlaOracle::new(&Gaussian::standard(nalgebra::Const::<1>), 0.5)?;
+    /// let start = Gaussian::isotropic(Vector1::new(8.0), 1.0)?;
+    /// let law = oracle.propagate(&start, 3)?;
+    /// assert!((law.mean()[0] - 1.0).abs() < 1e-12); // 8 · 0.5³
+    /// // many steps: the stationary law
+    /// assert!(oracle.propagate(&start, 200)?.kl(&oracle.stationary())? < 1e-12);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn propagate(&self, law: &Gaussian<D>, n: usize) -> Result<Gaussian<D>> {
         let mut cur = law.clone();
         for _ in 0..n {
@@ -131,6 +199,19 @@ where
     }
 
     /// The stationary law `N(μ*, Q diag(1/(λ_i(1 − hλ_i/2))) Qᵀ)`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{oracle::UlaOracle, potential::Gaussian};
+    ///
+    /// let oracle = UlaOracle::new(&Gaussian::standard(nalgebra::Const::<2>), 0.5)?;
+    /// let pi_h = oracle.stationary();
+    /// // variance 1/(1 − h/2) = 4/3, and a fixed point of the step
+    /// assert!((pi_h.covariance()[(0, 0)] - 4.0 / 3.0).abs() < 1e-12);
+    /// assert!(oracle.step(&pi_h)?.kl(&pi_h)?.abs() < 1e-12);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn stationary(&self) -> Gaussian<D> {
         let h = self.step_size;
         let cov = sym_apply(self.target.precision(), |l| 1.0 / (l * (1.0 - 0.5 * h * l)));

@@ -63,7 +63,31 @@ pub trait DualFunction {
 ///
 /// # Example
 ///
-/// See [`DualFunction`].
+/// A quartic written once; its gradient `4x³` comes out of the dual numbers (see
+/// [`DualFunction`] for a two-dimensional example with a Hessian).
+///
+/// ```
+/// use klflow::potential::{AutoDiff, DualFunction, Potential};
+/// use nalgebra::{Dyn, DVector, OVector};
+/// use num_dual::DualNum;
+///
+/// /// U(x) = Σ x_i⁴ in any dimension.
+/// struct Quartic(usize);
+/// impl DualFunction for Quartic {
+///     type Dim = Dyn;
+///     fn dim(&self) -> Dyn { Dyn(self.0) }
+///     fn eval<T: DualNum<Primitive = f64>>(&self, x: &OVector<T, Dyn>) -> T {
+///         x.iter().fold(T::zero(), |acc, v| acc + v.powi(4))
+///     }
+/// }
+///
+/// let p = AutoDiff(Quartic(3));
+/// let x = DVector::from_vec(vec![1.0, -2.0, 0.5]);
+/// let mut g = DVector::zeros(3);
+/// let u = p.energy_grad(&x, &mut g);
+/// assert_eq!(u, 1.0 + 16.0 + 0.0625);
+/// assert_eq!(g, DVector::from_vec(vec![4.0, -32.0, 0.5]));
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct AutoDiff<F>(pub F);
 

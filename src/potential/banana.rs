@@ -43,6 +43,20 @@ impl<D: Dim> Banana<D> {
     ///
     /// [`Error::DimensionMismatch`] naming `dim` if `d < 2`; [`Error::InvalidParameter`] if
     /// `a` or `c` is not finite and positive or `b` is not finite.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, potential::Banana};
+    ///
+    /// assert!(Banana::new(nalgebra::Dyn(3), 2.0, 0.3, 1.0).is_ok());
+    /// let err = Banana::new(nalgebra::Dyn(1), 1.0, 0.5, 0.5).unwrap_err();
+    /// assert_eq!(err, Error::DimensionMismatch { name: "dim", expected: 2, found: 1 });
+    /// assert!(matches!(
+    ///     Banana::new(nalgebra::Dyn(2), 1.0, 0.5, 0.0),
+    ///     Err(Error::InvalidParameter { name: "c", .. })
+    /// ));
+    /// ```
     pub fn new(dim: D, a: f64, b: f64, c: f64) -> Result<Self> {
         if dim.value() < 2 {
             return Err(Error::DimensionMismatch {
@@ -70,11 +84,31 @@ impl<D: Dim> Banana<D> {
     /// # Panics
     ///
     /// If `dim < 2`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::Banana;
+    ///
+    /// let b = Banana::standard(nalgebra::Const::<2>);
+    /// assert_eq!(b.mean()[1], 0.5);
+    /// assert_eq!(b.variance()[1], 0.75);
+    /// ```
     pub fn standard(dim: D) -> Self {
         Self::new(dim, 1.0, 0.5, 0.5).expect("the standard banana needs d >= 2")
     }
 
     /// The exact mean `(0, b a², 0, …)`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::Banana;
+    ///
+    /// let b = Banana::new(nalgebra::Const::<3>, 2.0, 0.5, 1.0)?;
+    /// assert_eq!(b.mean(), nalgebra::Vector3::new(0.0, 2.0, 0.0)); // b a² = 0.5 · 4
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn mean(&self) -> OVector<f64, D>
     where
         DefaultAllocator: Allocator<D>,
@@ -85,6 +119,17 @@ impl<D: Dim> Banana<D> {
     }
 
     /// The exact marginal variances `(a², c² + 2b²a⁴, 1, …)` (the covariance is diagonal).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::Banana;
+    ///
+    /// let b = Banana::new(nalgebra::Const::<3>, 2.0, 0.5, 1.0)?;
+    /// // (a², c² + 2b²a⁴, 1) = (4, 1 + 2 · 0.25 · 16, 1)
+    /// assert_eq!(b.variance(), nalgebra::Vector3::new(4.0, 9.0, 1.0));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn variance(&self) -> OVector<f64, D>
     where
         DefaultAllocator: Allocator<D>,
@@ -96,6 +141,25 @@ impl<D: Dim> Banana<D> {
     }
 
     /// Writes an exact draw into `out`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::Banana;
+    /// use nalgebra::Vector2;
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let b = Banana::standard(nalgebra::Const::<2>);
+    /// let mut rng = ChaCha8Rng::seed_from_u64(1);
+    /// let (n, mut sum) = (20_000, 0.0);
+    /// let mut x = Vector2::zeros();
+    /// for _ in 0..n {
+    ///     b.sample_into(&mut x, &mut rng);
+    ///     sum += x[1];
+    /// }
+    /// // E x₂ = 0.5, standard error √(0.75 / n) ≈ 0.006
+    /// assert!((sum / n as f64 - 0.5).abs() < 5.0 * (0.75 / n as f64).sqrt());
+    /// ```
     pub fn sample_into<R: Rng + ?Sized>(&self, out: &mut OVector<f64, D>, rng: &mut R)
     where
         DefaultAllocator: Allocator<D>,

@@ -10,7 +10,33 @@ use crate::potential::{Potential, PotentialHessian};
 ///
 /// `max_abs_error = max |a − f|` and `max_rel_error = max |a − f| / max(1, |f|)` over the
 /// entries (`a` analytic, `f` finite-difference); `worst_index` is the flat (column-major)
-/// index of the entry with the largest relative error.
+/// index of the entry with the largest relative error, or `usize::MAX` from
+/// [`check_gradient`] when the worst mismatch is between the energies returned by
+/// `energy` and `energy_grad`.
+///
+/// # Example
+///
+/// ```
+/// use klflow::potential::{Potential, check_gradient};
+/// use nalgebra::{Const, Vector2};
+///
+/// /// U(x) = x₁² + x₂², with a gradient that forgets the factor 2 in the second entry.
+/// struct Buggy;
+/// impl Potential for Buggy {
+///     type Dim = Const<2>;
+///     fn dim(&self) -> Const<2> { Const }
+///     fn energy(&self, x: &Vector2<f64>) -> f64 { x.norm_squared() }
+///     fn energy_grad(&self, x: &Vector2<f64>, grad: &mut Vector2<f64>) -> f64 {
+///         *grad = Vector2::new(2.0 * x[0], x[1]);
+///         x.norm_squared()
+///     }
+/// }
+/// let c = check_gradient(&Buggy, &Vector2::new(1.0, 3.0))?;
+/// assert_eq!(c.worst_index, 1);
+/// assert!((c.max_abs_error - 3.0).abs() < 1e-6); // 6 − 3
+/// assert!((c.max_rel_error - 0.5).abs() < 1e-6); // 3 / 6
+/// # Ok::<(), klflow::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DerivativeCheck {
     /// Largest absolute difference.

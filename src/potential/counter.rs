@@ -8,6 +8,20 @@ use nalgebra::{DefaultAllocator, OMatrix, OVector};
 use crate::potential::{Potential, PotentialHessian};
 
 /// How many times each capability of a [`Counted`] potential was called.
+///
+/// # Example
+///
+/// ```
+/// use klflow::potential::{Counted, EvaluationCounts, Gaussian, Potential};
+/// use nalgebra::Vector1;
+///
+/// let p = Counted::new(Gaussian::standard(nalgebra::Const::<1>));
+/// let mut g = Vector1::zeros();
+/// p.energy(&Vector1::new(1.0));
+/// p.energy_grad(&Vector1::new(1.0), &mut g);
+/// p.energy_grad(&Vector1::new(2.0), &mut g);
+/// assert_eq!(p.counts(), EvaluationCounts { energy: 1, gradient: 2, hessian: 0 });
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EvaluationCounts {
     /// Calls of [`Potential::energy`].
@@ -45,6 +59,15 @@ pub struct Counted<P> {
 
 impl<P> Counted<P> {
     /// Wraps `inner` with all counts at zero.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::{Counted, EvaluationCounts, Gaussian};
+    ///
+    /// let p = Counted::new(Gaussian::standard(nalgebra::Const::<2>));
+    /// assert_eq!(p.counts(), EvaluationCounts::default());
+    /// ```
     pub fn new(inner: P) -> Self {
         Self {
             inner,
@@ -55,6 +78,19 @@ impl<P> Counted<P> {
     }
 
     /// The counts so far.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::{Counted, Gaussian, PotentialHessian};
+    /// use nalgebra::{Matrix2, Vector2};
+    ///
+    /// let p = Counted::new(Gaussian::standard(nalgebra::Const::<2>));
+    /// let mut h = Matrix2::zeros();
+    /// p.hessian(&Vector2::zeros(), &mut h);
+    /// assert_eq!(p.counts().hessian, 1);
+    /// assert_eq!(h, Matrix2::identity());
+    /// ```
     pub fn counts(&self) -> EvaluationCounts {
         EvaluationCounts {
             energy: self.energy.load(Ordering::Relaxed),
@@ -64,6 +100,18 @@ impl<P> Counted<P> {
     }
 
     /// Sets all counts to zero.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::{Counted, EvaluationCounts, Gaussian, Potential};
+    ///
+    /// let p = Counted::new(Gaussian::standard(nalgebra::Const::<1>));
+    /// p.energy(&nalgebra::Vector1::new(0.0));
+    /// assert_eq!(p.counts().energy, 1);
+    /// p.reset();
+    /// assert_eq!(p.counts(), EvaluationCounts::default());
+    /// ```
     pub fn reset(&self) {
         self.energy.store(0, Ordering::Relaxed);
         self.gradient.store(0, Ordering::Relaxed);
@@ -71,6 +119,18 @@ impl<P> Counted<P> {
     }
 
     /// The wrapped potential.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::{Counted, Gaussian, Potential};
+    ///
+    /// let p = Counted::new(Gaussian::standard(nalgebra::Const::<2>));
+    /// assert_eq!(p.inner().dim_value(), 2);
+    /// // going through the inner potential is not counted
+    /// p.inner().energy(&nalgebra::Vector2::zeros());
+    /// assert_eq!(p.counts().energy, 0);
+    /// ```
     pub fn inner(&self) -> &P {
         &self.inner
     }

@@ -44,6 +44,21 @@ impl<D: Dim> DoubleWell<D> {
     ///
     /// [`Error::DimensionMismatch`] naming `dim` if `d = 0`; [`Error::InvalidParameter`]
     /// naming `a` unless it is finite and ≥ 0.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, potential::{DoubleWell, Potential}};
+    ///
+    /// // a = 0 is the standard normal
+    /// let w = DoubleWell::new(nalgebra::Const::<1>, 0.0)?;
+    /// assert_eq!(w.energy(&nalgebra::Vector1::new(2.0)), 2.0);
+    /// assert!(matches!(
+    ///     DoubleWell::new(nalgebra::Const::<1>, -1.0),
+    ///     Err(Error::InvalidParameter { name: "a", .. })
+    /// ));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new(dim: D, a: f64) -> Result<Self> {
         if dim.value() == 0 {
             return Err(Error::DimensionMismatch {
@@ -63,11 +78,40 @@ impl<D: Dim> DoubleWell<D> {
     }
 
     /// The mode separation parameter `a`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::DoubleWell;
+    ///
+    /// assert_eq!(DoubleWell::new(nalgebra::Dyn(4), 2.5)?.a(), 2.5);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn a(&self) -> f64 {
         self.a
     }
 
     /// Writes an exact draw into `out`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::DoubleWell;
+    /// use nalgebra::Vector2;
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let w = DoubleWell::new(nalgebra::Const::<2>, 2.0)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(3);
+    /// let (n, mut right) = (10_000, 0);
+    /// let mut x = Vector2::zeros();
+    /// for _ in 0..n {
+    ///     w.sample_into(&mut x, &mut rng);
+    ///     right += usize::from(x[0] > 0.0);
+    /// }
+    /// // by symmetry half the draws are in the right well; standard error √(¼ / n) = 0.005
+    /// assert!((right as f64 / n as f64 - 0.5).abs() < 5.0 * 0.005);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn sample_into<R: Rng + ?Sized>(&self, out: &mut OVector<f64, D>, rng: &mut R)
     where
         DefaultAllocator: Allocator<D>,

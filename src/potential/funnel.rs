@@ -39,6 +39,17 @@ impl<D: Dim> Funnel<D> {
     ///
     /// [`Error::DimensionMismatch`] naming `dim` if `d < 2`; [`Error::InvalidParameter`] if
     /// `sigma` is not finite and positive.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, potential::Funnel};
+    ///
+    /// assert!(Funnel::new(nalgebra::Dyn(10), 3.0).is_ok());
+    /// let err = Funnel::new(nalgebra::Dyn(1), 3.0).unwrap_err();
+    /// assert_eq!(err, Error::DimensionMismatch { name: "dim", expected: 2, found: 1 });
+    /// assert!(matches!(Funnel::new(nalgebra::Dyn(2), -3.0), Err(Error::InvalidParameter { name: "sigma", .. })));
+    /// ```
     pub fn new(dim: D, sigma: f64) -> Result<Self> {
         if dim.value() < 2 {
             return Err(Error::DimensionMismatch {
@@ -52,6 +63,26 @@ impl<D: Dim> Funnel<D> {
     }
 
     /// Writes an exact draw into `out`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::Funnel;
+    /// use nalgebra::Vector3;
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let f = Funnel::new(nalgebra::Const::<3>, 3.0)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(2);
+    /// let (n, mut sum_v2) = (20_000, 0.0);
+    /// let mut x = Vector3::zeros();
+    /// for _ in 0..n {
+    ///     f.sample_into(&mut x, &mut rng);
+    ///     sum_v2 += x[0] * x[0];
+    /// }
+    /// // E v² = σ² = 9; Var v² = 2σ⁴ = 162, so the standard error is √(162 / n) ≈ 0.09
+    /// assert!((sum_v2 / n as f64 - 9.0).abs() < 5.0 * (162.0 / n as f64).sqrt());
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn sample_into<R: Rng + ?Sized>(&self, out: &mut OVector<f64, D>, rng: &mut R)
     where
         DefaultAllocator: Allocator<D>,

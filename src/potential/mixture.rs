@@ -51,6 +51,21 @@ where
     /// numbers of weights and components differ or the components' dimensions differ;
     /// [`Error::InvalidParameter`] naming `weights` if a weight is negative or not finite or
     /// their sum is zero or overflows.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, potential::{Gaussian, GaussianMixture}};
+    ///
+    /// let g = Gaussian::standard(nalgebra::Const::<1>);
+    /// assert!(GaussianMixture::new(&[2.0, 6.0], vec![g.clone(), g.clone()]).is_ok());
+    /// let err = GaussianMixture::new(&[1.0], vec![g.clone(), g.clone()]).unwrap_err();
+    /// assert_eq!(err, Error::DimensionMismatch { name: "weights", expected: 2, found: 1 });
+    /// assert!(matches!(
+    ///     GaussianMixture::new(&[0.0, 0.0], vec![g.clone(), g]),
+    ///     Err(Error::InvalidParameter { name: "weights", .. })
+    /// ));
+    /// ```
     pub fn new(weights: &[f64], components: Vec<Gaussian<D>>) -> Result<Self> {
         if components.is_empty() {
             return Err(Error::Empty { name: "components" });
@@ -99,16 +114,54 @@ where
     }
 
     /// The normalised weights.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::{Gaussian, GaussianMixture};
+    ///
+    /// let g = Gaussian::standard(nalgebra::Const::<1>);
+    /// let mix = GaussianMixture::new(&[2.0, 6.0], vec![g.clone(), g])?;
+    /// assert_eq!(mix.weights(), &[0.25, 0.75]);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn weights(&self) -> &[f64] {
         &self.weights
     }
 
     /// The components.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::{Gaussian, GaussianMixture};
+    /// use nalgebra::Vector1;
+    ///
+    /// let a = Gaussian::isotropic(Vector1::new(-1.0), 1.0)?;
+    /// let b = Gaussian::isotropic(Vector1::new(1.0), 2.0)?;
+    /// let mix = GaussianMixture::new(&[1.0, 1.0], vec![a, b])?;
+    /// assert_eq!(mix.components().len(), 2);
+    /// assert_eq!(mix.components()[1].covariance()[(0, 0)], 2.0);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn components(&self) -> &[Gaussian<D>] {
         &self.components
     }
 
     /// The exact mean `Σ w_k μ_k`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::{Gaussian, GaussianMixture};
+    /// use nalgebra::Vector2;
+    ///
+    /// let a = Gaussian::isotropic(Vector2::new(-1.0, 0.0), 1.0)?;
+    /// let b = Gaussian::isotropic(Vector2::new(3.0, 4.0), 1.0)?;
+    /// let mix = GaussianMixture::new(&[3.0, 1.0], vec![a, b])?;
+    /// assert!((mix.mean() - Vector2::new(0.0, 1.0)).amax() < 1e-15);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn mean(&self) -> OVector<f64, D> {
         let mut m = self.components[0].mean() * 0.0;
         for (w, c) in self.weights.iter().zip(&self.components) {
@@ -118,6 +171,19 @@ where
     }
 
     /// The exact covariance `Σ w_k (Σ_k + μ_k μ_kᵀ) − m mᵀ`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::{Gaussian, GaussianMixture};
+    /// use nalgebra::Vector1;
+    ///
+    /// // ½N(−2, 1) + ½N(2, 1): variance 1 + 2² (within + between)
+    /// let comp = |m: f64| Gaussian::isotropic(Vector1::new(m), 1.0);
+    /// let mix = GaussianMixture::new(&[1.0, 1.0], vec![comp(-2.0)?, comp(2.0)?])?;
+    /// assert!((mix.covariance()[(0, 0)] - 5.0).abs() < 1e-14);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn covariance(&self) -> OMatrix<f64, D, D> {
         let m = self.mean();
         let mut c = self.components[0].covariance() * 0.0;
@@ -130,6 +196,28 @@ where
     }
 
     /// Writes an exact draw into `out`: a component by weight, then a draw from it.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::{Gaussian, GaussianMixture};
+    /// use nalgebra::Vector1;
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// // well separated components: the share of draws near +10 estimates its weight 0.2
+    /// let comp = |m: f64| Gaussian::isotropic(Vector1::new(m), 1.0);
+    /// let mix = GaussianMixture::new(&[0.8, 0.2], vec![comp(-10.0)?, comp(10.0)?])?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(4);
+    /// let (n, mut right) = (10_000, 0);
+    /// let mut x = Vector1::zeros();
+    /// for _ in 0..n {
+    ///     mix.sample_into(&mut x, &mut rng);
+    ///     right += usize::from(x[0] > 0.0);
+    /// }
+    /// let se = (0.2 * 0.8 / n as f64).sqrt(); // 0.004
+    /// assert!((right as f64 / n as f64 - 0.2).abs() < 5.0 * se);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn sample_into<R: Rng + ?Sized>(&self, out: &mut OVector<f64, D>, rng: &mut R) {
         let u: f64 = rng.random();
         let mut acc = 0.0;

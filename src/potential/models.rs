@@ -9,6 +9,21 @@ use crate::potential::Potential;
 const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
 
 /// How [`EightSchools`] parameterises the school effects.
+///
+/// # Example
+///
+/// ```
+/// use klflow::potential::{EightSchools, Parameterisation};
+///
+/// // the same unconstrained point means different school effects θ_j
+/// let (y, sigma) = ([10.0, 0.0], [5.0, 5.0]);
+/// let nc = EightSchools::new(&y, &sigma, Parameterisation::NonCentered)?;
+/// let c = EightSchools::new(&y, &sigma, Parameterisation::Centered)?;
+/// let u = [1.0, -1.0, 2.0, 0.0]; // (θ̃ or θ, μ, s = log τ)
+/// assert_eq!(nc.constrain(&u)?, vec![3.0, 1.0, 2.0, 1.0]); // θ = μ + τ θ̃
+/// assert_eq!(c.constrain(&u)?, vec![1.0, -1.0, 2.0, 1.0]);
+/// # Ok::<(), klflow::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Parameterisation {
@@ -55,6 +70,22 @@ impl EightSchools {
     ///
     /// [`Error::Empty`], [`Error::DimensionMismatch`] (lengths differ),
     /// [`Error::NonFiniteInput`] naming `y`, [`Error::InvalidParameter`] naming `sigma`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, potential::{EightSchools, Parameterisation, Potential}};
+    ///
+    /// let m = EightSchools::new(&[28.0, 8.0], &[15.0, 10.0], Parameterisation::Centered)?;
+    /// assert_eq!(m.dim(), nalgebra::Dyn(4)); // J + 2
+    /// let err = EightSchools::new(&[28.0, 8.0], &[15.0], Parameterisation::Centered).unwrap_err();
+    /// assert_eq!(err, Error::DimensionMismatch { name: "sigma", expected: 2, found: 1 });
+    /// assert!(matches!(
+    ///     EightSchools::new(&[1.0], &[0.0], Parameterisation::Centered),
+    ///     Err(Error::InvalidParameter { name: "sigma", .. })
+    /// ));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new(y: &[f64], sigma: &[f64], parameterisation: Parameterisation) -> Result<Self> {
         if y.is_empty() {
             return Err(Error::Empty { name: "y" });
@@ -84,6 +115,17 @@ impl EightSchools {
     }
 
     /// The number of schools `J`; the dimension is `J + 2`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::{EightSchools, Parameterisation};
+    ///
+    /// let y = [28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0];
+    /// let sigma = [15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0];
+    /// assert_eq!(EightSchools::new(&y, &sigma, Parameterisation::NonCentered)?.schools(), 8);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn schools(&self) -> usize {
         self.y.len()
     }
@@ -93,6 +135,19 @@ impl EightSchools {
     /// # Errors
     ///
     /// [`Error::DimensionMismatch`] naming `u`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, potential::{EightSchools, Parameterisation}};
+    ///
+    /// let m = EightSchools::new(&[10.0], &[5.0], Parameterisation::NonCentered)?;
+    /// // θ̃ = 2, μ = 1, s = ln 3: θ = 1 + 3·2, τ = 3
+    /// let out = m.constrain(&[2.0, 1.0, 3f64.ln()])?;
+    /// assert!((out[0] - 7.0).abs() < 1e-14 && out[1] == 1.0 && (out[2] - 3.0).abs() < 1e-14);
+    /// assert!(matches!(m.constrain(&[0.0, 0.0]), Err(Error::DimensionMismatch { name: "u", .. })));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn constrain(&self, u: &[f64]) -> Result<Vec<f64>> {
         let j = self.schools();
         if u.len() != j + 2 {
@@ -214,6 +269,24 @@ impl<D: Dim> LinearRegression<D> {
     /// [`Error::Empty`] if `x` has no rows or no columns, [`Error::DimensionMismatch`] (`x` must
     /// have `dim − 1` columns, `y` one entry per row), [`Error::NonFiniteInput`],
     /// [`Error::InvalidParameter`] naming `sigma_scale`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, potential::{LinearRegression, Potential}};
+    /// use nalgebra::{DMatrix, DVector, Dyn};
+    ///
+    /// // y = 1 + 2x exactly, σ = e⁰ = 1: the residuals vanish at β = (1, 2)
+    /// let x = DMatrix::from_row_slice(3, 2, &[1.0, 0.0, 1.0, 1.0, 1.0, 2.0]);
+    /// let post = LinearRegression::new(Dyn(3), &x, &[1.0, 3.0, 5.0], 2.5)?;
+    /// let mut g = DVector::zeros(3);
+    /// post.energy_grad(&DVector::from_vec(vec![1.0, 2.0, 0.0]), &mut g);
+    /// assert!(g[0].abs() < 1e-12 && g[1].abs() < 1e-12);
+    /// // dim must be the number of columns + 1 (for s = log σ)
+    /// let err = LinearRegression::new(Dyn(2), &x, &[1.0, 3.0, 5.0], 2.5).unwrap_err();
+    /// assert_eq!(err, Error::DimensionMismatch { name: "x", expected: 1, found: 2 });
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new(dim: D, x: &DMatrix<f64>, y: &[f64], sigma_scale: f64) -> Result<Self> {
         let (n, p) = x.shape();
         if n == 0 || p == 0 {

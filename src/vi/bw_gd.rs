@@ -66,6 +66,21 @@ impl<P: PotentialHessian> BwGd<P, ExactHessian> {
     ///
     /// As [`FbGvi::new`](super::FbGvi::new): `h` must be positive and at most `1/L` when the
     /// smoothness `L` is known.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, potential::Gaussian, vi::{BwGd, Expectation}};
+    ///
+    /// // N(0, I/4) has smoothness L = 4: the step must be at most 1/4
+    /// let target = Gaussian::isotropic(nalgebra::Vector2::zeros(), 0.25)?;
+    /// assert!(BwGd::new(&target, 0.25, Expectation::Quadratic).is_ok());
+    /// assert!(matches!(
+    ///     BwGd::new(&target, 0.3, Expectation::Quadratic),
+    ///     Err(Error::InvalidParameter { name: "step_size", .. })
+    /// ));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new(potential: P, step_size: f64, expectation: Expectation) -> Result<Self> {
         Self::build(potential, step_size, expectation, false)
     }
@@ -77,6 +92,29 @@ impl<P: Potential> BwGd<P, SteinHessian> {
     /// # Errors
     ///
     /// As [`FbGvi::hessian_free`](super::FbGvi::hessian_free).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, Sampler, potential::Gaussian, vi::{BwGd, Expectation}};
+    /// use nalgebra::Vector2;
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let target = Gaussian::isotropic(Vector2::new(1.0, -1.0), 2.0)?;
+    /// // the cubature rule is exact for the linear gradient of a Gaussian target
+    /// let bw = BwGd::hessian_free(&target, 0.2, Expectation::Cubature)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut state = bw.init(Gaussian::standard(nalgebra::Const::<2>), &mut rng)?;
+    /// for _ in 0..300 {
+    ///     bw.step(&mut state, &mut rng)?;
+    /// }
+    /// assert!(state.gaussian()?.kl(&target)? < 1e-10);
+    /// assert!(matches!(
+    ///     BwGd::hessian_free(&target, 0.2, Expectation::Quadratic),
+    ///     Err(Error::InvalidParameter { name: "expectation", .. })
+    /// ));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn hessian_free(potential: P, step_size: f64, expectation: Expectation) -> Result<Self> {
         Self::build(potential, step_size, expectation, true)
     }
@@ -95,11 +133,32 @@ impl<P: Potential, C> BwGd<P, C> {
     }
 
     /// The step size `h`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{potential::Gaussian, vi::{BwGd, Expectation}};
+    ///
+    /// let target = Gaussian::standard(nalgebra::Const::<2>);
+    /// assert_eq!(BwGd::new(&target, 0.1, Expectation::Cubature)?.step_size(), 0.1);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn step_size(&self) -> f64 {
         self.step_size
     }
 
     /// The target potential.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{potential::{DoubleWell, Potential}, vi::{BwGd, Expectation}};
+    ///
+    /// let bw = BwGd::new(DoubleWell::new(nalgebra::Const::<2>, 1.5)?, 0.1, Expectation::Cubature)?;
+    /// assert_eq!(bw.potential().a(), 1.5);
+    /// assert_eq!(bw.potential().smoothness(), Some(1.25)); // max(1, a² − 1)
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn potential(&self) -> &P {
         &self.potential
     }

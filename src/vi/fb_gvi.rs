@@ -83,6 +83,28 @@ impl<P: PotentialHessian> FbGvi<P, ExactHessian> {
     /// [`Error::InvalidParameter`] naming `step_size` if it is not positive, or if the
     /// potential's smoothness `L` is known and `h > 1/L` (the reason says why); naming
     /// `nodes` or `batch` if the expectation rule is invalid for this dimension.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, Sampler, potential::Gaussian, vi::{Expectation, FbGvi}};
+    /// use nalgebra::{Matrix2, Vector2};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let target = Gaussian::new(Vector2::new(1.0, 2.0), Matrix2::new(1.0, 0.3, 0.3, 0.5))?;
+    /// let h = target.covariance_eigen_range().0; // 1/L
+    /// let gvi = FbGvi::new(&target, h, Expectation::Quadratic)?;
+    /// // a Gaussian target is a fixed point of FB-GVI: no discretisation bias
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut state = gvi.init(target.clone(), &mut rng)?;
+    /// gvi.step(&mut state, &mut rng)?;
+    /// assert!(state.gaussian()?.kl(&target)? < 1e-12);
+    /// assert!(matches!(
+    ///     FbGvi::new(&target, 0.0, Expectation::Quadratic),
+    ///     Err(Error::InvalidParameter { name: "step_size", .. })
+    /// ));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new(potential: P, step_size: f64, expectation: Expectation) -> Result<Self> {
         Self::build(potential, step_size, expectation, false)
     }
@@ -96,6 +118,30 @@ impl<P: Potential> FbGvi<P, SteinHessian> {
     ///
     /// As [`FbGvi::new`], and [`Error::InvalidParameter`] naming `expectation` for
     /// [`Expectation::Quadratic`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, Sampler, potential::Gaussian, vi::{Expectation, FbGvi}};
+    /// use nalgebra::{Matrix2, Vector2};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// // gradients only; the cubature rule makes Stein's estimate exact on a Gaussian target
+    /// let target = Gaussian::new(Vector2::new(1.0, -1.0), Matrix2::new(1.0, 0.4, 0.4, 0.5))?;
+    /// let h = target.covariance_eigen_range().0; // 1/L
+    /// let gvi = FbGvi::hessian_free(&target, h, Expectation::Cubature)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut state = gvi.init(Gaussian::standard(nalgebra::Const::<2>), &mut rng)?;
+    /// for _ in 0..300 {
+    ///     gvi.step(&mut state, &mut rng)?;
+    /// }
+    /// assert!(state.gaussian()?.kl(&target)? < 1e-10);
+    /// assert!(matches!(
+    ///     FbGvi::hessian_free(&target, h, Expectation::Quadratic),
+    ///     Err(Error::InvalidParameter { name: "expectation", .. })
+    /// ));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn hessian_free(potential: P, step_size: f64, expectation: Expectation) -> Result<Self> {
         Self::build(potential, step_size, expectation, true)
     }
@@ -114,11 +160,31 @@ impl<P: Potential, C> FbGvi<P, C> {
     }
 
     /// The step size `h`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{potential::Gaussian, vi::{Expectation, FbGvi}};
+    ///
+    /// let target = Gaussian::standard(nalgebra::Const::<2>);
+    /// assert_eq!(FbGvi::new(&target, 0.5, Expectation::Quadratic)?.step_size(), 0.5);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn step_size(&self) -> f64 {
         self.step_size
     }
 
     /// The target potential.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{potential::Gaussian, vi::{Expectation, FbGvi}};
+    ///
+    /// let gvi = FbGvi::new(Gaussian::standard(nalgebra::Const::<3>), 0.5, Expectation::Cubature)?;
+    /// assert_eq!(gvi.potential().dim_value(), 3);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn potential(&self) -> &P {
         &self.potential
     }

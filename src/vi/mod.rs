@@ -176,6 +176,23 @@ mod sealed {
 ///
 /// Sealed: the two markers are the only implementations. The methods are an implementation
 /// detail of the GVI step.
+///
+/// # Example
+///
+/// ```
+/// use klflow::potential::Gaussian;
+/// use klflow::vi::{Curvature, Expectation, FbGvi, SteinHessian};
+///
+/// // code generic over the source of the expected Hessian
+/// fn describe<P: klflow::Potential, C: Curvature<P>>(gvi: &FbGvi<P, C>) -> f64 {
+///     gvi.step_size()
+/// }
+/// let target = Gaussian::standard(nalgebra::Const::<2>);
+/// let stein: FbGvi<_, SteinHessian> = FbGvi::hessian_free(&target, 0.5, Expectation::Cubature)?;
+/// assert_eq!(describe(&stein), 0.5);
+/// assert_eq!(describe(&FbGvi::new(&target, 0.25, Expectation::Quadratic)?), 0.25);
+/// # Ok::<(), klflow::Error>(())
+/// ```
 pub trait Curvature<P: Potential>: sealed::Sealed {
     /// `true` if the accumulator is the cross moment `E[z∇Uᵀ]` (Stein), which a Monte Carlo
     /// batch replaces by the unbiased sample cross-covariance.
@@ -209,6 +226,19 @@ pub trait Curvature<P: Potential>: sealed::Sealed {
 
 /// Marker: the expected Hessian averages the target's own Hessian
 /// ([`PotentialHessian`]) over the expectation rule.
+///
+/// # Example
+///
+/// ```
+/// use klflow::potential::Gaussian;
+/// use klflow::vi::{ExactHessian, Expectation, FbGvi};
+///
+/// // the default curvature of FbGvi::new (the target must implement PotentialHessian)
+/// let target = Gaussian::standard(nalgebra::Const::<2>);
+/// let gvi: FbGvi<_, ExactHessian> = FbGvi::new(&target, 0.5, Expectation::Quadratic)?;
+/// assert_eq!(gvi.step_size(), 0.5);
+/// # Ok::<(), klflow::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ExactHessian;
 
@@ -221,6 +251,24 @@ pub struct ExactHessian;
 /// `ḡ`, which the raw moment `b⁻¹Σ zᵢ∇U(xᵢ)ᵀ` turns into O(‖ḡ‖/√b) noise and the centred form
 /// removes. The variance still grows with `d/b` and the condition number: use `b ≳ 2d`, or a
 /// deterministic rule.
+///
+/// # Example
+///
+/// ```
+/// use klflow::{Sampler, potential::Gaussian, vi::{Expectation, FbGvi, SteinHessian}};
+/// use nalgebra::{Matrix2, Vector2};
+/// use rand::{SeedableRng, rngs::ChaCha8Rng};
+///
+/// // on a Gaussian target the cubature Stein estimate is exact: the target stays a fixed point
+/// let target = Gaussian::new(Vector2::zeros(), Matrix2::new(2.0, 0.5, 0.5, 1.0))?;
+/// let h = target.covariance_eigen_range().0;
+/// let gvi: FbGvi<_, SteinHessian> = FbGvi::hessian_free(&target, h, Expectation::Cubature)?;
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// let mut state = gvi.init(target.clone(), &mut rng)?;
+/// gvi.step(&mut state, &mut rng)?;
+/// assert!(state.gaussian()?.kl(&target)? < 1e-12);
+/// # Ok::<(), klflow::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SteinHessian;
 

@@ -67,6 +67,25 @@ where
 /// The objective and the gradient norm are those of the iterate the step *started* from (they
 /// come with the expectations the step needs anyway); the eigenvalues are those of the new
 /// covariance. With Monte Carlo expectations the first three fields are noisy estimates.
+///
+/// # Example
+///
+/// ```
+/// use klflow::{Sampler, potential::Gaussian, vi::{Expectation, FbGvi}};
+/// use rand::{SeedableRng, rngs::ChaCha8Rng};
+///
+/// // started at the target N(0, I₂): a stationary point, and F(π) = −log Z = −log 2π
+/// let target = Gaussian::standard(nalgebra::Const::<2>);
+/// let gvi = FbGvi::new(&target, 0.5, Expectation::Quadratic)?;
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// let mut state = gvi.init(target.clone(), &mut rng)?;
+/// let info = gvi.step(&mut state, &mut rng)?;
+/// assert!(info.gradient_norm_sq < 1e-20);
+/// assert!((info.objective + (2.0 * std::f64::consts::PI).ln()).abs() < 1e-12);
+/// assert!((info.expected_energy - 1.0).abs() < 1e-12); // E ½‖x‖² = d/2
+/// assert!((info.min_eigenvalue - 1.0).abs() < 1e-12 && (info.max_eigenvalue - 1.0).abs() < 1e-12);
+/// # Ok::<(), klflow::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GviInfo {
     /// `F(p_k) = E_{p_k}U − H(p_k)`: the KL divergence to the target up to the constant
@@ -127,27 +146,111 @@ where
     }
 
     /// The mean `m_k`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, potential::Gaussian, vi::{Expectation, FbGvi}};
+    /// use nalgebra::Vector2;
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let gvi = FbGvi::new(Gaussian::standard(nalgebra::Const::<2>), 0.5, Expectation::Quadratic)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut state = gvi.init(Gaussian::isotropic(Vector2::new(4.0, -2.0), 1.0)?, &mut rng)?;
+    /// assert_eq!(*state.mean(), Vector2::new(4.0, -2.0));
+    /// gvi.step(&mut state, &mut rng)?;
+    /// // m − h E∇U = m − 0.5 m
+    /// assert!((state.mean() - Vector2::new(2.0, -1.0)).amax() < 1e-14);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn mean(&self) -> &OVector<f64, D> {
         &self.mean
     }
 
     /// The covariance `Σ_k` (symmetric positive definite).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, potential::Gaussian, vi::{Expectation, FbGvi}};
+    /// use nalgebra::{Matrix2, Vector2};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let gvi = FbGvi::new(Gaussian::standard(nalgebra::Const::<2>), 1.0, Expectation::Quadratic)?;
+    /// let start = Gaussian::new(Vector2::zeros(), Matrix2::new(3.0, 1.0, 1.0, 2.0))?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut state = gvi.init(start, &mut rng)?;
+    /// assert_eq!(*state.covariance(), Matrix2::new(3.0, 1.0, 1.0, 2.0));
+    /// // h = 1/L on N(0, I): the forward step collapses Σ, the JKO step lands on I
+    /// gvi.step(&mut state, &mut rng)?;
+    /// assert!((state.covariance() - Matrix2::identity()).amax() < 1e-12);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn covariance(&self) -> &OMatrix<f64, D, D> {
         &self.cov
     }
 
     /// The eigenvalues of `Σ_k` (unordered; paired with the columns of
     /// [`covariance_eigenvectors`](GviState::covariance_eigenvectors)).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, potential::Gaussian, vi::{Expectation, FbGvi}};
+    /// use nalgebra::{Matrix2, Vector2};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let gvi = FbGvi::new(Gaussian::standard(nalgebra::Const::<2>), 0.5, Expectation::Quadratic)?;
+    /// let start = Gaussian::new(Vector2::zeros(), Matrix2::new(2.0, 1.0, 1.0, 2.0))?;
+    /// let state = gvi.init(start, &mut ChaCha8Rng::seed_from_u64(0))?;
+    /// let mut s: Vec<f64> = state.covariance_eigenvalues().iter().copied().collect();
+    /// s.sort_by(f64::total_cmp);
+    /// assert!((s[0] - 1.0).abs() < 1e-12 && (s[1] - 3.0).abs() < 1e-12);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn covariance_eigenvalues(&self) -> &OVector<f64, D> {
         &self.s
     }
 
     /// The orthonormal eigenvectors of `Σ_k`, one per column.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, potential::Gaussian, vi::{Expectation, FbGvi}};
+    /// use nalgebra::{Matrix2, Vector2};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let gvi = FbGvi::new(Gaussian::standard(nalgebra::Const::<2>), 0.5, Expectation::Quadratic)?;
+    /// let cov = Matrix2::new(2.0, 1.0, 1.0, 2.0);
+    /// let state = gvi.init(Gaussian::new(Vector2::zeros(), cov)?, &mut ChaCha8Rng::seed_from_u64(0))?;
+    /// let (q, s) = (state.covariance_eigenvectors(), state.covariance_eigenvalues());
+    /// // Σ = Q diag(s) Qᵀ with Q orthogonal
+    /// assert!((q * Matrix2::from_diagonal(s) * q.transpose() - cov).amax() < 1e-12);
+    /// assert!((q.transpose() * q - Matrix2::identity()).amax() < 1e-12);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn covariance_eigenvectors(&self) -> &OMatrix<f64, D, D> {
         &self.q
     }
 
     /// The number of completed steps `k`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, potential::Gaussian, run::run, vi::{Expectation, FbGvi}};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let target = Gaussian::standard(nalgebra::Const::<2>);
+    /// let gvi = FbGvi::new(&target, 0.5, Expectation::Quadratic)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut state = gvi.init(target.clone(), &mut rng)?;
+    /// assert_eq!(state.iteration(), 0);
+    /// run(&gvi, &mut state, 7, &mut rng, &mut ())?;
+    /// assert_eq!(state.iteration(), 7);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn iteration(&self) -> usize {
         self.iteration
     }
@@ -159,6 +262,26 @@ where
     ///
     /// [`Error::NotPositiveDefinite`] if the covariance is too ill-conditioned for a Cholesky
     /// factorisation in floating point (its eigenvalues are always positive).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, potential::Gaussian, vi::{Expectation, FbGvi}};
+    /// use nalgebra::Vector2;
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let target = Gaussian::isotropic(Vector2::new(1.0, 1.0), 2.0)?;
+    /// let gvi = FbGvi::new(&target, 0.5, Expectation::Quadratic)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut state = gvi.init(Gaussian::standard(nalgebra::Const::<2>), &mut rng)?;
+    /// for _ in 0..200 {
+    ///     gvi.step(&mut state, &mut rng)?;
+    /// }
+    /// let law = state.gaussian()?;
+    /// assert_eq!(law.mean(), state.mean());
+    /// assert!(law.kl(&target)? < 1e-12);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn gaussian(&self) -> Result<Gaussian<D>> {
         Gaussian::from_spectral(self.mean.clone(), &self.cov, &self.q, &self.s)
     }
