@@ -818,3 +818,19 @@ fn constructors_validate() {
     assert!(one_point_w1(&spec, &[1.0, 0.0], 10, &mut rng).is_err());
     assert!(sup_norm_proxy(&spec, &DMatrix::zeros(3, 0), 10, &mut rng).is_err());
 }
+
+/// Exact (noise-free) GP conditioning with test points that include the training points: the
+/// posterior covariance vanishes there, and the default adaptive jitter — relative to the
+/// prior variance — still factorises it; the posterior mean interpolates the data.
+#[test]
+fn exact_gp_conditioning_at_training_points() {
+    use klflow::field::{GpPosterior, Jitter};
+    use klflow::kernel::Rbf;
+    let k = Rbf::new(1.0).unwrap();
+    let train = nalgebra::DMatrix::from_column_slice(1, 3, &[-1.0, 0.2, 1.5]);
+    let y = [0.5, -0.3, 1.0];
+    let post = GpPosterior::new(&k, &train, &y, 0.0, &train, Jitter::default()).unwrap();
+    for (m, yi) in post.mean().iter().zip(y) {
+        assert!((m - yi).abs() < 1e-9, "posterior mean {m} vs data {yi}");
+    }
+}

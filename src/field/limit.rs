@@ -125,16 +125,24 @@ impl Default for Jitter {
 
 /// Cholesky factorisation of the symmetric matrix `m` under the jitter policy; returns the
 /// factor and the absolute jitter added.
+///
+/// The relative jitter is scaled by `reference` when given (a GP posterior covariance, which
+/// vanishes at the training points under exact conditioning, is jittered relative to the prior
+/// variance), otherwise by the matrix's own mean diagonal.
 fn cholesky_jitter(
     name: &'static str,
     m: &DMatrix<f64>,
     jitter: Jitter,
+    reference: Option<f64>,
 ) -> Result<(Cholesky<f64, Dyn>, f64)> {
     if !m.iter().all(|v| v.is_finite()) {
         return Err(Error::NonFiniteInput { name });
     }
     let p = m.nrows();
-    let scale = (m.trace() / p.max(1) as f64).abs().max(f64::MIN_POSITIVE);
+    let own = (m.trace() / p.max(1) as f64).abs();
+    let scale = reference
+        .map_or(own, |r| r.abs().max(own))
+        .max(f64::MIN_POSITIVE);
     let attempt = |eps: f64| {
         let mut a = m.clone();
         for i in 0..p {
@@ -266,6 +274,15 @@ impl GaussianField {
     /// # Ok::<(), klflow::Error>(())
     /// ```
     pub fn from_covariance(cov: DMatrix<f64>, jitter: Jitter) -> Result<Self> {
+        Self::from_covariance_scaled(cov, jitter, None)
+    }
+
+    /// As [`from_covariance`](Self::from_covariance), with the jitter relative to `reference`.
+    fn from_covariance_scaled(
+        cov: DMatrix<f64>,
+        jitter: Jitter,
+        reference: Option<f64>,
+    ) -> Result<Self> {
         if cov.nrows() != cov.ncols() {
             return Err(Error::DimensionMismatch {
                 name: "cov",
@@ -274,7 +291,7 @@ impl GaussianField {
             });
         }
         let cov = crate::linalg::checked_symmetric("cov", &cov)?;
-        let (chol, jitter) = cholesky_jitter("cov", &cov, jitter)?;
+        let (chol, jitter) = cholesky_jitter("cov", &cov, jitter, reference)?;
         Ok(Self {
             cov,
             chol: chol.unpack(),
@@ -541,7 +558,7 @@ impl GpPosterior {
         for i in 0..n {
             a[(i, i)] += noise_var;
         }
-        let (chol, jitter_train) = cholesky_jitter("train_cov", &a, jitter)?;
+        let (chol, jitter_train) = cholesky_jitter("train_cov", &a, jitter, None)?;
         let yv = DVector::from_column_slice(y);
         let alpha = chol.solve(&yv);
         let k_st = cross_kernel_matrix(kernel, test, train);
@@ -554,13 +571,14 @@ impl GpPosterior {
             .ok_or(Error::NotPositiveDefinite { name: "train_cov" })?;
         let l = chol.l();
         let mut cov = kernel_matrix(kernel, test);
+        let prior_scale = cov.trace() / cov.nrows().max(1) as f64;
         cov.gemm_tr(-1.0, &v, &v, 1.0);
         let cov = (&cov + cov.transpose()) * 0.5;
         let log_det: f64 = 2.0 * l.diagonal().iter().map(|d| d.ln()).sum::<f64>();
         let log_marginal_likelihood = -0.5 * yv.dot(&alpha)
             - 0.5 * log_det
             - 0.5 * n as f64 * (2.0 * std::f64::consts::PI).ln();
-        let field = GaussianField::from_covariance(cov, jitter)?;
+        let field = GaussianField::from_covariance_scaled(cov, jitter, Some(prior_scale))?;
         Ok(Self {
             mean,
             field,
