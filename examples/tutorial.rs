@@ -184,3 +184,12 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("picture: {path}");
     Ok(())
 }
+
+/// `cargo test` runs the whole tutorial (Cargo.toml sets `test = true` for this example).
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tutorial_runs_end_to_end() {
+        super::main().expect("the tutorial runs");
+    }
+}
