@@ -334,9 +334,17 @@ where
                 }
             }
             let lo = c * W;
-            let hi = (lo + W).min(d);
-            for ((o, a), xv) in out[lo..hi].iter_mut().zip(&acc).zip(&x[lo..hi]) {
-                *o = f * a - inv_c * xv;
+            if lo + W <= d {
+                // A full chunk: fixed-size arrays, so no remainder loop and no spill of `acc`.
+                let o: &mut [f64; W] = (&mut out[lo..lo + W]).try_into().expect("W values");
+                let xc: &[f64; W] = x[lo..lo + W].try_into().expect("W values");
+                for ((o, a), xv) in o.iter_mut().zip(&acc).zip(xc) {
+                    *o = f * a - inv_c * xv;
+                }
+            } else {
+                for ((o, a), xv) in out[lo..].iter_mut().zip(&acc).zip(&x[lo..]) {
+                    *o = f * a - inv_c * xv;
+                }
             }
         }
     }
