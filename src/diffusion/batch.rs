@@ -5,8 +5,9 @@ use nalgebra::{DefaultAllocator, Dim, OVector, U1};
 use rand::rngs::ChaCha8Rng;
 use rand::{Rng, RngExt, SeedableRng};
 
-use crate::dim::{all_finite, check_len, fill_standard_normal};
+use crate::dim::{check_len, fill_standard_normal};
 use crate::error::{Error, Result, finite_input};
+use crate::fastmath::fill_normals;
 
 /// Particles per block. Every step draws one `u64` seed from the caller's RNG; block `b` then
 /// draws its noise from `ChaCha8Rng::seed_from_u64(seed)` on stream `b`. The blocks are the
@@ -187,6 +188,47 @@ type Chunk<'a, D> = &'a mut [OVector<f64, D>];
 /// What the zipped, enumerated chunk iterators yield.
 type BlockItem<'a, D> = (usize, ((Chunk<'a, D>, Chunk<'a, D>), Chunk<'a, D>));
 
+/// Normals drawn per bulk refill in [`with_noise`].
+const NOISE_BUF: usize = 1024;
+
+/// Calls `f(x, s, z)` on every particle `x` with its score `s` and fresh standard normals `z`
+/// (equal-length slices; for `d > NOISE_BUF` on consecutive pieces of the particle, so `f` must
+/// act elementwise). The normals come from `rng` in bulk ([`fill_normals`]), particle after
+/// particle, so the draws depend only on the block's stream.
+pub(crate) fn with_noise<D: Dim>(
+    xs: &mut [OVector<f64, D>],
+    ss: &[OVector<f64, D>],
+    rng: &mut ChaCha8Rng,
+    mut f: impl FnMut(&mut [f64], &[f64], &[f64]),
+) where
+    DefaultAllocator: Allocator<D>,
+{
+    let Some(d) = xs.first().map(|x| x.len()) else {
+        return;
+    };
+    let mut z = [0.0f64; NOISE_BUF];
+    if d == 0 {
+    } else if d <= NOISE_BUF {
+        let g = NOISE_BUF / d;
+        for (xc, sc) in xs.chunks_mut(g).zip(ss.chunks(g)) {
+            let z = &mut z[..xc.len() * d];
+            fill_normals(rng, z);
+            for ((x, s), zc) in xc.iter_mut().zip(sc).zip(z.chunks_exact(d)) {
+                f(x.as_mut_slice(), s.as_slice(), zc);
+            }
+        }
+    } else {
+        for (x, s) in xs.iter_mut().zip(ss) {
+            let pieces = x.as_mut_slice().chunks_mut(NOISE_BUF);
+            for (xc, sc) in pieces.zip(s.as_slice().chunks(NOISE_BUF)) {
+                let z = &mut z[..xc.len()];
+                fill_normals(rng, z);
+                f(xc, sc, z);
+            }
+        }
+    }
+}
+
 /// Runs `f` on every block with its own RNG stream, in parallel with the `rayon` feature, and
 /// returns `NonFinite` if a particle is not finite afterwards.
 pub(crate) fn run_blocks<D, R, F>(
@@ -207,7 +249,10 @@ where
         let mut r = ChaCha8Rng::seed_from_u64(seed);
         r.set_stream(b as u64);
         f(Block { x: &mut *x, s, aux }, &mut r);
-        x.iter().all(|v| all_finite(v.as_slice()))
+        // Not short-circuiting, so it vectorises.
+        x.iter().fold(true, |ok, v| {
+            v.as_slice().iter().fold(ok, |ok, e| ok & e.is_finite())
+        })
     };
     let DiffusionState {
         particles,

@@ -3,11 +3,10 @@
 
 use nalgebra::allocator::Allocator;
 use nalgebra::{DefaultAllocator, Dim, OVector};
+use rand::Rng;
 use rand::rngs::ChaCha8Rng;
-use rand::{Rng, RngExt};
-use rand_distr::StandardNormal;
 
-use crate::diffusion::batch::{Block, MaybeSend, MaybeSync, run_blocks};
+use crate::diffusion::batch::{Block, MaybeSend, MaybeSync, run_blocks, with_noise};
 use crate::diffusion::{DiffusionInfo, DiffusionInit, DiffusionState, ScoreModel, TimeGrid};
 use crate::error::{Error, Result};
 use crate::sampler::Sampler;
@@ -62,12 +61,11 @@ pub(crate) fn sde_block<S: ScoreModel>(
 {
     score.score_batch(t, block.x, block.s);
     let (a, b, c) = scheme.coefficients(h);
-    for (x, s) in block.x.iter_mut().zip(block.s.iter()) {
-        for (xv, sv) in x.iter_mut().zip(s.iter()) {
-            let z: f64 = rng.sample(StandardNormal);
-            *xv = a * *xv + b * sv + c * z;
+    with_noise(block.x, block.s, rng, |x, s, z| {
+        for ((xv, sv), zv) in x.iter_mut().zip(s).zip(z) {
+            *xv = a * *xv + b * sv + c * zv;
         }
-    }
+    });
 }
 
 pub(crate) fn finished_error(index: usize) -> Error {

@@ -127,12 +127,23 @@ where
 /// `q_t = Σ_j w_j N(e^{−t}μ_j, c I)`, `c = e^{−2t}v + σ_t²`, so with
 /// `l_j = log w_j + (e^{−t}⟨x, μ_j⟩ − e^{−2t}‖μ_j‖²/2)/c` (the common `−‖x‖²/2c` dropped) the
 /// score is `(e^{−t} Σ_j softmax(l)_j μ_j − x)/c`.
+///
+/// Up to [`STACK`] components two fused kernels run, both vectorised: for `d ≤ SMALL_D`
+/// ([`lanes`](IsoCore::lanes)) [`LANES`] points at a time, transposed so that every operation
+/// works on all of them at once; for larger `d` ([`wide`](IsoCore::wide)) one point at a time,
+/// its [`GROUP`] dot products with the means accumulated together in 8-wide partial sums.
+/// Beyond `STACK` components a streaming log-sum-exp.
 #[derive(Clone, Debug)]
 struct IsoCore<D: Dim>
 where
     DefaultAllocator: Alloc<D>,
 {
     means: Vec<OVector<f64, D>>,
+    /// Up to `STACK` components, the layout of the kernel in use. Small `d`: component-major
+    /// (`μ_j` at `j d..(j + 1) d`). Otherwise tiles: for each group of [`GROUP`] components
+    /// (zero-padded) and each [`W`] coordinates (zero-padded), the `GROUP × W` block of those
+    /// coordinates of those means, component after component.
+    flat: Vec<f64>,
     log_weights: Vec<f64>,
     half_norms: Vec<f64>,
     variance: f64,
@@ -140,6 +151,14 @@ where
 
 /// Up to this many components the logits live in a stack buffer (two passes, no rescaling).
 const STACK: usize = 16;
+/// Points per pass of the small-dimension kernel.
+const LANES: usize = 8;
+/// Largest dimension of the small-dimension kernel.
+const SMALL_D: usize = 4;
+/// Components whose dot products the wide kernel accumulates together.
+const GROUP: usize = 8; // the pairwise sums in `wide` are written out for 8
+/// Width of the wide kernel's partial sums.
+const W: usize = 8;
 
 impl<D: Dim> IsoCore<D>
 where
@@ -149,8 +168,25 @@ where
         let total: f64 = weights.iter().sum();
         let log_weights = weights.iter().map(|w| (w / total).ln()).collect();
         let half_norms = means.iter().map(|m| 0.5 * m.norm_squared()).collect();
+        let (k, d) = (means.len(), means[0].len());
+        let flat = if k > STACK {
+            Vec::new()
+        } else if d <= SMALL_D {
+            means.iter().flat_map(|m| m.iter().copied()).collect()
+        } else {
+            let chunks = d.div_ceil(W);
+            let mut flat = vec![0.0; k.div_ceil(GROUP) * chunks * GROUP * W];
+            for (j, m) in means.iter().enumerate() {
+                let (g, jj) = (j / GROUP, j % GROUP);
+                for (i, v) in m.iter().enumerate() {
+                    flat[((g * chunks + i / W) * GROUP + jj) * W + i % W] = *v;
+                }
+            }
+            flat
+        };
         Self {
             means,
+            flat,
             log_weights,
             half_norms,
             variance,
@@ -165,9 +201,79 @@ where
         }
     }
 
-    /// Small mixtures: the logits in a stack buffer, two passes, no rescaling.
+    /// Small dimension, at most `STACK` components: up to `LANES` points (`xs.len() ≥ 1`; a
+    /// short group is padded with copies of its first point), transposed into lanes.
+    ///
+    /// Every exponential is evaluated (no skipping of far components): a term with
+    /// `l_j − max l < −37` is below half an ulp of the sum, which holds the 1 of the maximum.
     #[inline]
-    fn score_small(
+    fn lanes(
+        &self,
+        alpha: f64,
+        inv_c: f64,
+        beta: &[f64],
+        xs: &[OVector<f64, D>],
+        out: &mut [OVector<f64, D>],
+    ) {
+        let d = xs[0].len();
+        let mut xt = [[0.0f64; LANES]; SMALL_D];
+        for lane in 0..LANES {
+            let x = &xs[if lane < xs.len() { lane } else { 0 }];
+            for (i, row) in xt.iter_mut().enumerate().take(d) {
+                row[lane] = x[i];
+            }
+        }
+        let mut l = [[0.0f64; LANES]; STACK];
+        let mut m = [f64::NEG_INFINITY; LANES];
+        for ((lj, b), mu) in l.iter_mut().zip(beta).zip(self.flat.chunks_exact(d)) {
+            let mut acc = [0.0f64; LANES];
+            for (row, mi) in xt.iter().zip(mu) {
+                for (a, xv) in acc.iter_mut().zip(row) {
+                    *a += xv * mi;
+                }
+            }
+            for ((lv, a), mv) in lj.iter_mut().zip(&acc).zip(m.iter_mut()) {
+                *lv = alpha * a + b;
+                *mv = mv.max(*lv);
+            }
+        }
+        // All exponentials in one flat loop of independent lanes (the polynomial's latency
+        // hides behind the other components'), then the sums.
+        let k = beta.len();
+        let mut w = [[0.0f64; LANES]; STACK];
+        for (wj, lj) in w.iter_mut().zip(&l).take(k) {
+            for ((wv, lv), mv) in wj.iter_mut().zip(lj).zip(&m) {
+                *wv = lv - mv;
+            }
+        }
+        for wv in w.as_flattened_mut()[..k * LANES].iter_mut() {
+            *wv = crate::fastmath::exp_ilp(*wv);
+        }
+        let mut sum = [0.0f64; LANES];
+        let mut acc = [[0.0f64; LANES]; SMALL_D];
+        for (wj, mu) in w.iter().zip(self.flat.chunks_exact(d)).take(k) {
+            for (sv, wv) in sum.iter_mut().zip(wj) {
+                *sv += wv;
+            }
+            for (row, mi) in acc.iter_mut().zip(mu) {
+                for (a, wv) in row.iter_mut().zip(wj) {
+                    *a += wv * mi;
+                }
+            }
+        }
+        for (lane, o) in out.iter_mut().enumerate() {
+            let f = alpha / sum[lane];
+            let x = &xs[lane];
+            for i in 0..d {
+                o[i] = f * acc[i][lane] - inv_c * x[i];
+            }
+        }
+    }
+
+    /// Any dimension, at most `STACK` components, one point: the dot products with a group of
+    /// means accumulate together, `W` coordinates at a time, in one pass over the tiles.
+    #[inline]
+    fn wide(
         &self,
         alpha: f64,
         inv_c: f64,
@@ -175,27 +281,72 @@ where
         x: &OVector<f64, D>,
         out: &mut OVector<f64, D>,
     ) {
+        let k = beta.len();
+        let x = x.as_slice();
+        let d = x.len();
+        let split = d - d % W;
+        let chunks = d.div_ceil(W);
+        // Selects, not a copy: a copy of a few values becomes a `memcpy` call.
+        let x_tail: [f64; W] = std::array::from_fn(|i| x.get(split + i).copied().unwrap_or(0.0));
+        let tile = GROUP * W;
         let mut l = [0.0f64; STACK];
-        let mut m = f64::NEG_INFINITY;
-        for ((lj, b), mu) in l.iter_mut().zip(beta).zip(&self.means) {
-            *lj = alpha * x.dot(mu) + b;
-            m = m.max(*lj);
-        }
-        out.fill(0.0);
-        let mut sum = 0.0;
-        for (lj, mu) in l.iter().zip(&self.means) {
-            // e^{−37} < ε/2: such a term cannot change the sum, which holds the 1 of the
-            // maximum. Skipping its exp is exact to rounding and saves most of the work near the
-            // data, where all but one or two components are far.
-            let dl = lj - m;
-            if dl > -37.0 || dl.is_nan() {
-                let w = dl.exp();
-                sum += w;
-                out.axpy(w, mu, 1.0);
+        for (tiles, lg) in self
+            .flat
+            .chunks_exact(chunks * tile)
+            .zip(l.chunks_exact_mut(GROUP))
+        {
+            let mut acc = [[0.0f64; W]; GROUP];
+            let (main, tail) = tiles.split_at(split / W * tile);
+            for (xc, t) in x[..split].chunks_exact(W).zip(main.chunks_exact(tile)) {
+                dots_tile(&mut acc, xc, t);
+            }
+            if split < d {
+                dots_tile(&mut acc, &x_tail, tail);
+            }
+            for (a, lj) in acc.iter().zip(lg.iter_mut()) {
+                *lj = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
             }
         }
-        *out *= alpha / sum;
-        out.axpy(-inv_c, x, 1.0);
+        let mut m = f64::NEG_INFINITY;
+        for (lj, b) in l.iter_mut().zip(beta) {
+            *lj = alpha * *lj + b;
+            m = m.max(*lj);
+        }
+        // Padding components get weight 0 (their tiles are zero too).
+        let mut w = [0.0f64; STACK];
+        for (j, (wj, lj)) in w.iter_mut().zip(&l).enumerate() {
+            let e = crate::fastmath::exp_ilp(lj - m);
+            *wj = if j < k { e } else { 0.0 };
+        }
+        let f = alpha / pairwise_sum(&w);
+        let groups = self.flat.len() / (chunks * tile);
+        let out = out.as_mut_slice();
+        for c in 0..chunks {
+            let mut acc = [0.0f64; W];
+            for (g, wg) in w.chunks_exact(GROUP).take(groups).enumerate() {
+                let t = &self.flat[(g * chunks + c) * tile..(g * chunks + c + 1) * tile];
+                let t: &[f64; GROUP * W] = t.try_into().expect("one tile");
+                let wg: &[f64; GROUP] = wg.try_into().expect("one group");
+                // A pairwise tree over the group (depth 3, not a chain of 8 additions).
+                for (lane, a) in acc.iter_mut().enumerate() {
+                    let p = |j: usize| wg[j] * t[j * W + lane];
+                    *a += ((p(0) + p(1)) + (p(2) + p(3))) + ((p(4) + p(5)) + (p(6) + p(7)));
+                }
+            }
+            let lo = c * W;
+            if lo + W <= d {
+                // A full chunk: fixed-size arrays, so no remainder loop and no spill of `acc`.
+                let o: &mut [f64; W] = (&mut out[lo..lo + W]).try_into().expect("W values");
+                let xc: &[f64; W] = x[lo..lo + W].try_into().expect("W values");
+                for ((o, a), xv) in o.iter_mut().zip(&acc).zip(xc) {
+                    *o = f * a - inv_c * xv;
+                }
+            } else {
+                for ((o, a), xv) in out[lo..].iter_mut().zip(&acc).zip(&x[lo..]) {
+                    *o = f * a - inv_c * xv;
+                }
+            }
+        }
     }
 
     /// Any number of components (finite data sets): a streaming log-sum-exp that rescales the
@@ -242,13 +393,43 @@ where
         if k <= STACK {
             let mut beta = [0.0f64; STACK];
             self.offsets(a, inv_c, &mut beta[..k]);
-            for (x, o) in xs.iter().zip(out.iter_mut()) {
-                self.score_small(a * inv_c, inv_c, &beta[..k], x, o);
+            let alpha = a * inv_c;
+            if self.means[0].len() <= SMALL_D {
+                for (x, o) in xs.chunks(LANES).zip(out.chunks_mut(LANES)) {
+                    self.lanes(alpha, inv_c, &beta[..k], x, o);
+                }
+            } else {
+                for (x, o) in xs.iter().zip(out.iter_mut()) {
+                    self.wide(alpha, inv_c, &beta[..k], x, o);
+                }
             }
         } else {
             for (x, o) in xs.iter().zip(out.iter_mut()) {
                 self.score_streaming(a, inv_c, x, o);
             }
+        }
+    }
+}
+
+/// `Σ_j v_j` as a pairwise tree (depth 4, not a chain of 16 additions).
+#[inline(always)]
+fn pairwise_sum(v: &[f64; STACK]) -> f64 {
+    let mut h: [f64; 8] = std::array::from_fn(|i| v[i] + v[i + 8]);
+    for width in [4, 2, 1] {
+        for i in 0..width {
+            h[i] += h[i + width];
+        }
+    }
+    h[0]
+}
+
+/// `acc[j] += x_c ⊙ tile[j]` for the `GROUP` rows of one tile.
+#[inline(always)]
+fn dots_tile(acc: &mut [[f64; W]; GROUP], xc: &[f64], tile: &[f64]) {
+    let xc: &[f64; W] = xc.try_into().expect("W coordinates");
+    for (a, row) in acc.iter_mut().zip(tile.chunks_exact(W)) {
+        for ((av, xv), mv) in a.iter_mut().zip(xc).zip(row) {
+            *av += xv * mv;
         }
     }
 }
