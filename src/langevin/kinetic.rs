@@ -279,6 +279,24 @@ pub struct UnderdampedLangevin<P> {
 }
 
 /// The state of an underdamped chain: the position part ([`ChainState`]) and the velocity.
+///
+/// # Example
+///
+/// ```
+/// use klflow::{Sampler, langevin::{KineticIntegrator, UnderdampedLangevin}};
+/// use klflow::potential::Gaussian;
+/// use nalgebra::{Const, Vector2};
+/// use rand::{SeedableRng, rngs::ChaCha8Rng};
+///
+/// let target = Gaussian::standard(Const::<2>);
+/// let ulmc = UnderdampedLangevin::new(&target, 1.0, 0.1, KineticIntegrator::ExactOu)?;
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// let mut state = ulmc.init(Vector2::new(1.0, -1.0), &mut rng)?;
+/// ulmc.step(&mut state, &mut rng)?;
+/// assert_eq!(state.chain().iteration(), 1);
+/// assert_eq!(state.position(), state.chain().position());
+/// # Ok::<(), klflow::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(
@@ -409,6 +427,22 @@ impl<P: Potential> UnderdampedLangevin<P> {
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] naming `friction` or `step` unless finite and positive.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, langevin::{KineticIntegrator, UnderdampedLangevin}};
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::Const;
+    ///
+    /// let target = Gaussian::standard(Const::<2>);
+    /// assert!(UnderdampedLangevin::new(&target, 2.0, 0.1, KineticIntegrator::ExactOu).is_ok());
+    /// assert!(matches!(
+    ///     UnderdampedLangevin::new(&target, -1.0, 0.1, KineticIntegrator::ExactOu),
+    ///     Err(Error::InvalidParameter { name: "friction", .. })
+    /// ));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new(
         potential: P,
         friction: f64,

@@ -351,6 +351,26 @@ where
 /// The state of a MALA chain: position, the adapted step size and metric, proposal buffers,
 /// and acceptance counts. With the `serde` feature it serialises completely (adaptation state
 /// included), so a chain can be checkpointed and resumed bit for bit.
+///
+/// # Example
+///
+/// ```
+/// use klflow::{Sampler, langevin::Mala, potential::Gaussian};
+/// use nalgebra::{Const, Vector2};
+/// use rand::{SeedableRng, rngs::ChaCha8Rng};
+///
+/// let target = Gaussian::standard(Const::<2>);
+/// let mala = Mala::new(&target, 0.5)?;
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// let mut state = mala.init(Vector2::new(1.0, 1.0), &mut rng)?;
+/// let mut accepted = 0;
+/// for _ in 0..100 {
+///     accepted += mala.step(&mut state, &mut rng)?.accepted as u32;
+/// }
+/// assert_eq!(state.acceptance_rate(), accepted as f64 / 100.0);
+/// assert_eq!(state.chain().iteration(), 100);
+/// # Ok::<(), klflow::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(
