@@ -55,7 +55,7 @@ where
 ///     mala.step(&mut state, &mut rng)?;
 /// }
 /// let Metric::Diagonal(m) = state.metric() else { panic!("a diagonal metric") };
-/// assert!(m[0] / m[1] > 4.0 && m[0] / m[1] < 64.0);
+/// assert!(m[0] / m[1] > 8.0 && m[0] / m[1] < 32.0);
 /// # Ok::<(), klflow::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

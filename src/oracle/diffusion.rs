@@ -304,15 +304,15 @@ where
     /// use klflow::potential::Gaussian;
     /// use nalgebra::Vector1;
     ///
-    /// // Halving the step shrinks the KL of the output to the data (exponential integrator, exact
-    /// // start q_T).
+    /// // Exponential integrator from the exact q_T: the KL of the output to the data is O(h²)
+    /// // (0.236 at h = 0.2, 0.051 at h = 0.1).
     /// let oracle = DiffusionOracle::new(&Gaussian::isotropic(Vector1::new(1.5), 0.25)?);
     /// let q_t = oracle.marginal(12.0)?;
     /// let kl = |n| -> Result<f64, klflow::Error> {
     ///     let grid = TimeGrid::uniform(12.0, 0.0, n)?;
     ///     oracle.ddpm(&q_t, &grid, SdeScheme::ExponentialIntegrator, None)?.kl(oracle.data())
     /// };
-    /// assert!(kl(120)? < 0.6 * kl(60)?);
+    /// assert!(kl(120)? < 0.3 * kl(60)?);
     /// # Ok::<(), klflow::Error>(())
     /// ```
     pub fn ddpm(
