@@ -13,25 +13,87 @@ use crate::fastmath::fill_normals;
 /// draws its noise from `ChaCha8Rng::seed_from_u64(seed)` on stream `b`. The blocks are the
 /// same whatever the number of threads, so results are bit-identical with or without the
 /// `rayon` feature and for any thread count.
+///
+/// # Example
+///
+/// ```
+/// use klflow::diffusion::{BLOCK, GaussianScore, OdeScheme, ProbabilityFlow, TimeGrid};
+/// use klflow::potential::Gaussian;
+/// use nalgebra::Const;
+/// use rand::{SeedableRng, rngs::ChaCha8Rng};
+///
+/// // Any number of particles: the last block is partial.
+/// let data = Gaussian::standard(Const::<2>);
+/// let flow = ProbabilityFlow::new(GaussianScore::new(&data), TimeGrid::uniform(1.0, 0.0, 2)?, OdeScheme::Heun);
+/// let ys = flow.sample(BLOCK + 1, &mut ChaCha8Rng::seed_from_u64(0))?;
+/// assert_eq!((BLOCK, ys.len()), (256, 257));
+/// # Ok::<(), klflow::Error>(())
+/// ```
 pub const BLOCK: usize = 256;
 
 /// `Sync` when the `rayon` feature is on (blocks run on a thread pool), nothing otherwise.
+///
+/// # Example
+///
+/// ```
+/// use klflow::diffusion::{GaussianScore, MaybeSync};
+/// use klflow::potential::Gaussian;
+/// use nalgebra::Const;
+///
+/// // The exact scores satisfy the bound the samplers put on score models.
+/// fn usable<S: MaybeSync>(_: &S) -> bool { true }
+/// assert!(usable(&GaussianScore::new(&Gaussian::standard(Const::<2>))));
+/// ```
 #[cfg(feature = "rayon")]
 pub trait MaybeSync: Sync {}
 #[cfg(feature = "rayon")]
 impl<T: Sync + ?Sized> MaybeSync for T {}
 /// `Sync` when the `rayon` feature is on (blocks run on a thread pool), nothing otherwise.
+///
+/// # Example
+///
+/// ```
+/// use klflow::diffusion::{GaussianScore, MaybeSync};
+/// use klflow::potential::Gaussian;
+/// use nalgebra::Const;
+///
+/// // The exact scores satisfy the bound the samplers put on score models.
+/// fn usable<S: MaybeSync>(_: &S) -> bool { true }
+/// assert!(usable(&GaussianScore::new(&Gaussian::standard(Const::<2>))));
+/// ```
 #[cfg(not(feature = "rayon"))]
 pub trait MaybeSync {}
 #[cfg(not(feature = "rayon"))]
 impl<T: ?Sized> MaybeSync for T {}
 
 /// `Send` when the `rayon` feature is on, nothing otherwise.
+///
+/// # Example
+///
+/// ```
+/// use klflow::diffusion::MaybeSend;
+/// use nalgebra::Vector2;
+///
+/// // Particles satisfy the bound the samplers put on them.
+/// fn usable<T: MaybeSend>(_: &T) -> bool { true }
+/// assert!(usable(&Vector2::new(1.0, 2.0)));
+/// ```
 #[cfg(feature = "rayon")]
 pub trait MaybeSend: Send {}
 #[cfg(feature = "rayon")]
 impl<T: Send + ?Sized> MaybeSend for T {}
 /// `Send` when the `rayon` feature is on, nothing otherwise.
+///
+/// # Example
+///
+/// ```
+/// use klflow::diffusion::MaybeSend;
+/// use nalgebra::Vector2;
+///
+/// // Particles satisfy the bound the samplers put on them.
+/// fn usable<T: MaybeSend>(_: &T) -> bool { true }
+/// assert!(usable(&Vector2::new(1.0, 2.0)));
+/// ```
 #[cfg(not(feature = "rayon"))]
 pub trait MaybeSend {}
 #[cfg(not(feature = "rayon"))]
@@ -86,6 +148,27 @@ where
 /// contiguous `N × n` column-major array; for `Dyn` each particle is one contiguous vector. It
 /// keeps the per-point [`ScoreModel`](crate::ScoreModel) API free of views and copies, and
 /// splits into blocks with `chunks_mut`.
+///
+/// # Example
+///
+/// ```
+/// use klflow::Sampler;
+/// use klflow::diffusion::{GaussianScore, SdeScheme, Ddpm, TimeGrid};
+/// use klflow::potential::Gaussian;
+/// use nalgebra::Const;
+/// use rand::{SeedableRng, rngs::ChaCha8Rng};
+///
+/// let data = Gaussian::standard(Const::<2>);
+/// let ddpm = Ddpm::new(GaussianScore::new(&data), TimeGrid::uniform(4.0, 0.01, 8)?, SdeScheme::EulerMaruyama);
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// let mut state = ddpm.init(100.into(), &mut rng)?;
+/// assert_eq!((state.steps_done(), state.time(), state.particles().len()), (0, 4.0, 100));
+/// while !ddpm.is_finished(&state) {
+///     ddpm.step(&mut state, &mut rng)?;
+/// }
+/// assert_eq!((state.steps_done(), state.time()), (8, 0.01));
+/// # Ok::<(), klflow::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct DiffusionState<D: Dim>
 where
@@ -144,27 +227,124 @@ where
     }
 
     /// The particles.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::Sampler;
+    /// use klflow::diffusion::{GaussianScore, OdeScheme, ProbabilityFlow, TimeGrid};
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::{Const, Vector2};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// // For data N(0, I) every q_t is N(0, I): the probability-flow field y + s(t, y) vanishes and
+    /// // the particles do not move.
+    /// let data = Gaussian::standard(Const::<2>);
+    /// let flow = ProbabilityFlow::new(GaussianScore::new(&data), TimeGrid::uniform(3.0, 0.0, 5)?, OdeScheme::ExponentialIntegrator);
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let start = vec![Vector2::new(1.0, -2.0), Vector2::new(0.5, 0.0)];
+    /// let mut state = flow.init(start.clone().into(), &mut rng)?;
+    /// flow.step(&mut state, &mut rng)?;
+    /// for (y, x) in state.particles().iter().zip(&start) {
+    ///     assert!((y - x).norm() < 1e-12);
+    /// }
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn particles(&self) -> &[OVector<f64, D>] {
         &self.particles
     }
 
     /// The particles, consuming the state.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::Sampler;
+    /// use klflow::diffusion::{GaussianScore, SdeScheme, Ddpm, TimeGrid};
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::Const;
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let data = Gaussian::standard(Const::<3>);
+    /// let ddpm = Ddpm::new(GaussianScore::new(&data), TimeGrid::uniform(4.0, 0.0, 4)?, SdeScheme::ExponentialIntegrator);
+    /// let state = ddpm.init(10.into(), &mut ChaCha8Rng::seed_from_u64(0))?;
+    /// let first = state.particles()[0];
+    /// let ys = state.into_particles();
+    /// assert_eq!((ys.len(), ys[0]), (10, first));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn into_particles(self) -> Vec<OVector<f64, D>> {
         self.particles
     }
 
     /// The number of completed steps.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::Sampler;
+    /// use klflow::diffusion::{GaussianScore, SdeScheme, Ddpm, TimeGrid};
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::Const;
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let data = Gaussian::standard(Const::<1>);
+    /// let ddpm = Ddpm::new(GaussianScore::new(&data), TimeGrid::uniform(4.0, 0.0, 4)?, SdeScheme::ExponentialIntegrator);
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut state = ddpm.init(10.into(), &mut rng)?;
+    /// ddpm.step(&mut state, &mut rng)?;
+    /// ddpm.step(&mut state, &mut rng)?;
+    /// assert_eq!(state.steps_done(), 2);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn steps_done(&self) -> usize {
         self.index
     }
 
     /// The current forward time (`T` after `init`, `δ` when finished).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::Sampler;
+    /// use klflow::diffusion::{GaussianScore, SdeScheme, Ddpm, TimeGrid};
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::Const;
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let data = Gaussian::standard(Const::<1>);
+    /// let grid = TimeGrid::geometric(4.0, 0.01, 4)?;
+    /// let ddpm = Ddpm::new(GaussianScore::new(&data), grid.clone(), SdeScheme::ExponentialIntegrator);
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut state = ddpm.init(10.into(), &mut rng)?;
+    /// ddpm.step(&mut state, &mut rng)?;
+    /// assert_eq!(state.time(), grid.times()[1]);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn time(&self) -> f64 {
         self.time
     }
 }
 
 /// What one diffusion step reports.
+///
+/// # Example
+///
+/// ```
+/// use klflow::Sampler;
+/// use klflow::diffusion::{GaussianScore, OdeScheme, ProbabilityFlow, TimeGrid};
+/// use klflow::potential::Gaussian;
+/// use nalgebra::Const;
+/// use rand::{SeedableRng, rngs::ChaCha8Rng};
+///
+/// let data = Gaussian::standard(Const::<1>);
+/// let flow = ProbabilityFlow::new(GaussianScore::new(&data), TimeGrid::uniform(2.0, 0.0, 4)?, OdeScheme::Heun);
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// let mut state = flow.init(5.into(), &mut rng)?;
+/// let info = flow.step(&mut state, &mut rng)?;
+/// assert_eq!((info.time, info.score_evaluations), (1.5, 2));
+/// # Ok::<(), klflow::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DiffusionInfo {
     /// The forward time reached by the step.

@@ -91,6 +91,24 @@ where
     DefaultAllocator: Alloc<D>,
 {
     /// The score of the noised `data`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::{ForwardOu, GaussianScore, ScoreModel};
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::Vector1;
+    ///
+    /// // ∇log q_t(x) = −(x − e^{−t}μ)/C_t, C_t = e^{−2t}σ² + σ_t².
+    /// let s = GaussianScore::new(&Gaussian::isotropic(Vector1::new(1.5), 0.25)?);
+    /// let (t, x) = (1.0, 0.4);
+    /// let a = ForwardOu::mean_factor(t);
+    /// let c = a * a * 0.25 + ForwardOu::variance(t);
+    /// let mut out = Vector1::zeros();
+    /// s.score(t, &Vector1::new(x), &mut out);
+    /// assert!((out[0] + (x - a * 1.5) / c).abs() < 1e-12);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new(data: &Gaussian<D>) -> Self {
         Self {
             data: data.clone(),
@@ -99,6 +117,18 @@ where
     }
 
     /// The data law.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::GaussianScore;
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::Vector1;
+    ///
+    /// let data = Gaussian::isotropic(Vector1::new(1.5), 0.25)?;
+    /// assert_eq!(GaussianScore::new(&data).data().mean(), data.mean());
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn data(&self) -> &Gaussian<D> {
         &self.data
     }
@@ -495,6 +525,23 @@ where
     DefaultAllocator: Alloc<D>,
 {
     /// The score of the noised mixture `data`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::{GaussianScore, MixtureScore, ScoreModel};
+    /// use klflow::potential::{Gaussian, GaussianMixture};
+    /// use nalgebra::{Matrix2, Vector2};
+    ///
+    /// // A one-component mixture has the score of its component.
+    /// let g = Gaussian::new(Vector2::new(1.0, -1.0), Matrix2::new(2.0, 0.5, 0.5, 1.0))?;
+    /// let mix = MixtureScore::new(&GaussianMixture::new(&[1.0], vec![g.clone()])?);
+    /// let (mut a, mut b) = (Vector2::zeros(), Vector2::zeros());
+    /// mix.score(0.3, &Vector2::new(0.2, 0.4), &mut a);
+    /// GaussianScore::new(&g).score(0.3, &Vector2::new(0.2, 0.4), &mut b);
+    /// assert!((a - b).norm() < 1e-12);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new(data: &GaussianMixture<D>) -> Self {
         let comps = data.components();
         let iso: Vec<Option<f64>> = comps
@@ -522,6 +569,19 @@ where
     }
 
     /// The data law.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::MixtureScore;
+    /// use klflow::potential::{Gaussian, GaussianMixture};
+    /// use nalgebra::Vector1;
+    ///
+    /// let comp = |m: f64| Gaussian::isotropic(Vector1::new(m), 0.25);
+    /// let data = GaussianMixture::new(&[0.3, 0.7], vec![comp(-2.0)?, comp(1.5)?])?;
+    /// assert_eq!(MixtureScore::new(&data).data().weights(), &[0.3, 0.7]);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn data(&self) -> &GaussianMixture<D> {
         &self.data
     }
@@ -624,6 +684,24 @@ where
     ///
     /// [`Error::Empty`] if there are no points; [`Error::DimensionMismatch`] if the points have
     /// different lengths; [`Error::NonFiniteInput`] for NaN or infinite coordinates.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, diffusion::{FiniteDataScore, ScoreModel, TwoPointScore}};
+    /// use nalgebra::{Vector1, Vector2};
+    ///
+    /// // Data {−a, a} is the two-point law ½δ_{−a} + ½δ_a.
+    /// let a = Vector2::new(1.0, 0.5);
+    /// let finite = FiniteDataScore::new(vec![-a, a])?;
+    /// let two = TwoPointScore::new(a)?;
+    /// let (mut u, mut v) = (Vector2::zeros(), Vector2::zeros());
+    /// finite.score(0.2, &Vector2::new(0.3, -0.1), &mut u);
+    /// two.score(0.2, &Vector2::new(0.3, -0.1), &mut v);
+    /// assert!((u - v).norm() < 1e-10);
+    /// assert!(matches!(FiniteDataScore::new(Vec::<Vector1<f64>>::new()), Err(Error::Empty { .. })));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new(data: Vec<OVector<f64, D>>) -> Result<Self> {
         let first = data.first().ok_or(Error::Empty { name: "data" })?;
         let dim = first.shape_generic().0;
@@ -638,6 +716,18 @@ where
     }
 
     /// The data points.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::FiniteDataScore;
+    /// use nalgebra::Vector1;
+    ///
+    /// let s = FiniteDataScore::new(vec![Vector1::new(0.0), Vector1::new(3.0)])?;
+    /// assert_eq!(s.data().len(), 2);
+    /// assert_eq!(s.data()[1][0], 3.0);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn data(&self) -> &[OVector<f64, D>] {
         &self.core.means
     }
@@ -700,12 +790,38 @@ where
     /// # Errors
     ///
     /// [`Error::NonFiniteInput`] naming `a` if it has a non-finite entry.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, diffusion::{ScoreModel, TwoPointScore}};
+    /// use nalgebra::Vector1;
+    ///
+    /// // At large t, q_t ≈ N(0, 1): the score is ≈ −x.
+    /// let s = TwoPointScore::new(Vector1::new(1.0))?;
+    /// let mut out = Vector1::zeros();
+    /// s.score(30.0, &Vector1::new(2.0), &mut out);
+    /// assert!((out[0] + 2.0).abs() < 1e-9);
+    /// assert!(matches!(TwoPointScore::new(Vector1::new(f64::NAN)), Err(Error::NonFiniteInput { name: "a" })));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new(a: OVector<f64, D>) -> Result<Self> {
         finite_input("a", a.as_slice())?;
         Ok(Self { a })
     }
 
     /// The point `a`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::TwoPointScore;
+    /// use nalgebra::Vector2;
+    ///
+    /// let s = TwoPointScore::new(Vector2::new(1.0, 2.0))?;
+    /// assert_eq!(s.point(), &Vector2::new(1.0, 2.0));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn point(&self) -> &OVector<f64, D> {
         &self.a
     }
@@ -787,6 +903,22 @@ where
     /// # Errors
     ///
     /// [`Error::DimensionMismatch`] / [`Error::NonFiniteInput`] naming `bias`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, diffusion::{GaussianScore, ScoreError}};
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::{DVector, Dyn};
+    ///
+    /// let exact = GaussianScore::new(&Gaussian::standard(Dyn(2)));
+    /// assert!(ScoreError::bias(&exact, DVector::from_vec(vec![0.1, 0.0])).is_ok());
+    /// assert!(matches!(
+    ///     ScoreError::bias(&exact, DVector::zeros(3)),
+    ///     Err(Error::DimensionMismatch { name: "bias", .. })
+    /// ));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn bias(inner: S, bias: OVector<f64, S::Dim>) -> Result<Self> {
         check_len("bias", inner.dim(), &bias)?;
         finite_input("bias", bias.as_slice())?;
@@ -803,6 +935,34 @@ where
     ///
     /// [`Error::InvalidParameter`] unless `magnitude ≥ 0` and `length_scale > 0` are finite and
     /// `features ≥ 1`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::{GaussianScore, ScoreError, ScoreModel};
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::{Const, Vector2};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let exact = GaussianScore::new(&Gaussian::standard(Const::<2>));
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let noisy = ScoreError::random_field(&exact, 0.1, 1.0, 500, &mut rng)?;
+    /// let (mut a, mut b) = (Vector2::zeros(), Vector2::zeros());
+    /// let mut err = |t: f64, x: &Vector2<f64>| {
+    ///     noisy.score(t, x, &mut a);
+    ///     exact.score(t, x, &mut b);
+    ///     a - b
+    /// };
+    /// // The error field is the same at every t, and of RMS size ≈ 0.1 over a spread of points.
+    /// let x = Vector2::new(0.3, -0.8);
+    /// assert!((err(0.1, &x) - err(2.0, &x)).norm() < 1e-12);
+    /// let ms = (0..400)
+    ///     .map(|i| err(1.0, &Vector2::new((i % 20) as f64 * 0.5 - 5.0, (i / 20) as f64 * 0.5 - 5.0)).norm_squared())
+    ///     .sum::<f64>() / 400.0;
+    /// assert!(ms.sqrt() > 0.05 && ms.sqrt() < 0.2);
+    /// assert!(ScoreError::random_field(&exact, 0.1, 0.0, 500, &mut rng).is_err());
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn random_field<R: Rng + ?Sized>(
         inner: S,
         magnitude: f64,
@@ -847,6 +1007,22 @@ where
     }
 
     /// The constant bias, if this is a bias error.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::{GaussianScore, ScoreError};
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::{Const, Vector2};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let exact = GaussianScore::new(&Gaussian::standard(Const::<2>));
+    /// let b = Vector2::new(0.1, 0.0);
+    /// assert_eq!(ScoreError::bias(&exact, b)?.bias_vector(), Some(&b));
+    /// let field = ScoreError::random_field(&exact, 0.1, 1.0, 10, &mut ChaCha8Rng::seed_from_u64(0))?;
+    /// assert_eq!(field.bias_vector(), None);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn bias_vector(&self) -> Option<&OVector<f64, S::Dim>> {
         match &self.kind {
             ErrorKind::Bias(b) => Some(b),
@@ -855,6 +1031,19 @@ where
     }
 
     /// The wrapped model.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::{GaussianScore, ScoreError};
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::{Vector1};
+    ///
+    /// let exact = GaussianScore::new(&Gaussian::isotropic(Vector1::new(2.0), 1.0)?);
+    /// let biased = ScoreError::bias(exact, Vector1::new(0.5))?;
+    /// assert_eq!(biased.inner().data().mean()[0], 2.0);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn inner(&self) -> &S {
         &self.inner
     }

@@ -11,6 +11,24 @@ use crate::error::Result;
 use crate::sampler::Sampler;
 
 /// The discretisation of the probability-flow ODE over a step `t_k → t_{k+1}`, `h = t_k − t_{k+1}`.
+///
+/// # Example
+///
+/// ```
+/// use klflow::diffusion::{GaussianScore, OdeScheme, ProbabilityFlow, TimeGrid};
+/// use klflow::potential::Gaussian;
+/// use nalgebra::Vector1;
+/// use rand::{SeedableRng, rngs::ChaCha8Rng};
+///
+/// // Data N(0, 1): the flow field y + s(t, y) = y − y vanishes; both schemes leave points fixed.
+/// let data = Gaussian::standard(nalgebra::Const::<1>);
+/// for scheme in [OdeScheme::ExponentialIntegrator, OdeScheme::Heun] {
+///     let flow = ProbabilityFlow::new(GaussianScore::new(&data), TimeGrid::uniform(5.0, 0.0, 3)?, scheme);
+///     let y = flow.sample(vec![Vector1::new(0.7)], &mut ChaCha8Rng::seed_from_u64(0))?;
+///     assert!((y[0][0] - 0.7).abs() < 1e-12);
+/// }
+/// # Ok::<(), klflow::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum OdeScheme {
@@ -26,6 +44,15 @@ pub enum OdeScheme {
 
 impl OdeScheme {
     /// Score evaluations per step.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::OdeScheme;
+    ///
+    /// assert_eq!(OdeScheme::ExponentialIntegrator.score_evaluations(), 1);
+    /// assert_eq!(OdeScheme::Heun.score_evaluations(), 2);
+    /// ```
     pub fn score_evaluations(self) -> usize {
         match self {
             Self::ExponentialIntegrator => 1,
@@ -112,6 +139,23 @@ pub struct ProbabilityFlow<S> {
 
 impl<S: ScoreModel> ProbabilityFlow<S> {
     /// The probability-flow sampler with `score` on `grid`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::{GaussianScore, OdeScheme, ProbabilityFlow, TimeGrid};
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::Vector1;
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// // Heun on data N(2, 0.25) from 4000 N(0, 1) draws: mean 2 within a few SE (0.008) plus O(h²).
+    /// let data = Gaussian::isotropic(Vector1::new(2.0), 0.25)?;
+    /// let flow = ProbabilityFlow::new(GaussianScore::new(&data), TimeGrid::uniform(10.0, 0.0, 50)?, OdeScheme::Heun);
+    /// let ys = flow.sample(4_000, &mut ChaCha8Rng::seed_from_u64(1))?;
+    /// let mean = ys.iter().map(|y| y[0]).sum::<f64>() / 4_000.0;
+    /// assert!((mean - 2.0).abs() < 0.05);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new(score: S, grid: TimeGrid, scheme: OdeScheme) -> Self {
         Self {
             score,
@@ -121,16 +165,55 @@ impl<S: ScoreModel> ProbabilityFlow<S> {
     }
 
     /// The time grid.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::{GaussianScore, OdeScheme, ProbabilityFlow, TimeGrid};
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::Const;
+    ///
+    /// let score = GaussianScore::new(&Gaussian::standard(Const::<1>));
+    /// let flow = ProbabilityFlow::new(score, TimeGrid::geometric(10.0, 1e-3, 50)?, OdeScheme::Heun);
+    /// assert_eq!(flow.grid().end(), 1e-3);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn grid(&self) -> &TimeGrid {
         &self.grid
     }
 
     /// The score model.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::{GaussianScore, OdeScheme, ProbabilityFlow, TimeGrid};
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::Vector1;
+    ///
+    /// let data = Gaussian::isotropic(Vector1::new(-3.0), 1.0)?;
+    /// let flow = ProbabilityFlow::new(GaussianScore::new(&data), TimeGrid::uniform(10.0, 0.0, 50)?, OdeScheme::Heun);
+    /// assert_eq!(flow.score_model().data().mean()[0], -3.0);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn score_model(&self) -> &S {
         &self.score
     }
 
     /// The scheme.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::{GaussianScore, OdeScheme, ProbabilityFlow, TimeGrid};
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::Const;
+    ///
+    /// let score = GaussianScore::new(&Gaussian::standard(Const::<1>));
+    /// let flow = ProbabilityFlow::new(score, TimeGrid::uniform(10.0, 0.0, 50)?, OdeScheme::Heun);
+    /// assert_eq!(flow.scheme(), OdeScheme::Heun);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn scheme(&self) -> OdeScheme {
         self.scheme
     }
@@ -140,6 +223,25 @@ impl<S: ScoreModel> ProbabilityFlow<S> {
     /// # Errors
     ///
     /// As [`Sampler::init`] and [`Sampler::step`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::{GaussianScore, OdeScheme, ProbabilityFlow, TimeGrid};
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::Vector1;
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// // From given particles the flow is deterministic: the seed does not matter.
+    /// let score = GaussianScore::new(&Gaussian::isotropic(Vector1::new(1.0), 0.5)?);
+    /// let flow = ProbabilityFlow::new(score, TimeGrid::uniform(4.0, 0.0, 20)?, OdeScheme::Heun);
+    /// let start = vec![Vector1::new(-1.0), Vector1::new(2.0)];
+    /// let a = flow.sample(start.clone(), &mut ChaCha8Rng::seed_from_u64(1))?;
+    /// let b = flow.sample(start, &mut ChaCha8Rng::seed_from_u64(2))?;
+    /// assert_eq!(a, b);
+    /// assert!(a[0][0] < a[1][0]); // the flow map is monotone in 1-D
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn sample<R: Rng + ?Sized>(
         &self,
         init: impl Into<DiffusionInit<S::Dim>>,

@@ -64,6 +64,23 @@ impl Default for RffConfig {
 /// The denoising loss of a score `s` is that of the exact score plus
 /// `E σ_t²‖s − ∇log q_t‖²/d`, so differences between models measure score error; compare with
 /// [`denoising_loss`](RffScore::denoising_loss) of a reference on the same data and seed.
+///
+/// # Example
+///
+/// ```
+/// use klflow::diffusion::{RffConfig, RffScore};
+/// use nalgebra::Vector1;
+/// use rand::{SeedableRng, RngExt, rngs::ChaCha8Rng};
+///
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// let data: Vec<Vector1<f64>> = (0..500).map(|_| Vector1::new(rng.random::<f64>())).collect();
+/// let cfg = RffConfig { features: 50, draws: 2, heldout_fraction: 0.1, ..RffConfig::default() };
+/// let r = RffScore::fit(&data, &cfg, &mut rng)?.report();
+/// // 450 training and 50 held-out points, 2 noised copies each.
+/// assert_eq!((r.train_pairs, r.heldout_pairs), (900, 100));
+/// assert!(r.train_loss > 0.0 && r.heldout_loss.is_finite());
+/// # Ok::<(), klflow::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RffReport {
@@ -137,6 +154,24 @@ where
     /// [`Error::NonFiniteInput`] naming `data`; [`Error::InvalidParameter`] for an invalid
     /// setting; [`Error::NotPositiveDefinite`] naming `gram` if the regularised Gram matrix is
     /// not (numerically) positive definite.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, diffusion::{RffConfig, RffScore, ScoreModel}};
+    /// use nalgebra::Vector1;
+    /// use rand::{SeedableRng, RngExt, rngs::ChaCha8Rng};
+    ///
+    /// let mut rng = ChaCha8Rng::seed_from_u64(1);
+    /// // Data N(0, 1): the exact score is −x at every t.
+    /// let data: Vec<Vector1<f64>> = (0..1_000).map(|_| Vector1::new(rng.sample(rand_distr::StandardNormal))).collect();
+    /// let model = RffScore::fit(&data, &RffConfig { features: 50, ..RffConfig::default() }, &mut rng)?;
+    /// let mut out = Vector1::zeros();
+    /// model.score(1.0, &Vector1::new(1.0), &mut out);
+    /// assert!((out[0] + 1.0).abs() < 0.2);
+    /// assert!(matches!(RffScore::fit(&data[..1], &RffConfig::default(), &mut rng), Err(Error::Empty { .. })));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn fit<R: Rng + ?Sized>(
         data: &[OVector<f64, D>],
         config: &RffConfig,
@@ -362,11 +397,40 @@ where
     }
 
     /// What the fit measured.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::{RffConfig, RffScore};
+    /// use nalgebra::Vector1;
+    /// use rand::{SeedableRng, RngExt, rngs::ChaCha8Rng};
+    ///
+    /// let mut rng = ChaCha8Rng::seed_from_u64(2);
+    /// let data: Vec<Vector1<f64>> = (0..400).map(|_| Vector1::new(rng.random::<f64>())).collect();
+    /// let cfg = RffConfig { features: 40, draws: 1, heldout_fraction: 0.25, ..RffConfig::default() };
+    /// let r = RffScore::fit(&data, &cfg, &mut rng)?.report();
+    /// assert_eq!(r.train_pairs + r.heldout_pairs, 400);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn report(&self) -> RffReport {
         self.report
     }
 
     /// The settings it was fitted with.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::{RffConfig, RffScore};
+    /// use nalgebra::Vector1;
+    /// use rand::{SeedableRng, RngExt, rngs::ChaCha8Rng};
+    ///
+    /// let mut rng = ChaCha8Rng::seed_from_u64(3);
+    /// let data: Vec<Vector1<f64>> = (0..200).map(|_| Vector1::new(rng.random::<f64>())).collect();
+    /// let cfg = RffConfig { features: 30, ..RffConfig::default() };
+    /// assert_eq!(RffScore::fit(&data, &cfg, &mut rng)?.config(), &cfg);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn config(&self) -> &RffConfig {
         &self.config
     }

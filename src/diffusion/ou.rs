@@ -33,11 +33,31 @@ pub struct ForwardOu;
 
 impl ForwardOu {
     /// `e^{−t}`, the factor on the data.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::ForwardOu;
+    ///
+    /// assert_eq!(ForwardOu::mean_factor(0.0), 1.0);
+    /// assert!((ForwardOu::mean_factor(2f64.ln()) - 0.5).abs() < 1e-15);
+    /// ```
     pub fn mean_factor(t: f64) -> f64 {
         (-t).exp()
     }
 
     /// `σ_t² = 1 − e^{−2t}`, the variance of the added noise (accurate for small `t`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::ForwardOu;
+    ///
+    /// // N(0, I) is invariant: e^{−2t} + σ_t² = 1.
+    /// for t in [1e-6, 0.1, 1.0, 10.0] {
+    ///     assert!((ForwardOu::mean_factor(t).powi(2) + ForwardOu::variance(t) - 1.0).abs() < 1e-15);
+    /// }
+    /// ```
     pub fn variance(t: f64) -> f64 {
         -(-2.0 * t).exp_m1()
     }
@@ -47,6 +67,20 @@ impl ForwardOu {
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] naming `t` if it is negative or not finite.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, diffusion::ForwardOu, potential::Gaussian};
+    /// use nalgebra::Const;
+    ///
+    /// // N(0, I) is the stationary law: q_t = N(0, I) for every t.
+    /// let data = Gaussian::standard(Const::<2>);
+    /// let q = ForwardOu::marginal_gaussian(&data, 0.7)?;
+    /// assert!((q.covariance() - data.covariance()).norm() < 1e-15);
+    /// assert!(matches!(ForwardOu::marginal_gaussian(&data, -1.0), Err(Error::InvalidParameter { name: "t", .. })));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn marginal_gaussian<D: Dim>(data: &Gaussian<D>, t: f64) -> Result<Gaussian<D>>
     where
         DefaultAllocator: Alloc<D>,
@@ -65,6 +99,23 @@ impl ForwardOu {
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] naming `t` if it is negative or not finite.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::ForwardOu;
+    /// use klflow::potential::{Gaussian, GaussianMixture};
+    /// use nalgebra::Vector1;
+    ///
+    /// let comp = |m: f64| Gaussian::isotropic(Vector1::new(m), 0.5);
+    /// let data = GaussianMixture::new(&[0.25, 0.75], vec![comp(-2.0)?, comp(2.0)?])?;
+    /// let q = ForwardOu::marginal_mixture(&data, 1.0)?;
+    /// // The weights are kept; each component is noised: mean e^{−1}μ_j.
+    /// assert_eq!(q.weights(), data.weights());
+    /// assert!((q.components()[1].mean()[0] - 2.0 * (-1.0f64).exp()).abs() < 1e-15);
+    /// assert!((q.mean()[0] - data.mean()[0] * (-1.0f64).exp()).abs() < 1e-14);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn marginal_mixture<D: Dim>(data: &GaussianMixture<D>, t: f64) -> Result<GaussianMixture<D>>
     where
         DefaultAllocator: Alloc<D>,
@@ -79,6 +130,21 @@ impl ForwardOu {
 
     /// Writes a draw of `X_t | X₀ = x0` into `out` and the standard normal noise `Z` used into
     /// `noise` (the regression target of denoising score matching).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::ForwardOu;
+    /// use nalgebra::Vector2;
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let (x0, t) = (Vector2::new(2.0, -1.0), 0.5);
+    /// let (mut xt, mut z) = (Vector2::zeros(), Vector2::zeros());
+    /// ForwardOu::sample_conditional(&x0, t, &mut xt, &mut z, &mut ChaCha8Rng::seed_from_u64(0));
+    /// // x_t = e^{−t}x₀ + σ_t z with the returned z.
+    /// let expected = x0 * ForwardOu::mean_factor(t) + z * ForwardOu::variance(t).sqrt();
+    /// assert!((xt - expected).norm() < 1e-15);
+    /// ```
     pub fn sample_conditional<D: Dim, R: Rng + ?Sized>(
         x0: &OVector<f64, D>,
         t: f64,
@@ -142,6 +208,18 @@ impl TimeGrid {
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] unless `0 ≤ end < horizon < ∞` and `steps ≥ 1`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, diffusion::TimeGrid};
+    ///
+    /// let g = TimeGrid::uniform(1.0, 0.2, 4)?;
+    /// let expected = [1.0, 0.8, 0.6, 0.4, 0.2];
+    /// assert!(g.times().iter().zip(expected).all(|(t, e)| (t - e).abs() < 1e-15));
+    /// assert!(matches!(TimeGrid::uniform(1.0, 1.0, 4), Err(Error::InvalidParameter { name: "end", .. })));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn uniform(horizon: f64, end: f64, steps: usize) -> Result<Self> {
         check_ends(horizon, end, steps)?;
         let h = (horizon - end) / steps as f64;
@@ -156,6 +234,17 @@ impl TimeGrid {
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] unless `0 < end < horizon < ∞` and `steps ≥ 1`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::TimeGrid;
+    ///
+    /// let g = TimeGrid::geometric(1.0, 0.01, 2)?;
+    /// assert!((g.times()[1] - 0.1).abs() < 1e-15); // ratio (0.01)^{1/2}
+    /// assert!(TimeGrid::geometric(1.0, 0.0, 2).is_err()); // a geometric grid cannot reach 0
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn geometric(horizon: f64, end: f64, steps: usize) -> Result<Self> {
         check_ends(horizon, end, steps)?;
         positive("end", end)?;
@@ -173,6 +262,18 @@ impl TimeGrid {
     ///
     /// [`Error::Empty`] with fewer than two times; [`Error::InvalidParameter`] naming `times`
     /// if they are not finite, not strictly decreasing, or the last is negative.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, diffusion::TimeGrid};
+    ///
+    /// let g = TimeGrid::from_times(vec![5.0, 1.0, 0.1, 0.0])?;
+    /// assert_eq!((g.steps(), g.step_size(0)), (3, 4.0));
+    /// assert!(matches!(TimeGrid::from_times(vec![1.0, 2.0]), Err(Error::InvalidParameter { name: "times", .. })));
+    /// assert!(matches!(TimeGrid::from_times(vec![1.0]), Err(Error::Empty { name: "times" })));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn from_times(times: Vec<f64>) -> Result<Self> {
         if times.len() < 2 {
             return Err(Error::Empty { name: "times" });
@@ -203,27 +304,78 @@ impl TimeGrid {
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] unless `0 ≤ s_end < 1` and `steps ≥ 1`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::{TimeGrid, VpSchedule};
+    ///
+    /// let vp = VpSchedule::linear(0.1, 20.0)?;
+    /// let g = TimeGrid::from_vp(&vp, 1e-3, 1000)?;
+    /// assert_eq!(g.steps(), 1000);
+    /// assert!((g.horizon() - vp.ou_time(1.0)).abs() < 1e-12);
+    /// assert!((g.end() - vp.ou_time(1e-3)).abs() < 1e-15);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn from_vp(schedule: &VpSchedule, s_end: f64, steps: usize) -> Result<Self> {
         let s = Self::uniform(1.0, s_end, steps)?;
         Self::from_times(s.times.iter().map(|&s| schedule.ou_time(s)).collect())
     }
 
     /// The times `t₀ = T, …, t_N = δ`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::TimeGrid;
+    ///
+    /// let g = TimeGrid::uniform(2.0, 0.0, 2)?;
+    /// assert_eq!(g.times(), &[2.0, 1.0, 0.0]); // N + 1 times, decreasing
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn times(&self) -> &[f64] {
         &self.times
     }
 
     /// The number of steps `N`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::TimeGrid;
+    ///
+    /// let g = TimeGrid::uniform(2.0, 0.0, 20)?;
+    /// assert_eq!(g.steps(), g.times().len() - 1);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn steps(&self) -> usize {
         self.times.len() - 1
     }
 
     /// The horizon `T = t₀`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::TimeGrid;
+    ///
+    /// assert_eq!(TimeGrid::geometric(10.0, 1e-3, 50)?.horizon(), 10.0);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn horizon(&self) -> f64 {
         self.times[0]
     }
 
     /// The final time `δ = t_N`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::TimeGrid;
+    ///
+    /// assert_eq!(TimeGrid::geometric(10.0, 1e-3, 50)?.end(), 1e-3);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn end(&self) -> f64 {
         self.times[self.times.len() - 1]
     }
@@ -233,6 +385,19 @@ impl TimeGrid {
     /// # Panics
     ///
     /// If `k ≥ N`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::TimeGrid;
+    ///
+    /// // The steps add up to T − δ.
+    /// let g = TimeGrid::geometric(10.0, 1e-3, 50)?;
+    /// let total: f64 = (0..g.steps()).map(|k| g.step_size(k)).sum();
+    /// assert!((total - (10.0 - 1e-3)).abs() < 1e-12);
+    /// assert!(g.step_size(0) > g.step_size(49)); // small steps near the data
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn step_size(&self, k: usize) -> f64 {
         self.times[k] - self.times[k + 1]
     }
@@ -288,6 +453,17 @@ impl VpSchedule {
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] unless `0 < β_min ≤ β_max < ∞`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, diffusion::VpSchedule};
+    ///
+    /// assert!(VpSchedule::linear(0.1, 20.0).is_ok());
+    /// assert!(matches!(VpSchedule::linear(1.0, 0.5), Err(Error::InvalidParameter { name: "beta_max", .. })));
+    /// assert!(VpSchedule::linear(0.0, 20.0).is_err());
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn linear(beta_min: f64, beta_max: f64) -> Result<Self> {
         positive("beta_min", beta_min)?;
         positive("beta_max", beta_max)?;
@@ -302,16 +478,52 @@ impl VpSchedule {
     }
 
     /// `β(s)`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::VpSchedule;
+    ///
+    /// let vp = VpSchedule::linear(0.1, 20.0)?;
+    /// assert_eq!((vp.beta(0.0), vp.beta(1.0)), (0.1, 20.0));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn beta(&self, s: f64) -> f64 {
         self.beta_min + s * (self.beta_max - self.beta_min)
     }
 
     /// The OU time `t(s) = ½(β_min s + ½(β_max − β_min)s²)`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::VpSchedule;
+    ///
+    /// // dt/ds = β(s)/2 (central difference, exact for a quadratic).
+    /// let vp = VpSchedule::linear(0.1, 20.0)?;
+    /// let (s, e) = (0.4, 1e-4);
+    /// let slope = (vp.ou_time(s + e) - vp.ou_time(s - e)) / (2.0 * e);
+    /// assert!((slope - 0.5 * vp.beta(s)).abs() < 1e-8);
+    /// assert_eq!(vp.ou_time(0.0), 0.0);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn ou_time(&self, s: f64) -> f64 {
         0.5 * (self.beta_min * s + 0.5 * (self.beta_max - self.beta_min) * s * s)
     }
 
     /// The VP time `s(t)`, the inverse of [`ou_time`](VpSchedule::ou_time) (for `t ≥ 0`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::VpSchedule;
+    ///
+    /// let vp = VpSchedule::linear(0.1, 20.0)?;
+    /// for s in [0.0, 1e-3, 0.5, 1.0] {
+    ///     assert!((vp.vp_time(vp.ou_time(s)) - s).abs() < 1e-12);
+    /// }
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn vp_time(&self, t: f64) -> f64 {
         let (b0, db) = (self.beta_min, self.beta_max - self.beta_min);
         // ¼db s² + ½b0 s − t = 0, in the cancellation-free form of the positive root.

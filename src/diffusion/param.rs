@@ -17,6 +17,23 @@ use crate::diffusion::{ForwardOu, ScoreModel};
 /// | `CleanSample` | `x̂₀ ≈ E[x₀ | x_t]` | `(αx̂₀ − x)/σ²` |
 /// | `Velocity` | `v̂ ≈ E[αε − σx₀ | x_t]` | `−(αv̂ + σx)/σ` (since `ε = αv + σx_t`) |
 /// | `Score` | `ŝ` | `ŝ` |
+///
+/// # Example
+///
+/// ```
+/// use klflow::diffusion::{FnNetwork, FromPrediction, Parameterisation, ScoreModel};
+/// use nalgebra::{Const, Vector1};
+///
+/// // Data N(0, 1): q_t = N(0, 1), E[ε | x_t] = σx_t and E[x₀ | x_t] = αx_t, so the exact
+/// // velocity prediction αE[ε | x_t] − σE[x₀ | x_t] is 0 — and the score is −x.
+/// let v = FnNetwork::new(Const::<1>, |_t: f64, _x: &Vector1<f64>, out: &mut Vector1<f64>| {
+///     out[0] = 0.0;
+/// });
+/// let s = FromPrediction::new(v, Parameterisation::Velocity);
+/// let mut out = Vector1::zeros();
+/// s.score(0.3, &Vector1::new(1.7), &mut out);
+/// assert!((out[0] + 1.7).abs() < 1e-12);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Parameterisation {
@@ -32,6 +49,29 @@ pub enum Parameterisation {
 
 /// A network `f(t, x)` in some [`Parameterisation`]; wrap it in [`FromPrediction`] to get a
 /// [`ScoreModel`].
+///
+/// # Example
+///
+/// ```
+/// use klflow::diffusion::{FromPrediction, Network, Parameterisation, ScoreModel};
+/// use nalgebra::{Const, Vector2};
+///
+/// /// An x₀-predictor that always answers the data point `a` (point-mass data).
+/// struct Denoiser(Vector2<f64>);
+/// impl Network for Denoiser {
+///     type Dim = Const<2>;
+///     fn dim(&self) -> Const<2> { Const }
+///     fn predict(&self, _t: f64, _x: &Vector2<f64>, out: &mut Vector2<f64>) {
+///         *out = self.0;
+///     }
+/// }
+/// let s = FromPrediction::new(Denoiser(Vector2::new(1.0, -1.0)), Parameterisation::CleanSample);
+/// let mut out = Vector2::zeros();
+/// // At x = e^{−t}a the point is on the noised data mean: zero score.
+/// let t = 0.5f64;
+/// s.score(t, &(Vector2::new(1.0, -1.0) * (-t).exp()), &mut out);
+/// assert!(out.norm() < 1e-12);
+/// ```
 pub trait Network {
     /// The dimension of the data.
     type Dim: Dim;
@@ -68,6 +108,20 @@ pub struct FnNetwork<D, F> {
 
 impl<D: Dim, F> FnNetwork<D, F> {
     /// Wraps `f` for dimension `dim`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::{FnNetwork, Network};
+    /// use nalgebra::{Const, Vector1};
+    ///
+    /// let net = FnNetwork::new(Const::<1>, |t: f64, x: &Vector1<f64>, out: &mut Vector1<f64>| {
+    ///     *out = x * t;
+    /// });
+    /// let mut out = Vector1::zeros();
+    /// net.predict(2.0, &Vector1::new(3.0), &mut out);
+    /// assert_eq!(out[0], 6.0);
+    /// ```
     pub fn new(dim: D, f: F) -> Self {
         Self {
             dim,
@@ -123,16 +177,54 @@ pub struct FromPrediction<P> {
 
 impl<P> FromPrediction<P> {
     /// Reads `model`'s output as `kind`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::{FnNetwork, FromPrediction, Parameterisation, ScoreModel};
+    /// use nalgebra::{Const, Vector1};
+    ///
+    /// // `Score` passes the network's output through unchanged.
+    /// let net = FnNetwork::new(Const::<1>, |_t: f64, x: &Vector1<f64>, out: &mut Vector1<f64>| {
+    ///     *out = -x;
+    /// });
+    /// let s = FromPrediction::new(net, Parameterisation::Score);
+    /// let mut out = Vector1::zeros();
+    /// s.score(0.1, &Vector1::new(4.0), &mut out);
+    /// assert_eq!(out[0], -4.0);
+    /// ```
     pub fn new(model: P, kind: Parameterisation) -> Self {
         Self { model, kind }
     }
 
     /// The parameterisation.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::{FnNetwork, FromPrediction, Parameterisation};
+    /// use nalgebra::{Const, Vector1};
+    ///
+    /// let net = FnNetwork::new(Const::<1>, |_t: f64, _x: &Vector1<f64>, _out: &mut Vector1<f64>| {});
+    /// let s = FromPrediction::new(net, Parameterisation::Noise);
+    /// assert_eq!(s.parameterisation(), Parameterisation::Noise);
+    /// ```
     pub fn parameterisation(&self) -> Parameterisation {
         self.kind
     }
 
     /// The wrapped network.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::{FnNetwork, FromPrediction, Network, Parameterisation};
+    /// use nalgebra::{Const, Vector1};
+    ///
+    /// let net = FnNetwork::new(Const::<1>, |_t: f64, _x: &Vector1<f64>, _out: &mut Vector1<f64>| {});
+    /// let s = FromPrediction::new(net, Parameterisation::Noise);
+    /// assert_eq!(s.model().dim(), Const::<1>);
+    /// ```
     pub fn model(&self) -> &P {
         &self.model
     }

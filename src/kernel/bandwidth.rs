@@ -21,8 +21,28 @@ use super::{FitKernel, Rbf};
 use crate::error::{Error, Result};
 
 /// Above this many pairs `n(n−1)/2` the median uses a deterministic subsample (n > 2048).
+///
+/// # Example
+///
+/// ```
+/// use klflow::kernel::{EXACT_MEDIAN_MAX_PAIRS, MedianScratch};
+///
+/// // 2048 particles have 2048·2047/2 pairs: still exact; one more particle is not.
+/// assert!(2048 * 2047 / 2 <= EXACT_MEDIAN_MAX_PAIRS);
+/// assert!(MedianScratch::new(2048).is_exact());
+/// assert!(!MedianScratch::new(2049).is_exact());
+/// ```
 pub const EXACT_MEDIAN_MAX_PAIRS: usize = 1 << 21;
 /// The number of pairs of the subsampled median.
+///
+/// # Example
+///
+/// ```
+/// use klflow::kernel::{EXACT_MEDIAN_MAX_PAIRS, SUBSAMPLE_PAIRS};
+///
+/// // The subsample is smaller than the largest exact pair set.
+/// assert!(SUBSAMPLE_PAIRS < EXACT_MEDIAN_MAX_PAIRS);
+/// ```
 pub const SUBSAMPLE_PAIRS: usize = 1 << 20;
 
 /// A named rule for the bandwidth of the RBF kernel, fitted to the particles `x_1 … x_n`.
@@ -162,6 +182,15 @@ pub struct MedianScratch {
 impl MedianScratch {
     /// Buffers for `n` particles: exact medians if `n(n−1)/2 ≤` [`EXACT_MEDIAN_MAX_PAIRS`],
     /// otherwise the subsample of [`SUBSAMPLE_PAIRS`] pairs.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::kernel::MedianScratch;
+    ///
+    /// assert!(MedianScratch::new(500).is_exact());
+    /// assert!(!MedianScratch::new(10_000).is_exact());
+    /// ```
     pub fn new(n: usize) -> Self {
         let m = n * n.saturating_sub(1) / 2;
         if m <= EXACT_MEDIAN_MAX_PAIRS {
@@ -193,6 +222,15 @@ impl MedianScratch {
     }
 
     /// `true` if medians are taken over all pairs.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::kernel::MedianScratch;
+    ///
+    /// assert!(MedianScratch::new(10).is_exact());
+    /// assert!(!MedianScratch::subsampled(45).is_exact()); // even if 45 pairs = all pairs of 10
+    /// ```
     pub fn is_exact(&self) -> bool {
         self.subsample.is_none()
     }

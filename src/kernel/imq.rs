@@ -33,6 +33,18 @@ impl Imq {
     ///
     /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) unless `c > 0` and
     /// `−1 < beta < 0`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, kernel::{Imq, Kernel}};
+    ///
+    /// // k(x, x) = (c²)^β = 4^(−1/2).
+    /// assert_eq!(Imq::new(2.0, -0.5)?.value(&[1.0, 2.0], &[1.0, 2.0]), 0.5);
+    /// assert!(matches!(Imq::new(1.0, -1.0), Err(Error::InvalidParameter { name: "beta", .. })));
+    /// assert!(matches!(Imq::new(0.0, -0.5), Err(Error::InvalidParameter { name: "c", .. })));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new(c: f64, beta: f64) -> crate::Result<Self> {
         crate::error::positive("c", c)?;
         if !(beta > -1.0 && beta < 0.0) {

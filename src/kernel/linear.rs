@@ -30,6 +30,17 @@ impl Linear {
     /// # Errors
     ///
     /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) unless `c` is finite and ≥ 0.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::kernel::{Kernel, Linear};
+    ///
+    /// // k(x, y) = xᵀy + c.
+    /// assert_eq!(Linear::new(0.0)?.value(&[1.0, 2.0], &[3.0, 4.0]), 11.0);
+    /// assert!(Linear::new(-1.0).is_err());
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new(c: f64) -> crate::Result<Self> {
         if c.is_finite() && c >= 0.0 {
             Ok(Self { c })

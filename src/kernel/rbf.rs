@@ -36,6 +36,17 @@ impl Rbf {
     /// # Errors
     ///
     /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) unless `sigma` is finite and > 0.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, kernel::{Kernel, Rbf}};
+    ///
+    /// let k = Rbf::new(1.0)?;
+    /// assert_eq!(k.value(&[1.0], &[0.0]), (-0.5f64).exp());
+    /// assert!(matches!(Rbf::new(f64::NAN), Err(Error::InvalidParameter { name: "sigma", .. })));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new(sigma: f64) -> crate::Result<Self> {
         crate::error::positive("sigma", sigma).map(|sigma| Self { sigma })
     }
@@ -46,17 +57,48 @@ impl Rbf {
     /// # Errors
     ///
     /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) unless `ℓ` is finite and > 0.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::kernel::{Kernel, Rbf};
+    ///
+    /// // exp(−r²/ℓ) with ℓ = 2 is the RBF kernel with σ = 1.
+    /// let k = Rbf::from_length_scale(2.0)?;
+    /// assert_eq!(k.sigma(), 1.0);
+    /// assert!((k.value(&[1.5], &[0.0]) - (-1.5f64 * 1.5 / 2.0).exp()).abs() < 1e-15);
+    /// assert!(Rbf::from_length_scale(-1.0).is_err());
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn from_length_scale(length_scale: f64) -> crate::Result<Self> {
         crate::error::positive("length_scale", length_scale)?;
         Self::new((0.5 * length_scale).sqrt())
     }
 
     /// The bandwidth `σ`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::kernel::Rbf;
+    ///
+    /// assert_eq!(Rbf::new(0.25)?.sigma(), 0.25);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn sigma(&self) -> f64 {
         self.sigma
     }
 
     /// `ℓ = 2σ²`, the length scale of the `exp(−r²/ℓ)` parameterisation.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::kernel::Rbf;
+    ///
+    /// assert_eq!(Rbf::new(2.0)?.length_scale(), 8.0); // ℓ = 2σ²
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn length_scale(&self) -> f64 {
         2.0 * self.sigma * self.sigma
     }

@@ -63,6 +63,17 @@ impl OuStep {
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] unless both are finite and positive.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, langevin::OuStep};
+    ///
+    /// assert!(OuStep::new(1.0, 0.1).is_ok());
+    /// assert!(matches!(OuStep::new(0.0, 0.1), Err(Error::InvalidParameter { name: "friction", .. })));
+    /// assert!(matches!(OuStep::new(1.0, -0.1), Err(Error::InvalidParameter { name: "step", .. })));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new(friction: f64, step: f64) -> Result<Self> {
         positive("friction", friction)?;
         positive("step", step)?;
@@ -110,21 +121,66 @@ impl OuStep {
     }
 
     /// The friction `γ`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::langevin::OuStep;
+    ///
+    /// assert_eq!(OuStep::new(2.0, 0.1)?.friction(), 2.0);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn friction(&self) -> f64 {
         self.friction
     }
 
     /// The step `η`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::langevin::OuStep;
+    ///
+    /// assert_eq!(OuStep::new(2.0, 0.1)?.step(), 0.1);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn step(&self) -> f64 {
         self.step
     }
 
     /// `(e, a₁, a₂)`: the velocity decay and the coefficients of `P` and `f` in the update.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::langevin::OuStep;
+    ///
+    /// let (g, eta) = (2.0, 0.1);
+    /// let (e, a1, a2) = OuStep::new(g, eta)?.drift_coefficients();
+    /// assert!((e - (-g * eta).exp()).abs() < 1e-15);
+    /// assert!((a1 - (1.0 - e) / g).abs() < 1e-15);
+    /// assert!((a2 - (eta - a1) / g).abs() < 1e-15);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn drift_coefficients(&self) -> (f64, f64, f64) {
         (self.e, self.a1, self.a2)
     }
 
     /// The per-coordinate noise covariance `[[v_x, c], [c, v_p]]`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::langevin::OuStep;
+    ///
+    /// // For a small step the covariance is ≈ 2γ[[η³/3, η²/2], [η²/2, η]].
+    /// let (g, eta) = (1.0, 1e-3);
+    /// let [[vx, c], [_, vp]] = OuStep::new(g, eta)?.noise_covariance();
+    /// assert!((vx / (2.0 * g * eta.powi(3) / 3.0) - 1.0).abs() < 1e-2);
+    /// assert!((c / (g * eta * eta) - 1.0).abs() < 1e-2);
+    /// assert!((vp / (2.0 * g * eta) - 1.0).abs() < 1e-2);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn noise_covariance(&self) -> [[f64; 2]; 2] {
         [[self.vx, self.cxp], [self.cxp, self.vp]]
     }
@@ -163,6 +219,19 @@ impl OuStep {
 }
 
 /// The integrator of [`UnderdampedLangevin`].
+///
+/// # Example
+///
+/// ```
+/// use klflow::langevin::{KineticIntegrator, UnderdampedLangevin};
+/// use klflow::potential::Gaussian;
+/// use nalgebra::Const;
+///
+/// assert_eq!(KineticIntegrator::default(), KineticIntegrator::ExactOu);
+/// let target = Gaussian::standard(Const::<3>);
+/// let _baoab = UnderdampedLangevin::new(&target, 1.0, 0.2, KineticIntegrator::Baoab)?;
+/// # Ok::<(), klflow::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum KineticIntegrator {
@@ -210,6 +279,24 @@ pub struct UnderdampedLangevin<P> {
 }
 
 /// The state of an underdamped chain: the position part ([`ChainState`]) and the velocity.
+///
+/// # Example
+///
+/// ```
+/// use klflow::{Sampler, langevin::{KineticIntegrator, UnderdampedLangevin}};
+/// use klflow::potential::Gaussian;
+/// use nalgebra::{Const, Vector2};
+/// use rand::{SeedableRng, rngs::ChaCha8Rng};
+///
+/// let target = Gaussian::standard(Const::<2>);
+/// let ulmc = UnderdampedLangevin::new(&target, 1.0, 0.1, KineticIntegrator::ExactOu)?;
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// let mut state = ulmc.init(Vector2::new(1.0, -1.0), &mut rng)?;
+/// ulmc.step(&mut state, &mut rng)?;
+/// assert_eq!(state.chain().iteration(), 1);
+/// assert_eq!(state.position(), state.chain().position());
+/// # Ok::<(), klflow::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(
@@ -233,14 +320,65 @@ where
     DefaultAllocator: Allocator<D>,
 {
     /// The position part: position, gradient, energy, step count.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::{KineticIntegrator, UnderdampedLangevin}};
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::{Const, Vector2};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let target = Gaussian::standard(Const::<2>);
+    /// let ulmc = UnderdampedLangevin::new(&target, 1.0, 0.1, KineticIntegrator::ExactOu)?;
+    /// let state = ulmc.init(Vector2::new(3.0, 4.0), &mut ChaCha8Rng::seed_from_u64(0))?;
+    /// assert_eq!(state.chain().energy(), 12.5); // U(x) = ‖x‖²/2
+    /// assert_eq!(state.chain().gradient(), &Vector2::new(3.0, 4.0));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn chain(&self) -> &ChainState<D> {
         &self.chain
     }
     /// The current position.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::{KineticIntegrator, UnderdampedLangevin}};
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::{Const, Vector2};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let target = Gaussian::standard(Const::<2>);
+    /// let ulmc = UnderdampedLangevin::new(&target, 1.0, 0.1, KineticIntegrator::Baoab)?;
+    /// let state = ulmc.init(Vector2::new(3.0, 4.0), &mut ChaCha8Rng::seed_from_u64(0))?;
+    /// assert_eq!(state.position(), &Vector2::new(3.0, 4.0));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn position(&self) -> &OVector<f64, D> {
         self.chain.position()
     }
     /// The velocity `p`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::{KineticIntegrator, UnderdampedLangevin}};
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::{Const, Vector1};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// // `init` draws p ~ N(0, 1): over 2000 chains, E p² = 1 within 5 standard errors (√(2/2000)).
+    /// let target = Gaussian::standard(Const::<1>);
+    /// let ulmc = UnderdampedLangevin::new(&target, 1.0, 0.1, KineticIntegrator::ExactOu)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(1);
+    /// let mut p2 = 0.0;
+    /// for _ in 0..2000 {
+    ///     p2 += ulmc.init(Vector1::new(0.0), &mut rng)?.velocity()[0].powi(2) / 2000.0;
+    /// }
+    /// assert!((p2 - 1.0).abs() < 5.0 * (2.0f64 / 2000.0).sqrt());
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn velocity(&self) -> &OVector<f64, D> {
         &self.velocity
     }
@@ -257,6 +395,24 @@ where
 }
 
 /// What one underdamped step reports.
+///
+/// # Example
+///
+/// ```
+/// use klflow::{Sampler, langevin::{KineticIntegrator, UnderdampedLangevin}};
+/// use klflow::potential::Gaussian;
+/// use nalgebra::{Const, Vector2};
+/// use rand::{SeedableRng, rngs::ChaCha8Rng};
+///
+/// let target = Gaussian::standard(Const::<2>);
+/// let ulmc = UnderdampedLangevin::new(&target, 1.0, 0.1, KineticIntegrator::ExactOu)?;
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// let mut state = ulmc.init(Vector2::new(1.0, 2.0), &mut rng)?;
+/// let info = ulmc.step(&mut state, &mut rng)?;
+/// assert_eq!(info.energy, state.chain().energy());
+/// assert!((info.kinetic_energy - 0.5 * state.velocity().norm_squared()).abs() < 1e-15);
+/// # Ok::<(), klflow::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct KineticInfo {
     /// `U(x)` at the new position.
@@ -271,6 +427,22 @@ impl<P: Potential> UnderdampedLangevin<P> {
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] naming `friction` or `step` unless finite and positive.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, langevin::{KineticIntegrator, UnderdampedLangevin}};
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::Const;
+    ///
+    /// let target = Gaussian::standard(Const::<2>);
+    /// assert!(UnderdampedLangevin::new(&target, 2.0, 0.1, KineticIntegrator::ExactOu).is_ok());
+    /// assert!(matches!(
+    ///     UnderdampedLangevin::new(&target, -1.0, 0.1, KineticIntegrator::ExactOu),
+    ///     Err(Error::InvalidParameter { name: "friction", .. })
+    /// ));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new(
         potential: P,
         friction: f64,
@@ -288,6 +460,19 @@ impl<P: Potential> UnderdampedLangevin<P> {
     }
 
     /// The step coefficients.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::langevin::{KineticIntegrator, UnderdampedLangevin};
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::Const;
+    ///
+    /// let target = Gaussian::standard(Const::<2>);
+    /// let ulmc = UnderdampedLangevin::new(&target, 2.0, 0.1, KineticIntegrator::ExactOu)?;
+    /// assert_eq!((ulmc.ou_step().friction(), ulmc.ou_step().step()), (2.0, 0.1));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn ou_step(&self) -> &OuStep {
         &self.ou
     }

@@ -37,6 +37,27 @@ where
 }
 
 /// Which metric warm-up estimates from the chain's own draws.
+///
+/// # Example
+///
+/// ```
+/// use klflow::{Sampler, langevin::{Mala, Metric, MetricAdaptation, Warmup}, potential::Gaussian};
+/// use nalgebra::{Matrix2, Vector2};
+/// use rand::{SeedableRng, rngs::ChaCha8Rng};
+///
+/// // Marginal variances 4 and 1/4: the diagonal warm-up finds the ratio (16) roughly.
+/// let target = Gaussian::new(Vector2::zeros(), Matrix2::new(4.0, 0.0, 0.0, 0.25))?;
+/// let warmup = Warmup { steps: 1_500, ..Warmup::default() }.with_metric(MetricAdaptation::Diagonal);
+/// let mala = Mala::new(&target, 0.1)?.with_warmup(warmup)?;
+/// let mut rng = ChaCha8Rng::seed_from_u64(2);
+/// let mut state = mala.init(Vector2::new(0.0, 0.0), &mut rng)?;
+/// for _ in 0..1_500 {
+///     mala.step(&mut state, &mut rng)?;
+/// }
+/// let Metric::Diagonal(m) = state.metric() else { panic!("a diagonal metric") };
+/// assert!(m[0] / m[1] > 8.0 && m[0] / m[1] < 32.0);
+/// # Ok::<(), klflow::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum MetricAdaptation {
     /// Keep the metric given to [`Mala::with_metric`].
@@ -83,6 +104,16 @@ impl Default for Warmup {
 
 impl Warmup {
     /// The same settings with `metric` adaptation.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::langevin::{MetricAdaptation, Warmup};
+    ///
+    /// let w = Warmup::default().with_metric(MetricAdaptation::Dense);
+    /// assert_eq!(w.metric, MetricAdaptation::Dense);
+    /// assert_eq!(w.steps, Warmup::default().steps);
+    /// ```
     pub fn with_metric(self, metric: MetricAdaptation) -> Self {
         Self { metric, ..self }
     }
@@ -191,6 +222,24 @@ where
 }
 
 /// What one MALA step reports.
+///
+/// # Example
+///
+/// ```
+/// use klflow::{Sampler, langevin::Mala, potential::Gaussian};
+/// use nalgebra::{Const, Vector2};
+/// use rand::{SeedableRng, rngs::ChaCha8Rng};
+///
+/// let target = Gaussian::standard(Const::<2>);
+/// let mala = Mala::new(&target, 0.5)?;
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// let mut state = mala.init(Vector2::new(1.0, 1.0), &mut rng)?;
+/// let info = mala.step(&mut state, &mut rng)?;
+/// assert!((0.0..=1.0).contains(&info.accept_prob) && !info.divergent);
+/// assert_eq!(info.step_size, 0.5);
+/// assert_eq!(info.energy, state.chain().energy());
+/// # Ok::<(), klflow::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MalaInfo {
     /// The Metropolis–Hastings acceptance probability of the proposal (0 for a divergence).
@@ -302,6 +351,26 @@ where
 /// The state of a MALA chain: position, the adapted step size and metric, proposal buffers,
 /// and acceptance counts. With the `serde` feature it serialises completely (adaptation state
 /// included), so a chain can be checkpointed and resumed bit for bit.
+///
+/// # Example
+///
+/// ```
+/// use klflow::{Sampler, langevin::Mala, potential::Gaussian};
+/// use nalgebra::{Const, Vector2};
+/// use rand::{SeedableRng, rngs::ChaCha8Rng};
+///
+/// let target = Gaussian::standard(Const::<2>);
+/// let mala = Mala::new(&target, 0.5)?;
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// let mut state = mala.init(Vector2::new(1.0, 1.0), &mut rng)?;
+/// let mut accepted = 0;
+/// for _ in 0..100 {
+///     accepted += mala.step(&mut state, &mut rng)?.accepted as u32;
+/// }
+/// assert_eq!(state.acceptance_rate(), accepted as f64 / 100.0);
+/// assert_eq!(state.chain().iteration(), 100);
+/// # Ok::<(), klflow::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(
@@ -336,18 +405,85 @@ where
     DefaultAllocator: Alloc<D>,
 {
     /// The position part: position, gradient, energy, step count.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::Mala, potential::Gaussian};
+    /// use nalgebra::{Const, Vector2};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let target = Gaussian::standard(Const::<2>);
+    /// let mala = Mala::new(&target, 0.5)?;
+    /// let state = mala.init(Vector2::new(1.0, 1.0), &mut ChaCha8Rng::seed_from_u64(0))?;
+    /// assert_eq!(state.chain().energy(), 1.0); // U(x) = ‖x‖²/2
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn chain(&self) -> &ChainState<D> {
         &self.chain
     }
     /// The current position.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::Mala, potential::Gaussian};
+    /// use nalgebra::{Const, Vector2};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let target = Gaussian::standard(Const::<2>);
+    /// let mala = Mala::new(&target, 0.5)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut state = mala.init(Vector2::new(1.0, 1.0), &mut rng)?;
+    /// let before = *state.position();
+    /// let info = mala.step(&mut state, &mut rng)?;
+    /// // A rejected proposal leaves the chain where it was.
+    /// assert_eq!(info.accepted, state.position() != &before);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn position(&self) -> &OVector<f64, D> {
         self.chain.position()
     }
     /// The current step size (adapted during warm-up, fixed afterwards).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::{Mala, Warmup}, potential::Gaussian};
+    /// use nalgebra::{Const, Vector2};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let target = Gaussian::standard(Const::<2>);
+    /// let mala = Mala::new(&target, 0.01)?.with_warmup(Warmup { steps: 500, ..Warmup::default() })?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut state = mala.init(Vector2::new(1.0, 1.0), &mut rng)?;
+    /// assert_eq!(state.step_size(), 0.01);
+    /// for _ in 0..500 {
+    ///     mala.step(&mut state, &mut rng)?;
+    /// }
+    /// // A step of 0.01 accepts almost everything: warm-up enlarges it.
+    /// assert!(state.step_size() > 0.1);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn step_size(&self) -> f64 {
         self.step_size
     }
     /// The current metric.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::{Mala, Metric}, potential::Gaussian};
+    /// use nalgebra::{Const, Vector2};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let target = Gaussian::standard(Const::<2>);
+    /// let m = Metric::Diagonal(Vector2::new(1.0, 2.0));
+    /// let mala = Mala::new(&target, 0.5)?.with_metric(m.clone())?;
+    /// let state = mala.init(Vector2::new(1.0, 1.0), &mut ChaCha8Rng::seed_from_u64(0))?;
+    /// assert_eq!(state.metric(), m); // no warm-up: the metric as given
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn metric(&self) -> Metric<D> {
         if let Some((m, _)) = &self.metric.diag {
             Metric::Diagonal(m.clone())
@@ -358,14 +494,71 @@ where
         }
     }
     /// Accepted proposals / proposals so far (warm-up included).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::Mala, potential::Gaussian};
+    /// use nalgebra::{Const, Vector2};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// // A step of 10 on N(0, I) overshoots: most proposals are rejected.
+    /// let target = Gaussian::standard(Const::<2>);
+    /// let mala = Mala::new(&target, 10.0)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut state = mala.init(Vector2::new(0.0, 0.0), &mut rng)?;
+    /// for _ in 0..200 {
+    ///     mala.step(&mut state, &mut rng)?;
+    /// }
+    /// assert!(state.acceptance_rate() < 0.2);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn acceptance_rate(&self) -> f64 {
         self.accepted as f64 / self.proposals.max(1) as f64
     }
     /// Proposals with a non-finite energy or gradient so far.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::Mala, potential::Gaussian};
+    /// use nalgebra::{Const, Vector2};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let target = Gaussian::standard(Const::<2>);
+    /// let mala = Mala::new(&target, 0.5)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut state = mala.init(Vector2::new(1.0, 1.0), &mut rng)?;
+    /// for _ in 0..100 {
+    ///     mala.step(&mut state, &mut rng)?;
+    /// }
+    /// assert_eq!(state.divergences(), 0); // a Gaussian never diverges
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn divergences(&self) -> u64 {
         self.divergent
     }
     /// Resets the acceptance and divergence counts (e.g. after warm-up).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::Mala, potential::Gaussian};
+    /// use nalgebra::{Const, Vector2};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let target = Gaussian::standard(Const::<2>);
+    /// let mala = Mala::new(&target, 0.5)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut state = mala.init(Vector2::new(1.0, 1.0), &mut rng)?;
+    /// for _ in 0..10 {
+    ///     mala.step(&mut state, &mut rng)?;
+    /// }
+    /// assert!(state.acceptance_rate() > 0.0);
+    /// state.reset_counts();
+    /// assert_eq!((state.acceptance_rate(), state.divergences()), (0.0, 0));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn reset_counts(&mut self) {
         self.accepted = 0;
         self.proposals = 0;
@@ -392,6 +585,18 @@ where
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] naming `step_size` unless finite and positive.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, langevin::Mala, potential::Gaussian};
+    /// use nalgebra::Const;
+    ///
+    /// let target = Gaussian::standard(Const::<2>);
+    /// assert!(Mala::new(&target, 0.5).is_ok());
+    /// assert!(matches!(Mala::new(&target, f64::INFINITY), Err(Error::InvalidParameter { name: "step_size", .. })));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new(potential: P, step_size: f64) -> Result<Self> {
         positive("step_size", step_size)?;
         Ok(Self {
@@ -408,6 +613,20 @@ where
     ///
     /// [`Error::DimensionMismatch`], [`Error::InvalidParameter`] (a non-positive diagonal
     /// entry), [`Error::NotSymmetric`] or [`Error::NotPositiveDefinite`] naming `metric`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, langevin::{Mala, Metric}, potential::Gaussian};
+    /// use nalgebra::{Const, Matrix2, Vector2};
+    ///
+    /// let target = Gaussian::standard(Const::<2>);
+    /// let mala = Mala::new(&target, 0.5)?;
+    /// assert!(mala.clone().with_metric(Metric::Diagonal(Vector2::new(1.0, 4.0))).is_ok());
+    /// let indefinite = Metric::Dense(Matrix2::new(1.0, 2.0, 2.0, 1.0));
+    /// assert!(matches!(mala.with_metric(indefinite), Err(Error::NotPositiveDefinite { name: "metric" })));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn with_metric(mut self, metric: Metric<P::Dim>) -> Result<Self> {
         let d = self.potential.dim();
         match &metric {
@@ -433,6 +652,20 @@ where
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] naming `target_accept` unless it lies in (0, 1).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, langevin::{Mala, Warmup}, potential::Gaussian};
+    /// use nalgebra::Const;
+    ///
+    /// let target = Gaussian::standard(Const::<2>);
+    /// let mala = Mala::new(&target, 0.5)?;
+    /// let bad = Warmup { target_accept: 1.0, ..Warmup::default() };
+    /// assert!(matches!(mala.clone().with_warmup(bad), Err(Error::InvalidParameter { name: "target_accept", .. })));
+    /// assert_eq!(mala.with_warmup(Warmup::default())?.warmup_steps(), 1_000);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn with_warmup(mut self, warmup: Warmup) -> Result<Self> {
         if !(warmup.target_accept > 0.0 && warmup.target_accept < 1.0) {
             return Err(Error::InvalidParameter {
@@ -446,6 +679,19 @@ where
     }
 
     /// The number of warm-up steps (0 without warm-up).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{langevin::{Mala, Warmup}, potential::Gaussian};
+    /// use nalgebra::Const;
+    ///
+    /// let target = Gaussian::standard(Const::<2>);
+    /// let mala = Mala::new(&target, 0.5)?;
+    /// assert_eq!(mala.warmup_steps(), 0);
+    /// assert_eq!(mala.with_warmup(Warmup { steps: 300, ..Warmup::default() })?.warmup_steps(), 300);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn warmup_steps(&self) -> usize {
         self.warmup.map_or(0, |w| w.steps)
     }

@@ -44,6 +44,23 @@ pub struct Ula<P> {
 }
 
 /// What one ULA step reports.
+///
+/// # Example
+///
+/// ```
+/// use klflow::{Sampler, langevin::Ula, potential::Gaussian};
+/// use nalgebra::{Const, Vector2};
+/// use rand::{SeedableRng, rngs::ChaCha8Rng};
+///
+/// let target = Gaussian::standard(Const::<2>);
+/// let ula = Ula::new(&target, 0.1)?;
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// let mut state = ula.init(Vector2::new(1.0, 2.0), &mut rng)?;
+/// let info = ula.step(&mut state, &mut rng)?;
+/// assert_eq!(info.energy, state.energy());
+/// assert!((info.energy - 0.5 * state.position().norm_squared()).abs() < 1e-15);
+/// # Ok::<(), klflow::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct UlaInfo {
     /// `U(x)` at the new position.
@@ -57,6 +74,19 @@ impl<P: Potential> Ula<P> {
     ///
     /// [`Error::InvalidParameter`] naming `step_size` if it is not finite and positive, or if
     /// the potential's smoothness `L` is known and `h·L ≥ 2`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, langevin::Ula, potential::Gaussian};
+    /// use nalgebra::Const;
+    ///
+    /// // N(0, I) has L = 1: ULA needs h < 2/L.
+    /// let target = Gaussian::standard(Const::<2>);
+    /// assert!(Ula::new(&target, 1.9).is_ok());
+    /// assert!(matches!(Ula::new(&target, 2.0), Err(Error::InvalidParameter { name: "step_size", .. })));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new(potential: P, step_size: f64) -> Result<Self> {
         positive("step_size", step_size)?;
         if let Some(l) = potential.smoothness()
@@ -75,11 +105,32 @@ impl<P: Potential> Ula<P> {
     }
 
     /// The step size `h`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{langevin::Ula, potential::Gaussian};
+    /// use nalgebra::Const;
+    ///
+    /// assert_eq!(Ula::new(Gaussian::standard(Const::<2>), 0.1)?.step_size(), 0.1);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn step_size(&self) -> f64 {
         self.step_size
     }
 
     /// The target potential.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Potential, langevin::Ula, potential::Gaussian};
+    /// use nalgebra::{Const, Vector2};
+    ///
+    /// let ula = Ula::new(Gaussian::standard(Const::<2>), 0.1)?;
+    /// assert_eq!(ula.potential().energy(&Vector2::new(3.0, 4.0)), 12.5);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn potential(&self) -> &P {
         &self.potential
     }

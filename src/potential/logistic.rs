@@ -64,6 +64,24 @@ impl<D: Dim> LogisticRegression<D> {
     /// not have `d` columns or `labels` has the wrong length, or naming `dim` if `d = 0`; [`Error::NonFiniteInput`] for
     /// non-finite features; [`Error::InvalidParameter`] for a label outside `[0, 1]` or a
     /// non-positive prior variance.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, Potential, potential::LogisticRegression};
+    /// use nalgebra::{DMatrix, Dyn};
+    ///
+    /// // L = λ_max(AᵀA)/4 + 1/σ² = 4/4 + 2; α = 1/σ² = 2.
+    /// let a = DMatrix::from_row_slice(2, 2, &[2.0, 0.0, 0.0, 1.0]);
+    /// let post = LogisticRegression::new(Dyn(2), &a, &[1.0, 0.0], 0.5)?;
+    /// assert!((post.smoothness().unwrap() - 3.0).abs() < 1e-12);
+    /// assert_eq!(post.strong_convexity(), Some(2.0));
+    /// assert!(matches!(
+    ///     LogisticRegression::new(Dyn(2), &a, &[1.5, 0.0], 0.5),
+    ///     Err(Error::InvalidParameter { name: "labels", .. })
+    /// ));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new(
         dim: D,
         features: &DMatrix<f64>,
@@ -121,11 +139,36 @@ impl<D: Dim> LogisticRegression<D> {
     }
 
     /// The number of observations.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::LogisticRegression;
+    /// use nalgebra::{DMatrix, Dyn};
+    ///
+    /// let a = DMatrix::from_row_slice(3, 1, &[1.0, -1.0, 0.5]);
+    /// assert_eq!(LogisticRegression::new(Dyn(1), &a, &[1.0, 0.0, 1.0], 1.0)?.len(), 3);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.labels.len()
     }
 
     /// `false`: a posterior always has observations (kept for the `len` convention).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, potential::LogisticRegression};
+    /// use nalgebra::{DMatrix, Dyn};
+    ///
+    /// let a = DMatrix::from_row_slice(1, 1, &[1.0]);
+    /// assert!(!LogisticRegression::new(Dyn(1), &a, &[1.0], 1.0)?.is_empty());
+    /// // No observations is an error, so a posterior is never empty.
+    /// let none = DMatrix::<f64>::zeros(0, 1);
+    /// assert!(matches!(LogisticRegression::new(Dyn(1), &none, &[], 1.0), Err(Error::Empty { .. })));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }

@@ -60,11 +60,27 @@ pub enum Noise {
 
 impl Noise {
     /// Isotropic noise with `scale = 1`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::stein::Noise;
+    ///
+    /// assert_eq!(Noise::isotropic(), Noise::Isotropic { scale: 1.0 });
+    /// ```
     pub fn isotropic() -> Self {
         Noise::Isotropic { scale: 1.0 }
     }
 
     /// Kernel-correlated noise with `scale = 1`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::stein::Noise;
+    ///
+    /// assert_eq!(Noise::kernel_correlated(), Noise::KernelCorrelated { scale: 1.0 });
+    /// ```
     pub fn kernel_correlated() -> Self {
         Noise::KernelCorrelated { scale: 1.0 }
     }

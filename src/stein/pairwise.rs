@@ -281,6 +281,21 @@ fn radial_rows<K: Kernel>(
 /// measure (`= ‖φ‖²` in the RKHS, ≥ 0 up to rounding); `u_statistic` leaves out `i = j` and is
 /// unbiased for the population KSD² (it can be negative). `k_π` is the Stein kernel
 /// `sᵀ(x)s(y)k + sᵀ(x)∇ᵧk + sᵀ(y)∇ₓk + ∇ₓ·∇ᵧk` with `s = ∇log π`.
+///
+/// # Example
+///
+/// ```
+/// use klflow::{kernel::Rbf, stein::stein_direction};
+/// use nalgebra::DMatrix;
+///
+/// // One particle at the mode of N(0, 1) (score 0): k_π(0, 0) = ∇ₓ·∇ᵧk(0, 0) = d/σ² = 1.
+/// let x = DMatrix::zeros(1, 1);
+/// let mut phi = DMatrix::zeros(1, 1);
+/// let ksd = stein_direction(&Rbf::new(1.0)?, &x, &x.clone(), &mut phi)?;
+/// assert!((ksd.v_statistic - 1.0).abs() < 1e-15);
+/// assert!(ksd.u_statistic.is_nan()); // no pairs i ≠ j
+/// # Ok::<(), klflow::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Ksd {

@@ -49,6 +49,16 @@ pub enum StepSchedule {
 
 impl StepSchedule {
     /// `γ_k`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::stein::StepSchedule;
+    ///
+    /// assert_eq!(StepSchedule::Constant(0.1).at(1000), 0.1);
+    /// assert_eq!(StepSchedule::InverseTime { initial: 1.0, decay: 1.0 }.at(3), 0.25);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn at(&self, k: usize) -> f64 {
         match *self {
             StepSchedule::Constant(g) => g,
@@ -114,6 +124,14 @@ pub enum Update {
 
 impl Update {
     /// The reference code's AdaGrad with momentum: `α = 0.9`, `fudge = 1e-6`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::stein::Update;
+    ///
+    /// assert!(matches!(Update::adagrad(), Update::AdaGrad { alpha, .. } if alpha == 0.9));
+    /// ```
     pub fn adagrad() -> Self {
         Update::AdaGrad {
             alpha: 0.9,
@@ -173,6 +191,22 @@ pub struct Svgd<P, F> {
 }
 
 /// What one SVGD step reports, for the particles *before* the step.
+///
+/// # Example
+///
+/// ```
+/// use klflow::{Sampler, kernel::Rbf, potential::Gaussian, stein::Svgd};
+/// use nalgebra::{DMatrix, Dyn};
+/// use rand::{SeedableRng, rngs::ChaCha8Rng};
+///
+/// let svgd = Svgd::new(Gaussian::standard(Dyn(1)), Rbf::new(1.0)?, 0.05)?;
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// let mut state = svgd.init(DMatrix::from_row_slice(1, 3, &[-1.0, 0.5, 2.0]), &mut rng)?;
+/// let info = svgd.step(&mut state, &mut rng)?;
+/// assert_eq!(info.step_size, 0.05);
+/// assert!(info.ksd2 > 0.0 && info.ksd2_u < info.ksd2);
+/// # Ok::<(), klflow::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SvgdInfo {
@@ -185,6 +219,24 @@ pub struct SvgdInfo {
 }
 
 /// The state of an SVGD run: particles, their scores, the fitted kernel and all scratch.
+///
+/// # Example
+///
+/// ```
+/// use klflow::{Sampler, kernel::Rbf, potential::Gaussian, stein::Svgd};
+/// use nalgebra::{DMatrix, Dyn};
+/// use rand::{SeedableRng, rngs::ChaCha8Rng};
+///
+/// let svgd = Svgd::new(Gaussian::standard(Dyn(1)), Rbf::new(1.0)?, 0.1)?;
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// let mut state = svgd.init(DMatrix::from_row_slice(1, 2, &[-3.0, 3.0]), &mut rng)?;
+/// svgd.step(&mut state, &mut rng)?;
+/// assert_eq!(state.iteration(), 1);
+/// // The two particles move towards the mode, symmetrically.
+/// assert!(state.particles()[1] < 3.0);
+/// assert!((state.particles()[0] + state.particles()[1]).abs() < 1e-12);
+/// # Ok::<(), klflow::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct SvgdState<D: Dim, K>
 where
@@ -208,22 +260,99 @@ where
     DefaultAllocator: Allocator<D>,
 {
     /// The particles, one per column (`d × n`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, kernel::Rbf, potential::Gaussian, stein::Svgd};
+    /// use nalgebra::{DMatrix, Dyn};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let svgd = Svgd::new(Gaussian::standard(Dyn(2)), Rbf::new(1.0)?, 0.1)?;
+    /// let x0 = DMatrix::from_fn(2, 5, |i, j| (i + j) as f64);
+    /// let state = svgd.init(x0.clone(), &mut ChaCha8Rng::seed_from_u64(0))?;
+    /// assert_eq!(state.particles(), &x0); // d × n, unchanged by init
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn particles(&self) -> &DMatrix<f64> {
         &self.particles
     }
     /// The scores `∇log π` at the particles (`d × n`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, kernel::Rbf, potential::Gaussian, stein::Svgd};
+    /// use nalgebra::{DMatrix, Dyn};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let svgd = Svgd::new(Gaussian::standard(Dyn(2)), Rbf::new(1.0)?, 0.1)?;
+    /// let x0 = DMatrix::from_fn(2, 5, |i, j| (i + j) as f64);
+    /// let state = svgd.init(x0.clone(), &mut ChaCha8Rng::seed_from_u64(0))?;
+    /// assert_eq!(state.scores(), &(-x0)); // ∇log π(x) = −x for N(0, I)
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn scores(&self) -> &DMatrix<f64> {
         &self.scores
     }
     /// The last direction `φ` (zero before the first step).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, kernel::Rbf, potential::Gaussian, stein::Svgd};
+    /// use nalgebra::{DMatrix, Dyn};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let svgd = Svgd::new(Gaussian::standard(Dyn(1)), Rbf::new(1.0)?, 0.1)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut state = svgd.init(DMatrix::from_row_slice(1, 2, &[1.0, 2.0]), &mut rng)?;
+    /// assert_eq!(state.phi().norm(), 0.0);
+    /// let before = state.particles().clone();
+    /// svgd.step(&mut state, &mut rng)?;
+    /// // Plain SVGD: x ← x + γφ.
+    /// assert!((state.particles() - (before + 0.1 * state.phi())).norm() < 1e-15);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn phi(&self) -> &DMatrix<f64> {
         &self.phi
     }
     /// The kernel fitted at the last refit.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, kernel::Rbf, potential::Gaussian, stein::Svgd};
+    /// use nalgebra::{DMatrix, Dyn};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let svgd = Svgd::new(Gaussian::standard(Dyn(1)), Rbf::new(0.7)?, 0.1)?;
+    /// let state = svgd.init(DMatrix::from_row_slice(1, 2, &[1.0, 2.0]), &mut ChaCha8Rng::seed_from_u64(0))?;
+    /// assert_eq!(state.kernel().sigma(), 0.7); // a fixed kernel is used as given
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn kernel(&self) -> &K {
         &self.kernel
     }
     /// The number of completed steps.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, kernel::Bandwidth, potential::Gaussian, stein::Svgd};
+    /// use nalgebra::{DMatrix, Dyn};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let svgd = Svgd::new(Gaussian::standard(Dyn(1)), Bandwidth::LiuWang, 0.1)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut state = svgd.init(DMatrix::from_row_slice(1, 3, &[0.0, 1.0, 2.0]), &mut rng)?;
+    /// assert_eq!(state.iteration(), 0);
+    /// for _ in 0..4 {
+    ///     svgd.step(&mut state, &mut rng)?;
+    /// }
+    /// assert_eq!(state.iteration(), 4);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn iteration(&self) -> usize {
         self.iteration
     }
@@ -235,6 +364,21 @@ impl<P: Potential, F: FitKernel> Svgd<P, F> {
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] naming `step_size` unless it is finite and > 0.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, kernel::Rbf, potential::Gaussian, stein::Svgd};
+    /// use nalgebra::Dyn;
+    ///
+    /// let target = Gaussian::standard(Dyn(3));
+    /// assert!(Svgd::new(&target, Rbf::new(1.0)?, 0.1).is_ok());
+    /// assert!(matches!(
+    ///     Svgd::new(&target, Rbf::new(1.0)?, 0.0),
+    ///     Err(Error::InvalidParameter { name: "step_size", .. })
+    /// ));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new(potential: P, kernel: F, step_size: f64) -> Result<Self> {
         positive("step_size", step_size)?;
         Ok(Self {
@@ -252,6 +396,20 @@ impl<P: Potential, F: FitKernel> Svgd<P, F> {
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] for a non-positive step or an out-of-range decay/power.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{kernel::Rbf, potential::Gaussian, stein::{StepSchedule, Svgd}};
+    /// use nalgebra::Dyn;
+    ///
+    /// let svgd = Svgd::new(Gaussian::standard(Dyn(1)), Rbf::new(1.0)?, 0.1)?;
+    /// let decaying = StepSchedule::Power { initial: 0.1, power: 0.5 };
+    /// let svgd = svgd.with_schedule(decaying)?;
+    /// // A power above 1 makes Σγ_k finite: rejected.
+    /// assert!(svgd.with_schedule(StepSchedule::Power { initial: 0.1, power: 2.0 }).is_err());
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn with_schedule(mut self, schedule: StepSchedule) -> Result<Self> {
         schedule.validate()?;
         self.schedule = schedule;
@@ -263,6 +421,19 @@ impl<P: Potential, F: FitKernel> Svgd<P, F> {
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] unless `0 ≤ alpha < 1` and `fudge > 0` for AdaGrad.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, kernel::Rbf, potential::Gaussian, stein::{Svgd, Update}};
+    /// use nalgebra::Dyn;
+    ///
+    /// let svgd = Svgd::new(Gaussian::standard(Dyn(1)), Rbf::new(1.0)?, 0.1)?;
+    /// let svgd = svgd.with_update(Update::adagrad())?;
+    /// let bad = Update::AdaGrad { alpha: 1.0, fudge: 1e-6 };
+    /// assert!(matches!(svgd.with_update(bad), Err(Error::InvalidParameter { name: "alpha", .. })));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn with_update(mut self, update: Update) -> Result<Self> {
         if let Update::AdaGrad { alpha, fudge } = update {
             if !(0.0..1.0).contains(&alpha) {
@@ -283,6 +454,18 @@ impl<P: Potential, F: FitKernel> Svgd<P, F> {
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] for a negative or non-finite noise scale.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{kernel::Rbf, potential::Gaussian, stein::{Noise, Svgd}};
+    /// use nalgebra::Dyn;
+    ///
+    /// let svgd = Svgd::new(Gaussian::standard(Dyn(1)), Rbf::new(1.0)?, 0.1)?;
+    /// let svgd = svgd.with_noise(Noise::isotropic())?;
+    /// assert!(svgd.with_noise(Noise::Isotropic { scale: -1.0 }).is_err());
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn with_noise(mut self, noise: Noise) -> Result<Self> {
         noise.validate()?;
         self.noise = noise;
@@ -294,6 +477,18 @@ impl<P: Potential, F: FitKernel> Svgd<P, F> {
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] naming `refit_every` if `k = 0`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, kernel::Bandwidth, potential::Gaussian, stein::Svgd};
+    /// use nalgebra::Dyn;
+    ///
+    /// let svgd = Svgd::new(Gaussian::standard(Dyn(1)), Bandwidth::LiuWang, 0.1)?;
+    /// let svgd = svgd.with_refit_every(10)?;
+    /// assert!(matches!(svgd.with_refit_every(0), Err(Error::InvalidParameter { name: "refit_every", .. })));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn with_refit_every(mut self, k: usize) -> Result<Self> {
         if k == 0 {
             return Err(Error::InvalidParameter {
@@ -307,6 +502,17 @@ impl<P: Potential, F: FitKernel> Svgd<P, F> {
     }
 
     /// The target potential.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Potential, kernel::Rbf, potential::Gaussian, stein::Svgd};
+    /// use nalgebra::Dyn;
+    ///
+    /// let svgd = Svgd::new(Gaussian::standard(Dyn(3)), Rbf::new(1.0)?, 0.1)?;
+    /// assert_eq!(svgd.potential().dim(), Dyn(3));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn potential(&self) -> &P {
         &self.potential
     }
