@@ -361,6 +361,21 @@ proptest! {
         }
     }
 
+    /// The same at d ≥ 16, where the engine's row sums run vectorised over coordinates
+    /// (a separate code path), across the 256-particle parallel threshold.
+    #[test]
+    fn wide_engine_equals_naive(
+        n in 1usize..320,
+        d in 16usize..41,
+        seed in 0u64..1000,
+        sigma in 1.0f64..6.0,
+    ) {
+        let x = gaussian_particles(d, n, 0.5, 1.0, seed);
+        let s = gaussian_particles(d, n, 0.0, 1.0, seed + 7);
+        check_engine(&Rbf::new(sigma).unwrap(), &x, &s);
+        check_engine(&Imq::new(sigma, -0.5).unwrap(), &x, &s);
+    }
+
     /// Every exact bandwidth rule equals its definition computed by a full sort.
     #[test]
     fn bandwidth_rules_match_sorted_definitions(n in 2usize..60, d in 1usize..5, seed in 0u64..1000) {

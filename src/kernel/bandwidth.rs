@@ -2,9 +2,10 @@
 //!
 //! Every rule is stated in the peers' parameterisation `k = exp(−r²/ℓ)` and mapped exactly onto
 //! ours, `k = exp(−r²/(2σ²))`, by `σ² = ℓ/2`. Medians follow `numpy.median`: for an even count
-//! the two middle values are averaged (of `r²` or of `r`, as the rule says). They are computed
-//! by selection (`select_nth_unstable`) over the `m = n(n−1)/2` upper-triangle squared
-//! distances — never a full sort — and the full `n × n` medians (zero diagonal included) are
+//! the two middle values are averaged (of `r²` or of `r`, as the rule says). They are exact
+//! order statistics of the `m = n(n−1)/2` upper-triangle squared distances — never a full
+//! sort: a histogram of the order-preserving bit patterns finds the bins of the wanted ranks
+//! and `select_nth_unstable` runs on the values of those bins only — and the full `n × n` medians (zero diagonal included) are
 //! read off the upper triangle: sorted, the full list is `n` zeros followed by every
 //! upper-triangle value twice.
 //!
@@ -175,6 +176,9 @@ impl FitKernel for Bandwidth {
 pub struct MedianScratch {
     dist: Vec<u64>,
     xt: Vec<f64>,
+    tile: Vec<f64>,
+    hist: Vec<u32>,
+    cand: Vec<u64>,
     /// `None`: all pairs; `Some(s)`: `s` hashed pairs.
     subsample: Option<usize>,
 }
@@ -196,8 +200,8 @@ impl MedianScratch {
         if m <= EXACT_MEDIAN_MAX_PAIRS {
             Self {
                 dist: Vec::with_capacity(m),
-                xt: Vec::new(),
                 subsample: None,
+                ..Self::default()
             }
         } else {
             Self::subsampled(SUBSAMPLE_PAIRS)
@@ -216,8 +220,8 @@ impl MedianScratch {
     pub fn subsampled(pairs: usize) -> Self {
         Self {
             dist: Vec::with_capacity(pairs.max(1)),
-            xt: Vec::new(),
             subsample: Some(pairs.max(1)),
+            ..Self::default()
         }
     }
 
@@ -241,27 +245,33 @@ impl MedianScratch {
         self.dist.clear();
         match self.subsample {
             None => {
-                // Transposed copy: coordinate l of every particle is contiguous, so the inner
-                // loop over j vectorises for any d.
+                // Transposed copy (coordinate l of every particle contiguous, padded to a
+                // multiple of 16), then 64 × 64 tiles of the upper triangle through the
+                // register-blocked distance kernel of the pair engine.
+                const T: usize = 64;
+                let np = n.div_ceil(16) * 16;
                 self.xt.clear();
-                self.xt.extend((0..d * n).map(|t| x[(t / n, t % n)]));
-                let mut r2 = [0.0_f64; 256];
-                for i in 0..n {
-                    let xi = x.column(i);
-                    let mut j0 = i + 1;
-                    while j0 < n {
-                        let bj = (n - j0).min(r2.len());
-                        let r2 = &mut r2[..bj];
-                        r2.fill(0.0);
-                        for l in 0..d {
-                            let xil = xi[l];
-                            for (r, v) in r2.iter_mut().zip(&self.xt[l * n + j0..][..bj]) {
-                                let t = v - xil;
-                                *r += t * t;
+                self.xt.resize(d * np, 0.0);
+                for (i, col) in x.column_iter().enumerate() {
+                    for (l, v) in col.iter().enumerate() {
+                        self.xt[l * np + i] = *v;
+                    }
+                }
+                self.tile.resize(T * T, 0.0);
+                for ib in (0..n).step_by(T) {
+                    let ti = (np - ib).min(T);
+                    for jb in (ib..n).step_by(T) {
+                        let tj = (np - jb).min(T);
+                        let tile = &mut self.tile[..ti * tj];
+                        crate::fastmath::dist_tile(d, np, &self.xt, ib, ti, jb, tj, tile);
+                        for ii in 0..ti.min(n - ib) {
+                            let from = if jb == ib { ii + 1 } else { 0 };
+                            let to = tj.min(n - jb);
+                            if from < to {
+                                let row = &tile[ii * tj..][from..to];
+                                self.dist.extend(row.iter().map(|r| r.to_bits()));
                             }
                         }
-                        self.dist.extend(r2.iter().map(|r| r.to_bits()));
-                        j0 += bj;
                     }
                 }
             }
@@ -326,20 +336,80 @@ impl MedianScratch {
         let mut out = [0.0; 2];
         if let Some(k1) = ranks[1] {
             let k1 = map(k1);
-            let (_, v1, _) = self.dist.select_nth_unstable(k1);
-            out[1] = f64::from_bits(*v1);
-            if let Some(k0) = ranks[0] {
-                let k0 = map(k0);
-                out[0] = if k0 == k1 {
-                    out[1]
-                } else {
-                    // Everything left of k1 is ≤ it: select inside that part only.
-                    let (_, v0, _) = self.dist[..k1].select_nth_unstable(k0);
-                    f64::from_bits(*v0)
-                };
+            let k0 = ranks[0].map(map);
+            let (v0, v1) = self.select_two(k0.unwrap_or(k1), k1);
+            out[1] = f64::from_bits(v1);
+            if k0.is_some() {
+                out[0] = f64::from_bits(v0);
             }
         }
         out
+    }
+
+    /// The order statistics of ranks `k0 ≤ k1` of `dist` (exact). Large lists go through a
+    /// histogram of the (order-preserving) bit patterns: one pass counts, a second gathers
+    /// the few values in the bins holding ranks `k0`, `k1`, and the selection runs on those
+    /// only. `dist` is not reordered.
+    fn select_two(&mut self, k0: usize, k1: usize) -> (u64, u64) {
+        let len = self.dist.len();
+        let bins = (len / 8).next_power_of_two().clamp(256, 1 << 14);
+        if len < 1024 {
+            let (_, v1, _) = self.dist.select_nth_unstable(k1);
+            let v1 = *v1;
+            let v0 = if k0 == k1 {
+                v1
+            } else {
+                // Everything left of k1 is ≤ it: select inside that part only.
+                *self.dist[..k1].select_nth_unstable(k0).1
+            };
+            return (v0, v1);
+        }
+        let (lo, hi) = self
+            .dist
+            .iter()
+            .fold((u64::MAX, 0), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let mut shift = 0;
+        while (hi - lo) >> shift >= bins as u64 {
+            shift += 1;
+        }
+        self.hist.clear();
+        self.hist.resize(bins, 0);
+        for &v in &self.dist {
+            self.hist[((v - lo) >> shift) as usize] += 1;
+        }
+        // Bins of ranks k0 and k1, and the number of values below the first.
+        let (mut below, mut cum, mut b0, mut b1) = (0, 0, None, 0);
+        for (b, &c) in self.hist.iter().enumerate() {
+            let next = cum + c as usize;
+            if b0.is_none() && k0 < next {
+                b0 = Some(b);
+                below = cum;
+            }
+            if k1 < next {
+                b1 = b;
+                break;
+            }
+            cum = next;
+        }
+        let b0 = b0.unwrap_or(b1) as u64;
+        let b1 = b1 as u64;
+        self.cand.clear();
+        // One (almost never true, so well predicted) comparison per value.
+        self.cand.extend(
+            self.dist
+                .iter()
+                .copied()
+                .filter(|&v| ((v - lo) >> shift).wrapping_sub(b0) <= b1 - b0),
+        );
+        let (k0, k1) = (k0 - below, k1 - below);
+        let (_, v1, _) = self.cand.select_nth_unstable(k1);
+        let v1 = *v1;
+        let v0 = if k0 == k1 {
+            v1
+        } else {
+            *self.cand[..k1].select_nth_unstable(k0).1
+        };
+        (v0, v1)
     }
 }
 
