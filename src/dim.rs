@@ -88,6 +88,8 @@ where
 
 /// `true` if every entry is finite. Branch free (vectorises): `v − v` is 0 for a finite `v` and
 /// NaN otherwise, so the sum of the differences is 0 exactly when every entry is finite.
+#[inline]
+#[allow(clippy::eq_op)] // v − v is the point: 0 or NaN
 pub(crate) fn all_finite(values: &[f64]) -> bool {
     let mut acc = [0.0f64; 8];
     let chunks = values.chunks_exact(8);

@@ -176,13 +176,13 @@ proptest! {
         // Twice through the same workspace: the result does not depend on stale contents.
         post.energy_grad_batch(&x, &mut grad, &mut energy, &mut work);
         let mut g = DVector::zeros(d);
-        for j in 0..c {
+        for (j, &ej) in energy.iter().enumerate() {
             let xj = x.column(j).into_owned();
             let u = post.energy_grad(&xj, &mut g);
             let gscale = 1.0 + g.amax();
             prop_assert!((&g - grad.column(j)).amax() <= 1e-12 * gscale,
                 "gradient {j}: {:e}", (&g - grad.column(j)).amax());
-            prop_assert!((u - energy[j]).abs() <= 1e-12 * (1.0 + u.abs()), "energy {j}: {u} vs {}", energy[j]);
+            prop_assert!((u - ej).abs() <= 1e-12 * (1.0 + u.abs()), "energy {j}: {u} vs {ej}");
             prop_assert!((post.energy(&xj) - u).abs() <= 1e-12 * (1.0 + u.abs()));
         }
     }
