@@ -53,7 +53,9 @@ pub struct LogisticRegression<D> {
     dim: D,
     /// The design matrix `A` (n × d, column-major).
     design: DMatrix<f64>,
-    /// `Aᵀ` (d × n), for the batched gradient `AᵀR`.
+    /// `Aᵀ` (d × n), for the batched gradient `AᵀR`. A copy rather than a strided view of
+    /// `design`: nalgebra 0.35's `gemm` mis-sizes row-strided operands (dimforge/nalgebra
+    /// PR #1613) and crashed here with a transposed view.
     design_t: DMatrix<f64>,
     labels: Vec<f64>,
     prior_precision: f64,
