@@ -6,7 +6,10 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use klflow::Sampler;
-use klflow::langevin::{KineticIntegrator, Mala, Ula, UnderdampedLangevin};
+use klflow::langevin::{
+    KineticIntegrator, Mala, MalaEnsemble, Ula, UlaEnsemble, UnderdampedLangevin,
+};
+use klflow::potential::{BatchPotential, BatchWorkspace, Potential};
 use klflow::potential::{Gaussian, LogisticRegression};
 use nalgebra::{Const, DMatrix, DVector, Dyn, SVector};
 use rand::rngs::{ChaCha8Rng, Xoshiro256PlusPlus};
@@ -89,6 +92,36 @@ fn bench(c: &mut Criterion) {
         let mut s = ula.init(DVector::zeros(d), &mut r).unwrap();
         g.bench_function(format!("ula/logreg/d{d}/n1000"), |b| {
             b.iter(|| ula.step(black_box(&mut s), &mut r).unwrap())
+        });
+    }
+
+    // Ensembles: C chains per step, one batched gradient (two matrix products for logreg).
+    for (d, c) in [(10, 100), (100, 100)] {
+        let post = logreg(d);
+        let x = DMatrix::from_fn(d, c, |i, j| 0.01 * (i as f64 - j as f64));
+        let mut grad = DMatrix::zeros(d, c);
+        let mut e = vec![0.0; c];
+        let mut work = BatchWorkspace::new();
+        g.bench_function(format!("logreg_batch_grad/d{d}/c{c}/n1000"), |b| {
+            b.iter(|| post.energy_grad_batch(black_box(&x), &mut grad, &mut e, &mut work))
+        });
+        let mut gv = DVector::zeros(d);
+        let xv = x.column(0).into_owned();
+        g.bench_function(format!("logreg_grad/d{d}/n1000"), |b| {
+            b.iter(|| post.energy_grad(black_box(&xv), &mut gv))
+        });
+        let mut rngs: Vec<Xoshiro256PlusPlus> = (0..c as u64)
+            .map(Xoshiro256PlusPlus::seed_from_u64)
+            .collect();
+        let ula_e = UlaEnsemble::new(&post, 2e-4).unwrap();
+        let mut se = ula_e.init(DMatrix::zeros(d, c), &mut r).unwrap();
+        g.bench_function(format!("ula_ensemble/logreg/d{d}/c{c}/xoshiro"), |b| {
+            b.iter(|| ula_e.step_streams(black_box(&mut se), &mut rngs).unwrap())
+        });
+        let mala_e = MalaEnsemble::new(&post, 2e-4).unwrap();
+        let mut sm = mala_e.init(DMatrix::zeros(d, c), &mut r).unwrap();
+        g.bench_function(format!("mala_ensemble/logreg/d{d}/c{c}/xoshiro"), |b| {
+            b.iter(|| mala_e.step_streams(black_box(&mut sm), &mut rngs).unwrap())
         });
     }
     g.finish();

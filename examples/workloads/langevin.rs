@@ -1,18 +1,26 @@
 //! The `ula` and `mala` workloads: `x ← x − h∇U(x) + √(2h)ξ` (MALA adds the Metropolis–Hastings
 //! test) for 10 000 steps, statistics over the second half, on `--target aniso` (N(0, diag(1/λ)), λ log-spaced in [1, 100], h = 1e-3, x₀ = 1) or
 //! `--target logreg` (Bayesian logistic regression on 1000 synthetic points, prior N(0, I),
-//! h = 2e-4, x₀ = 0). Each chain has its own ChaCha8 stream (`seed`, stream = chain index).
+//! h = 2e-4, x₀ = 0). Each chain has its own stream of the `--rng` generator; `--batch` steps
+//! the chains as one ensemble, `--threads K` runs them on a K-thread pool.
+
+use std::ops::ControlFlow;
+use std::time::Instant;
 
 use klflow::Sampler;
-use klflow::langevin::{Mala, Ula};
-use klflow::potential::{Gaussian, LogisticRegression, Potential, PotentialHessian};
+use klflow::langevin::{EnsembleInfo, EnsembleState, Mala, MalaEnsemble, Ula, UlaEnsemble};
+use klflow::potential::{
+    BatchPotential, Gaussian, LogisticRegression, Potential, PotentialHessian,
+};
+use klflow::run::{Observer, run_chains};
+use klflow::sampler::HasPosition;
 use nalgebra::{DMatrix, DVector, Dyn};
-use rand::rngs::ChaCha8Rng;
-use rand::{RngExt, SeedableRng};
+use rand::rngs::{ChaCha8Rng, Xoshiro256PlusPlus};
+use rand::{Rng, RngExt, SeedableRng};
 use rand_distr::StandardNormal;
 use serde_json::json;
 
-use crate::{Args, emit, median_per_iter};
+use crate::{Args, RngKind, emit, median_per_iter};
 
 /// λ log-spaced in [1, 100].
 fn aniso_lambdas(d: usize) -> DVector<f64> {
@@ -56,68 +64,237 @@ fn map_estimate(post: &LogisticRegression<Dyn>, d: usize) -> DVector<f64> {
     w
 }
 
-/// Runs `chains` chains for `steps` steps; returns the median time per step (all chains) and
-/// the per-coordinate mean and variance over the second half, pooled over chains.
-fn run_chains<S>(
+/// Per-chain generator streams: ChaCha8 `seed` with stream = chain index, or Xoshiro256++
+/// seeded from a SplitMix-style hash of `(seed, chain)`.
+trait Streams: Rng + Send + Sized {
+    fn streams(seed: u64, chains: usize) -> Vec<Self>;
+}
+impl Streams for ChaCha8Rng {
+    fn streams(seed: u64, chains: usize) -> Vec<Self> {
+        (0..chains)
+            .map(|c| {
+                let mut r = ChaCha8Rng::seed_from_u64(seed);
+                r.set_stream(c as u64);
+                r
+            })
+            .collect()
+    }
+}
+impl Streams for Xoshiro256PlusPlus {
+    fn streams(seed: u64, chains: usize) -> Vec<Self> {
+        (0..chains as u64)
+            .map(|c| {
+                Xoshiro256PlusPlus::seed_from_u64(
+                    seed ^ (c.wrapping_add(1)).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Per-coordinate sums of x and x² (second half of the run) and acceptance counts.
+#[derive(Clone, Debug)]
+struct Stats {
+    from: usize,
+    s1: Vec<f64>,
+    s2: Vec<f64>,
+    count: f64,
+    accepted: f64,
+    proposals: f64,
+}
+
+impl Stats {
+    fn new(d: usize, from: usize) -> Self {
+        Self {
+            from,
+            s1: vec![0.0; d],
+            s2: vec![0.0; d],
+            count: 0.0,
+            accepted: 0.0,
+            proposals: 0.0,
+        }
+    }
+    /// Adds the columns of `x` (d × k, column-major) observed after step `step`.
+    fn push(&mut self, step: usize, x: &[f64]) {
+        if step <= self.from {
+            return;
+        }
+        let d = self.s1.len();
+        for col in x.chunks_exact(d) {
+            for ((a, b), v) in self.s1.iter_mut().zip(self.s2.iter_mut()).zip(col) {
+                *a += v;
+                *b += v * v;
+            }
+            self.count += 1.0;
+        }
+    }
+    fn merge(&mut self, o: &Stats) {
+        for (a, b) in self.s1.iter_mut().zip(&o.s1) {
+            *a += b;
+        }
+        for (a, b) in self.s2.iter_mut().zip(&o.s2) {
+            *a += b;
+        }
+        self.count += o.count;
+        self.accepted += o.accepted;
+        self.proposals += o.proposals;
+    }
+    /// (time, mean, var, acceptance)
+    fn finish(self, t: f64) -> Outcome {
+        let mean = DVector::from_vec(self.s1) / self.count;
+        let var = DVector::from_vec(self.s2) / self.count - mean.component_mul(&mean);
+        (t, mean, var, self.accepted / self.proposals)
+    }
+}
+
+impl<S: HasPosition<Dim = Dyn>, I: Accept> Observer<S, I> for Stats {
+    fn observe(&mut self, step: usize, state: &S, info: &I) -> ControlFlow<()> {
+        self.accepted += info.accepted();
+        self.proposals += info.proposals();
+        self.push(step, state.position().as_slice());
+        ControlFlow::Continue(())
+    }
+}
+
+type Outcome = (f64, DVector<f64>, DVector<f64>, f64);
+
+/// Runs `chains` chains for `steps` steps one after another within each step; returns the
+/// median time per step (all chains) and the per-coordinate mean and variance over the second
+/// half, pooled over chains.
+fn run_sequential<S, R>(
     sampler: &S,
     x0: &DVector<f64>,
     chains: usize,
     steps: usize,
     seed: u64,
-) -> Result<(f64, DVector<f64>, DVector<f64>, f64), String>
+) -> Result<Outcome, String>
 where
     S: Sampler<Init = DVector<f64>>,
     S::Info: Accept,
-    S::State: klflow::sampler::HasPosition<Dim = Dyn>,
+    S::State: HasPosition<Dim = Dyn>,
+    R: Streams,
 {
-    use klflow::sampler::HasPosition;
-    let mut rngs: Vec<ChaCha8Rng> = (0..chains)
-        .map(|c| {
-            let mut r = ChaCha8Rng::seed_from_u64(seed);
-            r.set_stream(c as u64);
-            r
-        })
-        .collect();
+    let mut rngs = R::streams(seed, chains);
     let mut states = rngs
         .iter_mut()
         .map(|r| sampler.init(x0.clone(), r))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
-    let d = x0.len();
-    let (mut s1, mut s2) = (DVector::zeros(d), DVector::zeros(d));
+    let mut stats = Stats::new(x0.len(), steps / 2);
     let mut k = 0usize;
     let mut err = None;
-    let (mut accepted, mut proposals) = (0.0, 0.0);
     let per_iter = median_per_iter(steps, 5, || {
         k += 1;
         for (s, r) in states.iter_mut().zip(rngs.iter_mut()) {
             match sampler.step(s, r) {
                 Ok(info) => {
-                    accepted += info.accepted();
-                    proposals += 1.0;
+                    stats.accepted += info.accepted();
+                    stats.proposals += 1.0;
                 }
                 Err(e) => {
                     err.get_or_insert(e);
                 }
             }
-            if k > steps / 2 {
-                s1 += HasPosition::position(s);
-                s2 += HasPosition::position(s).component_mul(HasPosition::position(s));
-            }
+            stats.push(k, s.position().as_slice());
         }
     });
     if let Some(e) = err {
         return Err(e.to_string());
     }
-    let count = ((k - steps / 2) * chains) as f64;
-    let mean = s1 / count;
-    let var = s2 / count - mean.component_mul(&mean);
-    Ok((per_iter, mean, var, accepted / proposals))
+    Ok(stats.finish(per_iter))
+}
+
+/// The same run with the chains as one ensemble (`--batch`): one batched gradient per step,
+/// chain `c` driven by stream `c`.
+fn run_ensemble<S, R>(
+    sampler: &S,
+    step_streams: impl Fn(&S, &mut EnsembleState, &mut [R]) -> klflow::Result<EnsembleInfo>,
+    x0: &DVector<f64>,
+    chains: usize,
+    steps: usize,
+    seed: u64,
+) -> Result<Outcome, String>
+where
+    S: Sampler<Init = DMatrix<f64>, State = EnsembleState>,
+    R: Streams,
+{
+    let mut rngs = R::streams(seed, chains);
+    let init = DMatrix::from_fn(x0.len(), chains, |i, _| x0[i]);
+    let mut state = sampler
+        .init(init, &mut rngs[0])
+        .map_err(|e| e.to_string())?;
+    let mut stats = Stats::new(x0.len(), steps / 2);
+    let mut k = 0usize;
+    let mut err = None;
+    let per_iter = median_per_iter(steps, 5, || {
+        k += 1;
+        match step_streams(sampler, &mut state, &mut rngs) {
+            Ok(info) => {
+                stats.accepted += info.accepted as f64;
+                stats.proposals += chains as f64;
+            }
+            Err(e) => {
+                err.get_or_insert(e);
+            }
+        }
+        stats.push(k, state.positions().as_slice());
+    });
+    if let Some(e) = err {
+        return Err(e.to_string());
+    }
+    Ok(stats.finish(per_iter))
+}
+
+/// The run through `run::run_chains` on a `threads`-thread rayon pool (`--threads`): the
+/// chains are independent tasks; wall time of the whole run / steps.
+fn run_pool<S, R>(
+    sampler: &S,
+    x0: &DVector<f64>,
+    chains: usize,
+    steps: usize,
+    seed: u64,
+    threads: usize,
+) -> Result<Outcome, String>
+where
+    S: Sampler<Init = DVector<f64>> + Sync,
+    S::Info: Accept,
+    S::State: HasPosition<Dim = Dyn> + Send,
+    R: Streams,
+{
+    let starts: Vec<_> = R::streams(seed, chains)
+        .into_iter()
+        .map(|r| (x0.clone(), r))
+        .collect();
+    let d = x0.len();
+    let go = || run_chains(sampler, starts, steps, |_| Stats::new(d, steps / 2));
+    let t = Instant::now();
+    #[cfg(feature = "rayon")]
+    let runs = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| e.to_string())?
+        .install(go);
+    #[cfg(not(feature = "rayon"))]
+    let runs = if threads == 1 {
+        go()
+    } else {
+        return Err("--threads > 1 needs `--features rayon`".into());
+    };
+    let elapsed = t.elapsed().as_secs_f64();
+    let runs = runs.map_err(|e| e.to_string())?;
+    let mut stats = Stats::new(d, steps / 2);
+    for r in &runs {
+        stats.merge(&r.observer);
+    }
+    Ok(stats.finish(elapsed / steps as f64))
 }
 
 /// The acceptance indicator of a step's info (1 for ULA, which accepts everything).
 trait Accept {
     fn accepted(&self) -> f64;
+    fn proposals(&self) -> f64 {
+        1.0
+    }
 }
 impl Accept for klflow::langevin::UlaInfo {
     fn accepted(&self) -> f64 {
@@ -130,31 +307,79 @@ impl Accept for klflow::langevin::MalaInfo {
     }
 }
 
-/// Runs the workload's algorithm (`ula` or `mala`) on `potential` with step `h`.
-fn run_algo<P: Potential<Dim = Dyn> + Sync>(
+/// Runs the workload's algorithm (`ula` or `mala`) on `potential` with step `h`, in the mode
+/// the arguments ask for (sequential chains, one ensemble, or a thread pool).
+fn run_algo<P: BatchPotential + Sync, R: Streams>(
     args: &Args,
     potential: &P,
     h: f64,
     x0: &DVector<f64>,
     chains: usize,
     steps: usize,
-) -> Result<(f64, DVector<f64>, DVector<f64>, f64), String> {
-    if args.workload == "mala" {
-        let mala = Mala::new(potential, h).map_err(|e| e.to_string())?;
-        run_chains(&mala, x0, chains, steps, args.seed)
-    } else {
-        let ula = Ula::new(potential, h).map_err(|e| e.to_string())?;
-        run_chains(&ula, x0, chains, steps, args.seed)
+) -> Result<Outcome, String> {
+    let e = |e: klflow::Error| e.to_string();
+    let mala = args.workload == "mala";
+    match (args.batch, args.threads) {
+        (true, Some(_)) => Err("--batch and --threads are exclusive".into()),
+        (true, None) if mala => {
+            let s = MalaEnsemble::new(potential, h).map_err(e)?;
+            run_ensemble::<_, R>(
+                &s,
+                |s, st, r| s.step_streams(st, r),
+                x0,
+                chains,
+                steps,
+                args.seed,
+            )
+        }
+        (true, None) => {
+            let s = UlaEnsemble::new(potential, h).map_err(e)?;
+            run_ensemble::<_, R>(
+                &s,
+                |s, st, r| s.step_streams(st, r),
+                x0,
+                chains,
+                steps,
+                args.seed,
+            )
+        }
+        (false, Some(t)) if mala => {
+            let s = Mala::new(potential, h).map_err(e)?;
+            run_pool::<_, R>(&s, x0, chains, steps, args.seed, t)
+        }
+        (false, Some(t)) => {
+            let s = Ula::new(potential, h).map_err(e)?;
+            run_pool::<_, R>(&s, x0, chains, steps, args.seed, t)
+        }
+        (false, None) if mala => {
+            let s = Mala::new(potential, h).map_err(e)?;
+            run_sequential::<_, R>(&s, x0, chains, steps, args.seed)
+        }
+        (false, None) => {
+            let s = Ula::new(potential, h).map_err(e)?;
+            run_sequential::<_, R>(&s, x0, chains, steps, args.seed)
+        }
+    }
+}
+
+/// [`run_algo`] with the generator of `--rng`.
+fn run_with_rng<P: BatchPotential + Sync>(
+    args: &Args,
+    potential: &P,
+    h: f64,
+    x0: &DVector<f64>,
+    chains: usize,
+    steps: usize,
+) -> Result<Outcome, String> {
+    match args.rng {
+        RngKind::ChaCha8 => run_algo::<_, ChaCha8Rng>(args, potential, h, x0, chains, steps),
+        RngKind::Xoshiro => {
+            run_algo::<_, Xoshiro256PlusPlus>(args, potential, h, x0, chains, steps)
+        }
     }
 }
 
 pub fn run(args: &Args) -> Result<(), String> {
-    if args.threads.unwrap_or(1) != 1 {
-        return Err(
-            "the ula workload runs on one thread (parallel chains arrive with the rayon feature)"
-                .into(),
-        );
-    }
     let target = args.target.clone().unwrap_or_else(|| "aniso".into());
     let d = args.d.unwrap_or(10);
     let chains = args.chains.unwrap_or(1);
@@ -165,7 +390,7 @@ pub fn run(args: &Args) -> Result<(), String> {
             let lambda = aniso_lambdas(d);
             let gauss = Gaussian::diagonal(DVector::zeros(d), lambda.map(|l| 1.0 / l))
                 .map_err(|e| e.to_string())?;
-            let (t, mean, var, acc) = run_algo(
+            let (t, mean, var, acc) = run_with_rng(
                 args,
                 &gauss,
                 1e-3,
@@ -191,7 +416,7 @@ pub fn run(args: &Args) -> Result<(), String> {
             let post = LogisticRegression::new(Dyn(d), &x, &y, 1.0).map_err(|e| e.to_string())?;
             let map = map_estimate(&post, d);
             let (t, mean, var, acc) =
-                run_algo(args, &post, 2e-4, &DVector::zeros(d), chains, steps)?;
+                run_with_rng(args, &post, 2e-4, &DVector::zeros(d), chains, steps)?;
             let rel = (&mean - &map).norm() / map.norm();
             emit(
                 args,

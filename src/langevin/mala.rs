@@ -6,6 +6,7 @@ use rand_distr::StandardNormal;
 
 use crate::dim::{Alloc, all_finite, check_len};
 use crate::error::{Error, Result, finite_input, positive};
+use crate::langevin::ensemble::{mala_accept_prob, mala_propose};
 use crate::langevin::ula::chain_state;
 use crate::linalg::checked_symmetric;
 use crate::potential::Potential;
@@ -787,35 +788,63 @@ where
     fn step<R: Rng + ?Sized>(&self, state: &mut Self::State, rng: &mut R) -> Result<MalaInfo> {
         let h = state.step_size;
         let s = &mut *state;
-        // y = x − hM∇U(x) + √(2h) M^{1/2} ξ; log q(y|x) = −‖ξ‖²/2 + const.
-        let mut xi_sq = 0.0;
-        for v in s.scratch.iter_mut() {
-            let z: f64 = rng.sample(StandardNormal);
-            xi_sq += z * z;
-            *v = z;
-        }
-        s.metric.apply(&s.chain.gradient, &mut s.proposal);
-        s.proposal *= -h;
-        s.proposal += &s.chain.position;
-        s.metric
-            .add_sqrt((2.0 * h).sqrt(), &mut s.scratch, &mut s.proposal);
-        let u_new = self
-            .potential
-            .energy_grad(&s.proposal, &mut s.proposal_grad);
-        let finite = u_new.is_finite()
-            && all_finite(s.proposal_grad.as_slice())
-            && all_finite(s.proposal.as_slice());
-        let accept_prob = if finite {
-            // log q(x|y) = −‖x − y + hM∇U(y)‖²_{M⁻¹}/(4h)
-            s.metric.apply(&s.proposal_grad, &mut s.scratch);
-            s.scratch *= h;
-            s.scratch += &s.chain.position;
-            s.scratch -= &s.proposal;
-            let back = s.metric.inv_norm_sq(&mut s.scratch) / (4.0 * h);
-            let log_a = s.chain.energy - u_new - back + 0.5 * xi_sq;
-            if log_a >= 0.0 { 1.0 } else { log_a.exp() }
+        let identity = s.metric.diag.is_none() && s.metric.dense.is_none();
+        let (u_new, accept_prob, finite) = if identity {
+            // One fused pass for the proposal and one for the reverse density: the
+            // arithmetic of `MalaEnsemble`, so an ensemble reproduces these chains bit for bit.
+            let xi_sq = mala_propose(
+                s.proposal.as_mut_slice(),
+                s.chain.position.as_slice(),
+                s.chain.gradient.as_slice(),
+                h,
+                (2.0 * h).sqrt(),
+                rng,
+            );
+            let u_new = self
+                .potential
+                .energy_grad(&s.proposal, &mut s.proposal_grad);
+            let (p, finite) = mala_accept_prob(
+                s.chain.position.as_slice(),
+                s.chain.energy,
+                s.proposal.as_slice(),
+                s.proposal_grad.as_slice(),
+                u_new,
+                xi_sq,
+                h,
+            );
+            (u_new, p, finite)
         } else {
-            0.0
+            // y = x − hM∇U(x) + √(2h) M^{1/2} ξ; log q(y|x) = −‖ξ‖²/2 + const.
+            let mut xi_sq = 0.0;
+            for v in s.scratch.iter_mut() {
+                let z: f64 = rng.sample(StandardNormal);
+                xi_sq += z * z;
+                *v = z;
+            }
+            s.metric.apply(&s.chain.gradient, &mut s.proposal);
+            s.proposal *= -h;
+            s.proposal += &s.chain.position;
+            s.metric
+                .add_sqrt((2.0 * h).sqrt(), &mut s.scratch, &mut s.proposal);
+            let u_new = self
+                .potential
+                .energy_grad(&s.proposal, &mut s.proposal_grad);
+            let finite = u_new.is_finite()
+                && all_finite(s.proposal_grad.as_slice())
+                && all_finite(s.proposal.as_slice());
+            let accept_prob = if finite {
+                // log q(x|y) = −‖x − y + hM∇U(y)‖²_{M⁻¹}/(4h)
+                s.metric.apply(&s.proposal_grad, &mut s.scratch);
+                s.scratch *= h;
+                s.scratch += &s.chain.position;
+                s.scratch -= &s.proposal;
+                let back = s.metric.inv_norm_sq(&mut s.scratch) / (4.0 * h);
+                let log_a = s.chain.energy - u_new - back + 0.5 * xi_sq;
+                if log_a >= 0.0 { 1.0 } else { log_a.exp() }
+            } else {
+                0.0
+            };
+            (u_new, accept_prob, finite)
         };
         let accepted = finite && rng.random::<f64>() < accept_prob;
         if accepted {

@@ -158,6 +158,7 @@ where
 }
 
 /// Checks the energy and the gradient after step `step`.
+#[inline]
 pub(crate) fn check_finite<D: nalgebra::Dim>(
     step: usize,
     energy: f64,

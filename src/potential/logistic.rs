@@ -1,33 +1,36 @@
 //! Bayesian logistic regression.
 
 use nalgebra::allocator::Allocator;
-use nalgebra::{DMatrix, DefaultAllocator, Dim, OMatrix, OVector};
+use nalgebra::{DMatrix, DMatrixViewMut, DefaultAllocator, Dim, Dyn, OMatrix, OVector};
 
 use crate::error::{Error, Result, finite_input, positive};
+use crate::fastmath;
 use crate::linalg::sym_eigenvalues;
-use crate::potential::{Potential, PotentialHessian};
+use crate::potential::{BatchPotential, BatchWorkspace, Potential, PotentialHessian};
 
-/// `log(1 + e^η)` without overflow.
-pub(crate) fn softplus(eta: f64) -> f64 {
-    eta.max(0.0) + (-eta.abs()).exp().ln_1p()
-}
+/// Observations per block of the blocked evaluation: `η` for the block, then the
+/// transcendental pass, then the gradient accumulation, each a vectorised loop.
+const BLOCK: usize = 64;
 
-/// The logistic function `1/(1 + e^{−η})`, stable for both signs.
-pub(crate) fn sigmoid(eta: f64) -> f64 {
-    if eta >= 0.0 {
-        1.0 / (1.0 + (-eta).exp())
-    } else {
-        let e = eta.exp();
-        e / (1.0 + e)
-    }
+/// `(log(1 + e^η), 1/(1 + e^{−η}))` from a single `exp(−|η|)`, branch free (vectorises).
+#[inline(always)]
+fn softplus_sigmoid(eta: f64) -> (f64, f64) {
+    let e = fastmath::exp(-eta.abs());
+    let u = 1.0 + e;
+    let inv = 1.0 / u;
+    let sp = eta.max(0.0) + fastmath::ln_1p_with(e, u, inv);
+    let sig = if eta >= 0.0 { inv } else { e * inv };
+    (sp, sig)
 }
 
 /// The posterior of Bayesian logistic regression with prior `w ~ N(0, σ²I)`:
 /// `U(w) = Σ_n [log(1 + e^{η_n}) − y_n η_n] + ‖w‖²/(2σ²)`, `η = Aw`,
 /// `∇U = Aᵀ(logistic(η) − y) + w/σ²`.
 ///
-/// The data are stored observation-major (each row of `A` contiguous), so energy and gradient
-/// stream through the data once, allocate nothing and cost O(nd). Labels may be any values in
+/// The design matrix is stored column-major; energy and gradient run over blocks of
+/// observations (`η = A_B w` for the block, one shared `exp(−|η|)` per observation for
+/// `softplus` and the logistic function, then `∇ += A_Bᵀ r`), allocate nothing and cost O(nd).
+/// Many points at once ([`BatchPotential`]) cost two matrix products `AW` and `AᵀR`. Labels may be any values in
 /// `[0, 1]` (fractional labels give a tempered likelihood). Smoothness `L = λ_max(AᵀA)/4 + 1/σ²`
 /// and strong convexity `α = 1/σ²` are computed at construction.
 ///
@@ -48,10 +51,40 @@ pub(crate) fn sigmoid(eta: f64) -> f64 {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LogisticRegression<D> {
     dim: D,
-    rows: Vec<f64>,
+    /// The design matrix `A` (n × d, column-major).
+    design: DMatrix<f64>,
+    /// `Aᵀ` (d × n), for the batched gradient `AᵀR`. A copy rather than a strided view of
+    /// `design`: nalgebra 0.35's `gemm` mis-sizes row-strided operands (dimforge/nalgebra
+    /// PR #1613) and crashed here with a transposed view.
+    design_t: DMatrix<f64>,
     labels: Vec<f64>,
     prior_precision: f64,
     smoothness: f64,
+}
+
+/// Overwrites `eta` with the residuals `logistic(η) − y` and returns `Σ softplus(η) − yη`
+/// (`lik` is scratch of the same length). Separate loops without loop-carried state, so that
+/// each vectorises.
+#[inline(always)]
+fn transcendental_pass(eta: &mut [f64], y: &[f64], lik: &mut [f64]) -> f64 {
+    for ((e, l), &yi) in eta.iter_mut().zip(lik.iter_mut()).zip(y) {
+        let (sp, sig) = softplus_sigmoid(*e);
+        *l = sp - yi * *e;
+        *e = sig - yi;
+    }
+    let mut acc = [0.0f64; 8];
+    let chunks = lik.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for k in 0..8 {
+            acc[k] += c[k];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for v in rest {
+        s += v;
+    }
+    s
 }
 
 impl<D: Dim> LogisticRegression<D> {
@@ -122,7 +155,6 @@ impl<D: Dim> LogisticRegression<D> {
             });
         }
         positive("prior_variance", prior_variance)?;
-        let rows = features.transpose().as_slice().to_vec();
         let gram = features.transpose() * features;
         let lmax = sym_eigenvalues(&gram)
             .last()
@@ -131,7 +163,8 @@ impl<D: Dim> LogisticRegression<D> {
             .max(0.0);
         Ok(Self {
             dim,
-            rows,
+            design: features.clone(),
+            design_t: features.transpose(),
             labels: labels.to_vec(),
             prior_precision: 1.0 / prior_variance,
             smoothness: 0.25 * lmax + 1.0 / prior_variance,
@@ -173,26 +206,38 @@ impl<D: Dim> LogisticRegression<D> {
         self.labels.is_empty()
     }
 
-    fn observations(&self) -> impl Iterator<Item = (&[f64], f64)> {
-        self.rows
-            .chunks_exact(self.dim.value())
-            .zip(self.labels.iter().copied())
+    /// Blocked pass over the observations at `w`: returns the likelihood part of `U` and, if
+    /// `grad` is given, adds `Aᵀ(logistic(η) − y)` to it.
+    fn likelihood_pass(&self, ws: &[f64], mut grad: Option<&mut [f64]>) -> f64 {
+        let n = self.labels.len();
+        let a = self.design.as_slice();
+        let mut u = 0.0;
+        let mut eta = [0.0f64; BLOCK];
+        let mut lik = [0.0f64; BLOCK];
+        let mut start = 0;
+        while start < n {
+            let m = BLOCK.min(n - start);
+            let eta = &mut eta[..m];
+            eta.fill(0.0);
+            for (j, &wj) in ws.iter().enumerate() {
+                let col = &a[j * n + start..j * n + start + m];
+                for (e, &aij) in eta.iter_mut().zip(col) {
+                    *e += aij * wj;
+                }
+            }
+            u += transcendental_pass(eta, &self.labels[start..start + m], &mut lik[..m]);
+            if let Some(g) = grad.as_deref_mut() {
+                for (j, gj) in g.iter_mut().enumerate() {
+                    *gj += dot(&a[j * n + start..j * n + start + m], eta);
+                }
+            }
+            start += m;
+        }
+        u
     }
 }
 
 use crate::dim::dot;
-
-/// `(log(1 + e^η), 1/(1 + e^{−η}))` from a single `exp(−|η|)`.
-fn softplus_sigmoid(eta: f64) -> (f64, f64) {
-    let e = (-eta.abs()).exp();
-    let sp = eta.max(0.0) + e.ln_1p();
-    let sig = if eta >= 0.0 {
-        1.0 / (1.0 + e)
-    } else {
-        e / (1.0 + e)
-    };
-    (sp, sig)
-}
 
 impl<D: Dim> Potential for LogisticRegression<D> {
     type Dim = D;
@@ -205,15 +250,7 @@ impl<D: Dim> Potential for LogisticRegression<D> {
     where
         DefaultAllocator: Allocator<D>,
     {
-        let ws = w.as_slice();
-        let lik: f64 = self
-            .observations()
-            .map(|(a, y)| {
-                let eta = dot(a, ws);
-                softplus(eta) - y * eta
-            })
-            .sum();
-        lik + 0.5 * self.prior_precision * w.norm_squared()
+        self.likelihood_pass(w.as_slice(), None) + 0.5 * self.prior_precision * w.norm_squared()
     }
 
     fn energy_grad(&self, w: &OVector<f64, D>, grad: &mut OVector<f64, D>) -> f64
@@ -222,19 +259,8 @@ impl<D: Dim> Potential for LogisticRegression<D> {
     {
         grad.copy_from(w);
         *grad *= self.prior_precision;
-        let mut u = 0.5 * self.prior_precision * w.norm_squared();
-        let ws = w.as_slice();
-        let gs = grad.as_mut_slice();
-        for (a, y) in self.observations() {
-            let eta = dot(a, ws);
-            let (sp, sig) = softplus_sigmoid(eta);
-            u += sp - y * eta;
-            let c = sig - y;
-            for (g, ai) in gs.iter_mut().zip(a) {
-                *g += c * ai;
-            }
-        }
-        u
+        let u = 0.5 * self.prior_precision * w.norm_squared();
+        u + self.likelihood_pass(w.as_slice(), Some(grad.as_mut_slice()))
     }
 
     fn smoothness(&self) -> Option<f64> {
@@ -253,16 +279,64 @@ impl<D: Dim> PotentialHessian for LogisticRegression<D> {
     {
         hess.fill_with_identity();
         *hess *= self.prior_precision;
+        let n = self.labels.len();
+        let d = self.dim.value();
+        let a = &self.design;
         let ws = w.as_slice();
-        for (a, _) in self.observations() {
-            let s = sigmoid(dot(a, ws));
+        for r in 0..n {
+            let eta: f64 = (0..d).map(|j| a[(r, j)] * ws[j]).sum();
+            let (_, s) = softplus_sigmoid(eta);
             let c = s * (1.0 - s);
-            for (j, aj) in a.iter().enumerate() {
-                let caj = c * aj;
-                for (i, ai) in a.iter().enumerate() {
-                    hess[(i, j)] += caj * ai;
+            for j in 0..d {
+                let caj = c * a[(r, j)];
+                for i in 0..d {
+                    hess[(i, j)] += caj * a[(r, i)];
                 }
             }
         }
+    }
+}
+
+impl BatchPotential for LogisticRegression<Dyn> {
+    /// Two matrix products: `η = AX` (n × C) in the workspace, the transcendental pass over
+    /// it, and `∇ = AᵀR + X/σ²`.
+    fn energy_grad_batch(
+        &self,
+        x: &DMatrix<f64>,
+        grad: &mut DMatrix<f64>,
+        energy: &mut [f64],
+        work: &mut BatchWorkspace,
+    ) {
+        let (n, d) = self.design.shape();
+        let c = x.ncols();
+        assert_eq!(x.nrows(), d, "energy_grad_batch: x must have d rows");
+        assert_eq!(
+            grad.shape(),
+            (d, c),
+            "energy_grad_batch: grad must be d × C"
+        );
+        assert_eq!(energy.len(), c, "energy_grad_batch: one energy per column");
+        let mut lik = [0.0f64; BLOCK];
+        let buf = work.buffer(n * c);
+        let mut eta = DMatrixViewMut::from_slice(buf, n, c);
+        eta.gemm(1.0, &self.design, x, 0.0);
+        for ((mut col, e), xc) in eta
+            .column_iter_mut()
+            .zip(energy.iter_mut())
+            .zip(x.column_iter())
+        {
+            let mut lik_sum = 0.0;
+            for (block, y) in col
+                .as_mut_slice()
+                .chunks_mut(BLOCK)
+                .zip(self.labels.chunks(BLOCK))
+            {
+                lik_sum += transcendental_pass(block, y, &mut lik[..block.len()]);
+            }
+            *e = lik_sum + 0.5 * self.prior_precision * xc.norm_squared();
+        }
+        grad.copy_from(x);
+        *grad *= self.prior_precision;
+        grad.gemm(1.0, &self.design_t, &eta, 1.0);
     }
 }

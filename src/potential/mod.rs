@@ -21,7 +21,7 @@
 //! [`check_gradient`] / [`check_hessian`] compare any implementation against finite differences.
 
 use nalgebra::allocator::Allocator;
-use nalgebra::{DefaultAllocator, Dim, OMatrix, OVector};
+use nalgebra::{DMatrix, DVector, DefaultAllocator, Dim, Dyn, OMatrix, OVector};
 
 use crate::dim::Alloc;
 
@@ -133,6 +133,150 @@ pub trait PotentialHessian: Potential {
     fn hessian(&self, x: &OVector<f64, Self::Dim>, hess: &mut OMatrix<f64, Self::Dim, Self::Dim>)
     where
         DefaultAllocator: Alloc<Self::Dim>;
+}
+
+/// Reusable scratch memory for [`BatchPotential::energy_grad_batch`]: keep one per ensemble
+/// so that repeated calls allocate nothing after the first.
+///
+/// # Example
+///
+/// ```
+/// use klflow::potential::BatchWorkspace;
+///
+/// let mut work = BatchWorkspace::new();
+/// assert_eq!(work.buffer(6).len(), 6);
+/// let (x, g) = work.column_buffers(3);
+/// assert_eq!((x.len(), g.len()), (3, 3));
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct BatchWorkspace {
+    x: DVector<f64>,
+    g: DVector<f64>,
+    buffer: Vec<f64>,
+}
+
+impl BatchWorkspace {
+    /// An empty workspace (it grows on first use).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A buffer of exactly `len` entries with unspecified contents; it grows only when `len`
+    /// exceeds every earlier request.
+    pub fn buffer(&mut self, len: usize) -> &mut [f64] {
+        if self.buffer.len() < len {
+            self.buffer.resize(len, 0.0);
+        }
+        &mut self.buffer[..len]
+    }
+
+    /// Two vectors of length `d` with unspecified contents (for copying one column in and its
+    /// gradient out); they are reallocated only when `d` changes.
+    pub fn column_buffers(&mut self, d: usize) -> (&mut DVector<f64>, &mut DVector<f64>) {
+        if self.x.len() != d {
+            self.x = DVector::zeros(d);
+            self.g = DVector::zeros(d);
+        }
+        (&mut self.x, &mut self.g)
+    }
+}
+
+/// A [`Potential`] evaluated at many points at once: the points are the columns of a `d × C`
+/// matrix and the gradients are written as the columns of another.
+///
+/// The default method loops over [`Potential::energy_grad`], one column at a time, with
+/// identical arithmetic (so a batched sampler gives bit for bit the chains of the single-point
+/// sampler). [`LogisticRegression`] overrides it with two matrix products (`AX` and `AᵀR`),
+/// which is what makes an ensemble of chains cheaper than the chains one by one. Implement
+/// the trait with an empty body (`impl BatchPotential for MyTarget {}`) to use the default.
+///
+/// # Example
+///
+/// ```
+/// use klflow::potential::{BatchPotential, BatchWorkspace, Gaussian, Potential};
+/// use nalgebra::{DMatrix, DVector, Dyn};
+///
+/// let target = Gaussian::standard(Dyn(2));
+/// let x = DMatrix::from_column_slice(2, 3, &[1.0, 0.0, 0.0, 2.0, 1.0, 1.0]);
+/// let mut grad = DMatrix::zeros(2, 3);
+/// let mut energy = [0.0; 3];
+/// target.energy_grad_batch(&x, &mut grad, &mut energy, &mut BatchWorkspace::new());
+/// assert_eq!(energy, [0.5, 2.0, 1.0]);
+/// assert_eq!(grad, x); // ∇U(x) = x for N(0, I)
+/// ```
+pub trait BatchPotential: Potential<Dim = Dyn> {
+    /// Writes `∇U(x_c)` into column `c` of `grad` and `U(x_c)` into `energy[c]` for every
+    /// column `x_c` of `x` (`d × C`).
+    ///
+    /// # Panics
+    ///
+    /// If `x` does not have `d` rows, `grad` is not `d × C` or `energy` does not have `C`
+    /// entries (samplers check shapes before calling).
+    fn energy_grad_batch(
+        &self,
+        x: &DMatrix<f64>,
+        grad: &mut DMatrix<f64>,
+        energy: &mut [f64],
+        work: &mut BatchWorkspace,
+    ) {
+        let d = Dim::value(&self.dim());
+        assert_eq!(x.nrows(), d, "energy_grad_batch: x must have d rows");
+        assert_eq!(
+            grad.shape(),
+            x.shape(),
+            "energy_grad_batch: grad must be d × C"
+        );
+        assert_eq!(
+            energy.len(),
+            x.ncols(),
+            "energy_grad_batch: one energy per column"
+        );
+        let (xc, gc) = work.column_buffers(d);
+        for (c, e) in energy.iter_mut().enumerate() {
+            xc.copy_from(&x.column(c));
+            *e = self.energy_grad(xc, gc);
+            grad.column_mut(c).copy_from(gc);
+        }
+    }
+}
+
+impl BatchPotential for Gaussian<Dyn> {}
+impl BatchPotential for GaussianMixture<Dyn> {}
+impl BatchPotential for Banana<Dyn> {}
+impl BatchPotential for Funnel<Dyn> {}
+impl BatchPotential for DoubleWell<Dyn> {}
+impl<P: BatchPotential + ?Sized> BatchPotential for &P {
+    fn energy_grad_batch(
+        &self,
+        x: &DMatrix<f64>,
+        grad: &mut DMatrix<f64>,
+        energy: &mut [f64],
+        work: &mut BatchWorkspace,
+    ) {
+        (**self).energy_grad_batch(x, grad, energy, work)
+    }
+}
+impl<P: BatchPotential + ?Sized> BatchPotential for Box<P> {
+    fn energy_grad_batch(
+        &self,
+        x: &DMatrix<f64>,
+        grad: &mut DMatrix<f64>,
+        energy: &mut [f64],
+        work: &mut BatchWorkspace,
+    ) {
+        (**self).energy_grad_batch(x, grad, energy, work)
+    }
+}
+impl<P: BatchPotential + ?Sized> BatchPotential for std::sync::Arc<P> {
+    fn energy_grad_batch(
+        &self,
+        x: &DMatrix<f64>,
+        grad: &mut DMatrix<f64>,
+        energy: &mut [f64],
+        work: &mut BatchWorkspace,
+    ) {
+        (**self).energy_grad_batch(x, grad, energy, work)
+    }
 }
 
 macro_rules! forward_potential {
