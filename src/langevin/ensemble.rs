@@ -86,6 +86,21 @@ pub struct MalaEnsemble<P> {
 }
 
 /// What one ensemble step reports (summed over chains).
+///
+/// # Example
+///
+/// ```
+/// use klflow::{Sampler, langevin::MalaEnsemble, potential::Gaussian};
+/// use nalgebra::{DMatrix, Dyn};
+/// use rand::{SeedableRng, rngs::ChaCha8Rng};
+///
+/// let ens = MalaEnsemble::new(Gaussian::standard(Dyn(2)), 0.5)?;
+/// let mut rng = ChaCha8Rng::seed_from_u64(1);
+/// let mut state = ens.init(DMatrix::zeros(2, 10), &mut rng)?;
+/// let info = ens.step(&mut state, &mut rng)?;
+/// assert!(info.accepted <= 10 && info.divergent == 0);
+/// # Ok::<(), klflow::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct EnsembleInfo {
     /// Chains whose proposal was accepted (all of them for ULA).
@@ -132,30 +147,135 @@ pub struct EnsembleState {
 
 impl EnsembleState {
     /// The positions, one chain per column (`d × C`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::UlaEnsemble, potential::Gaussian};
+    /// use nalgebra::{DMatrix, Dyn};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let ens = UlaEnsemble::new(Gaussian::standard(Dyn(2)), 0.1)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut state = ens.init(DMatrix::from_element(2, 3, 1.0), &mut rng)?;
+    /// ens.step(&mut state, &mut rng)?;
+    /// assert_eq!(state.positions().shape(), (2, 3)); // d × chains
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn positions(&self) -> &DMatrix<f64> {
         &self.positions
     }
     /// `∇U` at the positions (`d × C`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::UlaEnsemble, potential::Gaussian};
+    /// use nalgebra::{DMatrix, Dyn};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let ens = UlaEnsemble::new(Gaussian::standard(Dyn(2)), 0.1)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut state = ens.init(DMatrix::from_element(2, 3, 1.0), &mut rng)?;
+    /// ens.step(&mut state, &mut rng)?;
+    /// // ∇U(x) = x for N(0, I).
+    /// assert_eq!(state.gradients(), state.positions());
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn gradients(&self) -> &DMatrix<f64> {
         &self.gradients
     }
     /// `U` at the positions, one per chain.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::UlaEnsemble, potential::Gaussian};
+    /// use nalgebra::{DMatrix, Dyn};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let ens = UlaEnsemble::new(Gaussian::standard(Dyn(2)), 0.1)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut state = ens.init(DMatrix::from_element(2, 3, 1.0), &mut rng)?;
+    /// let x = state.positions().column(0).norm_squared();
+    /// assert_eq!(state.energies()[0], 0.5 * x);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn energies(&self) -> &[f64] {
         &self.energies
     }
     /// The number of chains `C`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::UlaEnsemble, potential::Gaussian};
+    /// use nalgebra::{DMatrix, Dyn};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let ens = UlaEnsemble::new(Gaussian::standard(Dyn(2)), 0.1)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut state = ens.init(DMatrix::from_element(2, 3, 1.0), &mut rng)?;
+    /// assert_eq!(state.chains(), 3);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn chains(&self) -> usize {
         self.positions.ncols()
     }
     /// Steps taken.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::UlaEnsemble, potential::Gaussian};
+    /// use nalgebra::{DMatrix, Dyn};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let ens = UlaEnsemble::new(Gaussian::standard(Dyn(2)), 0.1)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut state = ens.init(DMatrix::from_element(2, 3, 1.0), &mut rng)?;
+    /// ens.step(&mut state, &mut rng)?;
+    /// assert_eq!(state.iteration(), 1);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn iteration(&self) -> usize {
         self.iteration
     }
     /// Accepted proposals / proposals over all chains so far (1 for ULA).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::UlaEnsemble, potential::Gaussian};
+    /// use nalgebra::{DMatrix, Dyn};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let ens = UlaEnsemble::new(Gaussian::standard(Dyn(2)), 0.1)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut state = ens.init(DMatrix::from_element(2, 3, 1.0), &mut rng)?;
+    /// ens.step(&mut state, &mut rng)?;
+    /// assert_eq!(state.acceptance_rate(), 1.0); // ULA accepts every move
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn acceptance_rate(&self) -> f64 {
         self.accepted as f64 / self.proposals.max(1) as f64
     }
     /// Proposals with a non-finite energy or gradient so far (MALA).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::UlaEnsemble, potential::Gaussian};
+    /// use nalgebra::{DMatrix, Dyn};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let ens = UlaEnsemble::new(Gaussian::standard(Dyn(2)), 0.1)?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut state = ens.init(DMatrix::from_element(2, 3, 1.0), &mut rng)?;
+    /// ens.step(&mut state, &mut rng)?;
+    /// assert_eq!(state.divergences(), 0);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn divergences(&self) -> u64 {
         self.divergent
     }
@@ -317,6 +437,18 @@ impl<P: BatchPotential> UlaEnsemble<P> {
     ///
     /// As [`Ula::new`](crate::langevin::Ula::new): [`Error::InvalidParameter`] naming
     /// `step_size` unless finite, positive and (if the smoothness `L` is known) below `2/L`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, langevin::UlaEnsemble, potential::Gaussian};
+    /// use nalgebra::Dyn;
+    ///
+    /// let ens = UlaEnsemble::new(Gaussian::standard(Dyn(2)), 0.25)?;
+    /// assert_eq!(ens.step_size(), 0.25);
+    /// assert!(matches!(UlaEnsemble::new(Gaussian::standard(Dyn(2)), -1.0), Err(Error::InvalidParameter { name: "step_size", .. })));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new(potential: P, step_size: f64) -> Result<Self> {
         crate::langevin::Ula::new(&potential, step_size)?;
         Ok(Self {
@@ -326,6 +458,18 @@ impl<P: BatchPotential> UlaEnsemble<P> {
     }
 
     /// The step size `h`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, langevin::UlaEnsemble, potential::Gaussian};
+    /// use nalgebra::Dyn;
+    ///
+    /// let ens = UlaEnsemble::new(Gaussian::standard(Dyn(2)), 0.25)?;
+    /// assert_eq!(ens.step_size(), 0.25);
+    /// assert!(matches!(UlaEnsemble::new(Gaussian::standard(Dyn(2)), -1.0), Err(Error::InvalidParameter { name: "step_size", .. })));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn step_size(&self) -> f64 {
         self.step_size
     }
@@ -423,6 +567,18 @@ impl<P: BatchPotential> MalaEnsemble<P> {
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] naming `step_size` unless finite and positive.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, langevin::MalaEnsemble, potential::Gaussian};
+    /// use nalgebra::Dyn;
+    ///
+    /// let ens = MalaEnsemble::new(Gaussian::standard(Dyn(2)), 0.25)?;
+    /// assert_eq!(ens.step_size(), 0.25);
+    /// assert!(matches!(MalaEnsemble::new(Gaussian::standard(Dyn(2)), -1.0), Err(Error::InvalidParameter { name: "step_size", .. })));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn new(potential: P, step_size: f64) -> Result<Self> {
         positive("step_size", step_size)?;
         Ok(Self {
@@ -432,6 +588,18 @@ impl<P: BatchPotential> MalaEnsemble<P> {
     }
 
     /// The step size `h`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Error, langevin::MalaEnsemble, potential::Gaussian};
+    /// use nalgebra::Dyn;
+    ///
+    /// let ens = MalaEnsemble::new(Gaussian::standard(Dyn(2)), 0.25)?;
+    /// assert_eq!(ens.step_size(), 0.25);
+    /// assert!(matches!(MalaEnsemble::new(Gaussian::standard(Dyn(2)), -1.0), Err(Error::InvalidParameter { name: "step_size", .. })));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
     pub fn step_size(&self) -> f64 {
         self.step_size
     }

@@ -157,12 +157,31 @@ pub struct BatchWorkspace {
 
 impl BatchWorkspace {
     /// An empty workspace (it grows on first use).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::BatchWorkspace;
+    ///
+    /// let mut work = BatchWorkspace::new();
+    /// assert!(work.buffer(0).is_empty());
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// A buffer of exactly `len` entries with unspecified contents; it grows only when `len`
     /// exceeds every earlier request.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::BatchWorkspace;
+    ///
+    /// let mut work = BatchWorkspace::new();
+    /// work.buffer(8).fill(1.0);
+    /// assert_eq!(work.buffer(4).len(), 4); // a shorter view of the same storage
+    /// ```
     pub fn buffer(&mut self, len: usize) -> &mut [f64] {
         if self.buffer.len() < len {
             self.buffer.resize(len, 0.0);
@@ -172,6 +191,16 @@ impl BatchWorkspace {
 
     /// Two vectors of length `d` with unspecified contents (for copying one column in and its
     /// gradient out); they are reallocated only when `d` changes.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::BatchWorkspace;
+    ///
+    /// let mut work = BatchWorkspace::new();
+    /// let (x, g) = work.column_buffers(5);
+    /// assert_eq!((x.len(), g.len()), (5, 5));
+    /// ```
     pub fn column_buffers(&mut self, d: usize) -> (&mut DVector<f64>, &mut DVector<f64>) {
         if self.x.len() != d {
             self.x = DVector::zeros(d);
