@@ -462,12 +462,10 @@ impl<P: BatchPotential> UlaEnsemble<P> {
     /// # Example
     ///
     /// ```
-    /// use klflow::{Error, langevin::UlaEnsemble, potential::Gaussian};
+    /// use klflow::{langevin::UlaEnsemble, potential::Gaussian};
     /// use nalgebra::Dyn;
     ///
-    /// let ens = UlaEnsemble::new(Gaussian::standard(Dyn(2)), 0.25)?;
-    /// assert_eq!(ens.step_size(), 0.25);
-    /// assert!(matches!(UlaEnsemble::new(Gaussian::standard(Dyn(2)), -1.0), Err(Error::InvalidParameter { name: "step_size", .. })));
+    /// assert_eq!(UlaEnsemble::new(Gaussian::standard(Dyn(3)), 0.125)?.step_size(), 0.125);
     /// # Ok::<(), klflow::Error>(())
     /// ```
     pub fn step_size(&self) -> f64 {
@@ -592,12 +590,10 @@ impl<P: BatchPotential> MalaEnsemble<P> {
     /// # Example
     ///
     /// ```
-    /// use klflow::{Error, langevin::MalaEnsemble, potential::Gaussian};
+    /// use klflow::{langevin::MalaEnsemble, potential::Gaussian};
     /// use nalgebra::Dyn;
     ///
-    /// let ens = MalaEnsemble::new(Gaussian::standard(Dyn(2)), 0.25)?;
-    /// assert_eq!(ens.step_size(), 0.25);
-    /// assert!(matches!(MalaEnsemble::new(Gaussian::standard(Dyn(2)), -1.0), Err(Error::InvalidParameter { name: "step_size", .. })));
+    /// assert_eq!(MalaEnsemble::new(Gaussian::standard(Dyn(3)), 0.125)?.step_size(), 0.125);
     /// # Ok::<(), klflow::Error>(())
     /// ```
     pub fn step_size(&self) -> f64 {
