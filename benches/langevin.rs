@@ -66,6 +66,21 @@ fn bench(c: &mut Criterion) {
         b.iter(|| ula100.step(black_box(&mut s100), &mut r).unwrap())
     });
 
+    // 100 chains of the d = 100 anisotropic Gaussian as one ensemble (bulk normals).
+    let ens100 = UlaEnsemble::new(&t100, 1e-3).unwrap().without_energies();
+    let mut rngs100: Vec<Xoshiro256PlusPlus> =
+        (0..100u64).map(Xoshiro256PlusPlus::seed_from_u64).collect();
+    let mut se100 = ens100
+        .init(DMatrix::from_element(100, 100, 1.0), &mut r)
+        .unwrap();
+    g.bench_function("ula_ensemble/aniso/d100/c100/xoshiro", |b| {
+        b.iter(|| {
+            ens100
+                .step_streams(black_box(&mut se100), &mut rngs100)
+                .unwrap()
+        })
+    });
+
     let mala = Mala::new(&t10, 1e-3).unwrap();
     let mut m = mala.init(SVector::repeat(1.0), &mut r).unwrap();
     g.bench_function("mala/aniso/d10/const/chacha8", |b| {
@@ -105,6 +120,9 @@ fn bench(c: &mut Criterion) {
         g.bench_function(format!("logreg_batch_grad/d{d}/c{c}/n1000"), |b| {
             b.iter(|| post.energy_grad_batch(black_box(&x), &mut grad, &mut e, &mut work))
         });
+        g.bench_function(format!("logreg_batch_grad_only/d{d}/c{c}/n1000"), |b| {
+            b.iter(|| post.grad_columns(black_box(x.as_view()), grad.as_view_mut(), &mut work))
+        });
         let mut gv = DVector::zeros(d);
         let xv = x.column(0).into_owned();
         g.bench_function(format!("logreg_grad/d{d}/n1000"), |b| {
@@ -118,6 +136,12 @@ fn bench(c: &mut Criterion) {
         g.bench_function(format!("ula_ensemble/logreg/d{d}/c{c}/xoshiro"), |b| {
             b.iter(|| ula_e.step_streams(black_box(&mut se), &mut rngs).unwrap())
         });
+        let ula_f = UlaEnsemble::new(&post, 2e-4).unwrap().without_energies();
+        let mut sf = ula_f.init(DMatrix::zeros(d, c), &mut r).unwrap();
+        g.bench_function(
+            format!("ula_ensemble_grad_only/logreg/d{d}/c{c}/xoshiro"),
+            |b| b.iter(|| ula_f.step_streams(black_box(&mut sf), &mut rngs).unwrap()),
+        );
         let mala_e = MalaEnsemble::new(&post, 2e-4).unwrap();
         let mut sm = mala_e.init(DMatrix::zeros(d, c), &mut r).unwrap();
         g.bench_function(format!("mala_ensemble/logreg/d{d}/c{c}/xoshiro"), |b| {

@@ -266,6 +266,86 @@ fn box_muller_angle(w: u64, r: f64) -> (f64, f64) {
     )
 }
 
+/// Words per group of [`fill_normals_grouped`] (one AVX-512 vector).
+const GROUP_WORDS: usize = 8;
+/// Normals per group of [`fill_normals_grouped`]: the cosine and sine draws of its words.
+pub(crate) const NORMAL_GROUP: usize = 2 * GROUP_WORDS;
+
+/// Fills `out` with independent standard normal draws, like [`fill_normals`] (same Box–Muller
+/// transform of one 64-bit word per pair, same accuracy) but in groups of 8 words (one
+/// AVX-512 vector): a group gives 8 cosine draws, then the 8 sine draws, so a short slice
+/// (a chain of dimension 10, say) costs one group instead of a refill of 128.
+///
+/// The words come from `rng.fill` in refills of at most 64 (`⌈len/2⌉` of them in all, the
+/// last refill as many as it needs). A group of `k < 16` draws stores the cosines of its first
+/// `⌈k/2⌉` words, then the sines of the first `k − ⌈k/2⌉`. Deterministic given the RNG state.
+pub(crate) fn fill_normals_grouped<R: rand::Rng + ?Sized>(rng: &mut R, out: &mut [f64]) {
+    use rand::RngExt;
+    const REFILL: usize = 64;
+    let mut words = [0u64; REFILL];
+    for chunk in out.chunks_mut(2 * REFILL) {
+        let pairs = chunk.len().div_ceil(2);
+        rng.fill(&mut words[..pairs]);
+        for (piece, w) in chunk
+            .chunks_mut(NORMAL_GROUP)
+            .zip(words.chunks_exact(GROUP_WORDS))
+        {
+            let w: &[u64; GROUP_WORDS] = w.try_into().expect("a group of words");
+            let (c, s) = normal_group(w);
+            if piece.len() == NORMAL_GROUP {
+                piece[..GROUP_WORDS].copy_from_slice(&c);
+                piece[GROUP_WORDS..].copy_from_slice(&s);
+            } else {
+                let p = piece.len().div_ceil(2);
+                let (head, tail) = piece.split_at_mut(p);
+                head.copy_from_slice(&c[..p]);
+                tail.copy_from_slice(&s[..tail.len()]);
+            }
+        }
+    }
+}
+
+/// The Box–Muller pairs of a group of words: `(r cos θ, r sin θ)` lane by lane.
+#[inline(always)]
+fn normal_group(w: &[u64; GROUP_WORDS]) -> ([f64; GROUP_WORDS], [f64; GROUP_WORDS]) {
+    let mut c = [0.0; GROUP_WORDS];
+    let mut s = [0.0; GROUP_WORDS];
+    for k in 0..GROUP_WORDS {
+        let r = box_muller_radius(w[k]);
+        (c[k], s[k]) = box_muller_angle(w[k], r);
+    }
+    (c, s)
+}
+
+/// [`ln_1p_with`] with the polynomial by Estrin's scheme in fused multiply-adds (where the
+/// target has them): the same reduction and series, a dependency chain of depth 6 instead of
+/// 11, for loops that evaluate many logarithms at once. Same accuracy contract (unit test).
+#[inline(always)]
+pub(crate) fn ln_1p_with_ilp(x: f64, u: f64, inv_u: f64) -> f64 {
+    let c = (x - (u - 1.0)) * inv_u;
+    let bits = u.to_bits();
+    let shifted = bits.wrapping_add(0x0009_5F61_9980_C433);
+    let k = ((shifted >> 52) as i64 - 1023) as f64;
+    let m = f64::from_bits((shifted & 0x000F_FFFF_FFFF_FFFF).wrapping_add(0x3FE6_A09E_667F_3BCD));
+    let s = (m - 1.0) / (m + 1.0);
+    let z = s * s;
+    let z2 = z * z;
+    let z4 = z2 * z2;
+    let z8 = z4 * z4;
+    // p(z) = Σ_{i=0}^{10} z^i/(2i + 3).
+    let a0 = fmadd(z, 1.0 / 5.0, 1.0 / 3.0);
+    let a1 = fmadd(z, 1.0 / 9.0, 1.0 / 7.0);
+    let a2 = fmadd(z, 1.0 / 13.0, 1.0 / 11.0);
+    let a3 = fmadd(z, 1.0 / 17.0, 1.0 / 15.0);
+    let a4 = fmadd(z, 1.0 / 21.0, 1.0 / 19.0);
+    let b0 = fmadd(z2, a1, a0);
+    let b1 = fmadd(z2, a3, a2);
+    let b2 = fmadd(z2, 1.0 / 23.0, a4);
+    let p = fmadd(z8, b2, fmadd(z4, b1, b0));
+    let ln_m = fmadd(2.0 * s, z * p, 2.0 * s);
+    k * LN2_HI + (ln_m + fmadd(k, LN2_LO, c))
+}
+
 /// `ln(1 + x)` for finite `x > −1`, branch free (relative error a few ulp against
 /// `f64::ln_1p`; see the unit test).
 ///
@@ -346,6 +426,111 @@ mod tests {
         check(0.0);
         assert_eq!(super::ln_1p(0.0), 0.0);
         assert!(worst > 0.0 && worst < 4.0 * f64::EPSILON, "worst {worst:e}");
+    }
+
+    #[test]
+    fn ln_1p_ilp_matches_std() {
+        let mut worst = 0.0_f64;
+        let mut check = |x: f64| {
+            let u = 1.0 + x;
+            let (a, b) = (super::ln_1p_with_ilp(x, u, 1.0 / u), x.ln_1p());
+            let e = if b == 0.0 {
+                a.abs()
+            } else {
+                ((a - b) / b).abs()
+            };
+            assert!(e < 4.0 * f64::EPSILON, "x = {x:e}: {a:e} vs {b:e}");
+            worst = worst.max(e);
+        };
+        let mut x = 1e-300;
+        while x < 1e300 {
+            check(x);
+            x *= 1.000_9;
+        }
+        let mut x = -0.999_999;
+        while x < 0.0 {
+            check(x);
+            x += 1.234_567e-5;
+        }
+        for b in [
+            std::f64::consts::SQRT_2 - 1.0,
+            std::f64::consts::FRAC_1_SQRT_2 - 1.0,
+        ] {
+            for k in -2000..2000 {
+                check(b + k as f64 * f64::EPSILON);
+            }
+        }
+        check(0.0);
+        assert!(worst > 0.0 && worst < 4.0 * f64::EPSILON, "worst {worst:e}");
+    }
+
+    /// The grouped generator: moments, quantiles and pair correlation of 10⁶ draws (as for
+    /// `fill_normals`), made of short calls of every length 1..=40 (partial groups and
+    /// refills), plus determinism and the prefix rule of a partial group.
+    #[test]
+    fn fill_normals_grouped_has_standard_normal_moments_and_quantiles() {
+        use rand::SeedableRng;
+        let n = 1_000_000;
+        let mut z = vec![0.0; n];
+        let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(9);
+        let mut i = 0;
+        let mut len = 1;
+        while i < n {
+            let l = len.min(n - i);
+            super::fill_normals_grouped(&mut rng, &mut z[i..i + l]);
+            i += l;
+            len = if len == 40 { 1 } else { len + 1 };
+        }
+        let nf = n as f64;
+        let m1 = z.iter().sum::<f64>() / nf;
+        let m2 = z.iter().map(|v| v * v).sum::<f64>() / nf;
+        let m4 = z.iter().map(|v| v.powi(4)).sum::<f64>() / nf;
+        // Standard errors 1/√n, √2/√n, √96/√n; 5 SE.
+        assert!(m1.abs() < 5.0 / nf.sqrt(), "mean {m1}");
+        assert!(
+            (m2 - 1.0).abs() < 5.0 * 2f64.sqrt() / nf.sqrt(),
+            "E Z² {m2}"
+        );
+        assert!(
+            (m4 - 3.0).abs() < 5.0 * 96f64.sqrt() / nf.sqrt(),
+            "E Z⁴ {m4}"
+        );
+        for (q, p) in [
+            (-2.575_829, 0.005),
+            (-1.959_964, 0.025),
+            (-0.994_458, 0.16),
+            (0.0, 0.5),
+            (0.994_458, 0.84),
+            (1.959_964, 0.975),
+            (2.575_829, 0.995),
+        ] {
+            let f = z.iter().filter(|v| **v <= q).count() as f64 / nf;
+            let se = (p * (1.0 - p) / nf).sqrt();
+            assert!((f - p).abs() < 5.0 * se, "P(Z <= {q}) = {f}, expected {p}");
+        }
+        // Lag-1 correlation of the stream (neighbours inside and across calls); SE 1/√n.
+        let lag1 = z.windows(2).map(|w| w[0] * w[1]).sum::<f64>() / nf;
+        assert!(lag1.abs() < 5.0 / nf.sqrt(), "lag-1 correlation {lag1}");
+        // Cosine and sine of one word (8 apart in a full group) are uncorrelated;
+        // SE 1/√pairs.
+        let mut big = vec![0.0; 160_000];
+        super::fill_normals_grouped(&mut rng, &mut big);
+        let (s, k) = big
+            .chunks_exact(16)
+            .flat_map(|g| g[..8].iter().zip(&g[8..]))
+            .fold((0.0, 0.0), |(s, k), (a, b)| (s + a * b, k + 1.0));
+        assert!(
+            (s / k).abs() < 5.0 / f64::sqrt(k),
+            "pair correlation {}",
+            s / k
+        );
+        assert!(z.iter().chain(&big).all(|v| v.is_finite() && v.abs() < 7.5));
+        // Same state, same draws; a 5-draw call is the first 3 cosines and 2 sines of a group.
+        let mut a = [0.0; 16];
+        let mut b = [0.0; 5];
+        super::fill_normals_grouped(&mut rand::rngs::ChaCha8Rng::seed_from_u64(1), &mut a);
+        super::fill_normals_grouped(&mut rand::rngs::ChaCha8Rng::seed_from_u64(1), &mut b);
+        assert_eq!(b, [a[0], a[1], a[2], a[8], a[9]]);
     }
 
     #[test]

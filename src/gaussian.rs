@@ -719,3 +719,53 @@ where
         hess.copy_from(&self.precision);
     }
 }
+
+impl crate::potential::BatchPotential for Gaussian<nalgebra::Dyn> {
+    /// Diagonal covariance: the single-point arithmetic of [`Potential::energy_grad`] on each
+    /// column in place (bit for bit the same); otherwise one column at a time.
+    fn energy_grad_columns(
+        &self,
+        x: nalgebra::DMatrixView<'_, f64>,
+        mut grad: nalgebra::DMatrixViewMut<'_, f64>,
+        energy: &mut [f64],
+        work: &mut crate::potential::BatchWorkspace,
+    ) {
+        let Some((pd, _)) = &self.diagonal else {
+            return crate::potential::column_loop(self, x, grad, energy, work);
+        };
+        crate::potential::check_batch_shapes(pd.len(), &x, &grad, Some(energy));
+        let (ms, ps) = (self.mean.as_slice(), pd.as_slice());
+        for (c, e) in energy.iter_mut().enumerate() {
+            let mut u = 0.0;
+            let (xc, mut gc) = (x.column(c), grad.column_mut(c));
+            let (xs, gs) = (xc.as_slice(), gc.as_mut_slice());
+            for (((g, a), m), q) in gs.iter_mut().zip(xs).zip(ms).zip(ps) {
+                let r = a - m;
+                *g = q * r;
+                u += r * *g;
+            }
+            *e = 0.5 * u;
+        }
+    }
+
+    /// Diagonal covariance: `∇U = Σ⁻¹(x − μ)` on each column in place, no energies.
+    fn grad_columns(
+        &self,
+        x: nalgebra::DMatrixView<'_, f64>,
+        mut grad: nalgebra::DMatrixViewMut<'_, f64>,
+        work: &mut crate::potential::BatchWorkspace,
+    ) {
+        let Some((pd, _)) = &self.diagonal else {
+            return crate::potential::grad_via_energy(self, x, grad, work);
+        };
+        crate::potential::check_batch_shapes(pd.len(), &x, &grad, None);
+        let (ms, ps) = (self.mean.as_slice(), pd.as_slice());
+        for c in 0..x.ncols() {
+            let (xc, mut gc) = (x.column(c), grad.column_mut(c));
+            let (xs, gs) = (xc.as_slice(), gc.as_mut_slice());
+            for (((g, a), m), q) in gs.iter_mut().zip(xs).zip(ms).zip(ps) {
+                *g = q * (a - m);
+            }
+        }
+    }
+}

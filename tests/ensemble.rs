@@ -303,3 +303,151 @@ fn ensemble_non_finite() {
     assert!(m.positions().iter().all(|v| *v < 1.0));
     assert!(m.energies().iter().all(|e| e.is_finite()));
 }
+
+/// The gradient-only batch path equals the gradient of the full path (energies and
+/// gradients) bit for bit, for logistic regression (its sigmoid-only pass) and the diagonal
+/// and dense Gaussians; checked to 1e-12 relative and, because both run the same arithmetic on
+/// each entry, exactly. On column views that skip the first column, so a stride or offset
+/// mix-up shows.
+#[test]
+fn gradient_only_batch_equals_full_path() {
+    let diag = Gaussian::diagonal(
+        DVector::from_fn(7, |i, _| i as f64 - 3.0),
+        DVector::from_fn(7, |i, _| 0.5 + i as f64),
+    )
+    .unwrap();
+    let cases: Vec<(Box<dyn BatchPotential>, usize)> = vec![
+        (Box::new(logistic(150, 9, 2, 3.0)), 9),
+        (Box::new(logistic(64, 3, 7, 8.0)), 3),
+        (Box::new(diag), 7),
+        (Box::new(dense_gaussian()), 4),
+    ];
+    for (p, d) in &cases {
+        let d = *d;
+        let c = 11;
+        let mut r = rng(d as u64);
+        let x = DMatrix::from_fn(d, c + 1, |_, _| 2.0 * r.sample::<f64, _>(StandardNormal));
+        let mut full = DMatrix::zeros(d, c);
+        let mut only = DMatrix::from_element(d, c, f64::NAN);
+        let mut energy = vec![0.0; c];
+        let mut work = BatchWorkspace::new();
+        p.energy_grad_columns(x.columns(1, c), full.as_view_mut(), &mut energy, &mut work);
+        p.grad_columns(x.columns(1, c), only.as_view_mut(), &mut work);
+        let scale = 1.0 + full.amax();
+        assert!((&full - &only).amax() <= 1e-12 * scale);
+        assert_eq!(full, only, "d = {d}");
+        // And the columns are those of the single-point gradient (to rounding).
+        let mut g = DVector::zeros(d);
+        for (j, e) in energy.iter().enumerate() {
+            let u = p.energy_grad(&x.column(j + 1).into_owned(), &mut g);
+            assert!((&g - only.column(j)).amax() <= 1e-12 * scale);
+            assert!((u - e).abs() <= 1e-12 * (1.0 + u.abs()));
+        }
+    }
+}
+
+/// From d = 32 on, ULA draws its normals in bulk (vectorised Box–Muller); the ensemble must
+/// still be bit for bit the single chains fed the same streams (same per-chain calls), with
+/// and without the energies, and the energy-free run must report NaN energies.
+#[test]
+fn ula_ensemble_bulk_normals_equal_single_chains() {
+    let d = 40;
+    let target = Gaussian::diagonal(
+        DVector::zeros(d),
+        DVector::from_fn(d, |i, _| 1.0 / (1.0 + i as f64)),
+    )
+    .unwrap();
+    let (c, h, steps) = (3, 0.01, 50);
+    let start = DMatrix::from_fn(d, c, |i, j| 0.1 * (i as f64) - 0.2 * j as f64);
+    let ens = UlaEnsemble::new(&target, h).unwrap();
+    let fast = UlaEnsemble::new(&target, h).unwrap().without_energies();
+    let (mut r1, mut r2) = (streams(8, c), streams(8, c));
+    let mut a = ens.init(start.clone(), &mut r1[0]).unwrap();
+    let mut b = fast.init(start.clone(), &mut r2[0]).unwrap();
+    for _ in 0..steps {
+        ens.step_streams(&mut a, &mut r1).unwrap();
+        fast.step_streams(&mut b, &mut r2).unwrap();
+    }
+    assert_eq!(a.positions(), b.positions());
+    assert!(b.energies().iter().all(|u| u.is_nan()));
+    let ula = Ula::new(&target, h).unwrap();
+    for (j, r) in streams(8, c).iter_mut().enumerate() {
+        let mut s = ula.init(start.column(j).into_owned(), r).unwrap();
+        for _ in 0..steps {
+            ula.step(&mut s, r).unwrap();
+        }
+        assert_eq!(s.position().as_slice(), a.positions().column(j).as_slice());
+        assert_eq!(s.energy(), a.energies()[j]);
+    }
+}
+
+/// ULA with the bulk normals has the right stationary law: on N(0, I) in d = 32 its
+/// stationary variance is 1/(1 − h/2) = 1.0526 at h = 0.1 (UlaOracle). 2000 chains from 0,
+/// 150 steps (the bias (1 − h)^300 < 1e-13 of the variance is gone), pooled variance of the
+/// 64 000 coordinates: SE = 1.0526·√(2/64000) = 0.0059, tolerance 5 SE = 0.03; normals with
+/// the wrong variance (or a missing √2) miss by ≥ 0.05.
+#[test]
+fn ula_ensemble_bulk_normals_stationary_variance() {
+    let (d, c, h) = (32, 2000, 0.1);
+    let target = Gaussian::standard(Dyn(d));
+    let ens = UlaEnsemble::new(&target, h).unwrap().without_energies();
+    let mut r = rng(31);
+    let mut s = ens.init(DMatrix::zeros(d, c), &mut r).unwrap();
+    for _ in 0..150 {
+        ens.step(&mut s, &mut r).unwrap();
+    }
+    let x = s.positions();
+    let n = (d * c) as f64;
+    let mean = x.sum() / n;
+    let var = x.iter().map(|v| v * v).sum::<f64>() / n - mean * mean;
+    let expected = 1.0 / (1.0 - h / 2.0);
+    let se = expected * (2.0 / n).sqrt();
+    assert!(
+        (var - expected).abs() < 5.0 * se,
+        "variance {var}, expected {expected}"
+    );
+    assert!(mean.abs() < 5.0 * (expected / n).sqrt(), "mean {mean}");
+}
+
+/// With the `rayon` feature the blocks of chains run in parallel; the result must not depend
+/// on the number of threads: one thread and two threads give bit-identical positions,
+/// energies and acceptance counts, for per-chain streams and for one shared RNG, ULA and MALA
+/// (150 chains: 3 blocks of 50, so the threads really share the work).
+#[cfg(feature = "rayon")]
+#[test]
+fn ensembles_are_bit_identical_for_any_thread_count() {
+    let post = logistic(200, 5, 4, 1.0);
+    let c = 150;
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let ula = UlaEnsemble::new(&post, 1e-3).unwrap();
+            let mala = MalaEnsemble::new(&post, 0.01).unwrap();
+            let mut rngs = streams(3, c);
+            let mut shared = rng(77);
+            let mut a = ula.init(DMatrix::zeros(5, c), &mut shared).unwrap();
+            let mut b = ula.init(DMatrix::zeros(5, c), &mut shared).unwrap();
+            let mut m = mala.init(DMatrix::zeros(5, c), &mut shared).unwrap();
+            for _ in 0..30 {
+                ula.step_streams(&mut a, &mut rngs).unwrap();
+                ula.step(&mut b, &mut shared).unwrap();
+                mala.step(&mut m, &mut shared).unwrap();
+            }
+            (a, b, m)
+        })
+    };
+    let (a1, b1, m1) = run(1);
+    let (a2, b2, m2) = run(2);
+    assert_eq!(a1.positions(), a2.positions());
+    assert_eq!(a1.energies(), a2.energies());
+    assert_eq!(b1.positions(), b2.positions());
+    assert_eq!(m1.positions(), m2.positions());
+    assert_eq!(m1.energies(), m2.energies());
+    assert_eq!(m1.acceptance_rate(), m2.acceptance_rate());
+    assert!(m1.acceptance_rate() > 0.1 && m1.acceptance_rate() < 1.0);
+    // The shared-RNG runs differ from the per-chain ones (different streams) but all moved.
+    assert_ne!(a1.positions(), b1.positions());
+}

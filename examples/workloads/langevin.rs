@@ -289,6 +289,29 @@ where
     Ok(stats.finish(elapsed / steps as f64))
 }
 
+/// Runs `f` on a `threads`-thread rayon pool (default one thread). With `--batch`, the
+/// ensembles run their blocks of chains on the pool.
+fn in_pool<T: Send>(
+    threads: Option<usize>,
+    f: impl FnOnce() -> Result<T, String> + Send,
+) -> Result<T, String> {
+    let threads = threads.unwrap_or(1);
+    #[cfg(feature = "rayon")]
+    {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| e.to_string())?
+            .install(f)
+    }
+    #[cfg(not(feature = "rayon"))]
+    if threads == 1 {
+        f()
+    } else {
+        Err("--threads > 1 needs `--features rayon`".into())
+    }
+}
+
 /// The acceptance indicator of a step's info (1 for ULA, which accepts everything).
 trait Accept {
     fn accepted(&self) -> f64;
@@ -320,28 +343,34 @@ fn run_algo<P: BatchPotential + Sync, R: Streams>(
     let e = |e: klflow::Error| e.to_string();
     let mala = args.workload == "mala";
     match (args.batch, args.threads) {
-        (true, Some(_)) => Err("--batch and --threads are exclusive".into()),
-        (true, None) if mala => {
+        (true, threads) if mala => {
             let s = MalaEnsemble::new(potential, h).map_err(e)?;
-            run_ensemble::<_, R>(
-                &s,
-                |s, st, r| s.step_streams(st, r),
-                x0,
-                chains,
-                steps,
-                args.seed,
-            )
+            in_pool(threads, || {
+                run_ensemble::<_, R>(
+                    &s,
+                    |s, st, r| s.step_streams(st, r),
+                    x0,
+                    chains,
+                    steps,
+                    args.seed,
+                )
+            })
         }
-        (true, None) => {
-            let s = UlaEnsemble::new(potential, h).map_err(e)?;
-            run_ensemble::<_, R>(
-                &s,
-                |s, st, r| s.step_streams(st, r),
-                x0,
-                chains,
-                steps,
-                args.seed,
-            )
+        (true, threads) => {
+            // ULA never uses the energy: the gradient-only batched call.
+            let s = UlaEnsemble::new(potential, h)
+                .map_err(e)?
+                .without_energies();
+            in_pool(threads, || {
+                run_ensemble::<_, R>(
+                    &s,
+                    |s, st, r| s.step_streams(st, r),
+                    x0,
+                    chains,
+                    steps,
+                    args.seed,
+                )
+            })
         }
         (false, Some(t)) if mala => {
             let s = Mala::new(potential, h).map_err(e)?;

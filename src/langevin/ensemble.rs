@@ -1,25 +1,36 @@
 //! Ensembles of Langevin chains stepped together, so that the gradient of all chains is one
 //! call of [`BatchPotential::energy_grad_batch`] (two matrix products for logistic regression).
 
-use nalgebra::DMatrix;
-use rand::{Rng, RngExt};
+use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut};
+use rand::rngs::ChaCha8Rng;
+use rand::{Rng, RngExt, SeedableRng};
 use rand_distr::StandardNormal;
 
+use crate::diffusion::{MaybeSend, MaybeSync};
 use crate::dim::all_finite;
 use crate::error::{Error, Result, finite_input, positive};
+use crate::langevin::ula::ula_update;
 use crate::potential::{BatchPotential, BatchWorkspace};
 use crate::sampler::Sampler;
+
+/// The most chains in one block. The `C` chains are split into `⌈C/64⌉` blocks of consecutive
+/// columns of (nearly) equal width; with the `rayon` feature the blocks of a step run in
+/// parallel. The split depends on `C` alone, so results are the same for any thread count.
+pub const ENSEMBLE_BLOCK: usize = 64;
 
 /// `C` ULA chains on one target, stepped together: `X ← X − h∇U(X) + √(2h) Ξ` with the
 /// positions `X` the columns of a `d × C` matrix and all gradients from one
 /// [`BatchPotential::energy_grad_batch`] call.
 ///
-/// Randomness, two ways (both reproducible: the same seed gives the same run):
-/// - [`Sampler::step`] with one RNG draws the normals column after column from it;
+/// Randomness, two ways (both reproducible: the same seed gives the same run, whatever the
+/// number of threads):
+/// - [`Sampler::step`] with one RNG draws one `u64` seed from it per step; block `b` of
+///   chains (see [`ENSEMBLE_BLOCK`]) then draws its normals, column after column, from
+///   `ChaCha8Rng::seed_from_u64(seed)` on stream `b`;
 /// - [`UlaEnsemble::step_streams`] takes one RNG per chain and then equals, bit for bit,
 ///   `C` independent [`Ula`](crate::langevin::Ula) chains fed the same streams, whenever the
 ///   batched gradient equals the single-point one bit for bit (the default
-///   `energy_grad_batch`); with the matrix-product override of
+///   `energy_grad_columns`, the diagonal Gaussian); with the matrix-product override of
 ///   [`LogisticRegression`](crate::potential::LogisticRegression) the gradients agree to
 ///   rounding (≈ 1e-15 relative), so the chains agree to rounding for a while and remain equal
 ///   in law.
@@ -48,14 +59,17 @@ use crate::sampler::Sampler;
 pub struct UlaEnsemble<P> {
     potential: P,
     step_size: f64,
+    /// Compute the energies each step (see [`UlaEnsemble::without_energies`]).
+    energies: bool,
 }
 
 /// `C` MALA chains on one target with the identity metric and a fixed step size, stepped
 /// together (one batched gradient call per step for all proposals). Each chain keeps its own
 /// Metropolis–Hastings test, so every chain leaves `π` exactly invariant.
 ///
-/// Randomness as for [`UlaEnsemble`]: one RNG ([`Sampler::step`]: all normals column by
-/// column, then the uniforms in chain order) or one stream per chain
+/// Randomness as for [`UlaEnsemble`]: one RNG ([`Sampler::step`]: one seed per step, then in
+/// each block all normals column by column and the uniforms in chain order from the block's
+/// ChaCha8 stream) or one stream per chain
 /// ([`MalaEnsemble::step_streams`]), which equals `C` single [`Mala`](crate::langevin::Mala)
 /// chains (identity metric, no warm-up) fed the same streams, bit for bit when the batched
 /// gradient is the default loop.
@@ -134,15 +148,62 @@ pub struct EnsembleState {
     positions: DMatrix<f64>,
     gradients: DMatrix<f64>,
     energies: Vec<f64>,
-    proposal: DMatrix<f64>,
-    proposal_grad: DMatrix<f64>,
-    proposal_energy: Vec<f64>,
-    xi_sq: Vec<f64>,
-    work: BatchWorkspace,
+    /// Chains per block (the last block may be narrower).
+    width: usize,
+    blocks: Vec<BlockScratch>,
+    /// One ChaCha8 stream per block, re-seeded every [`Sampler::step`].
+    block_rngs: Vec<BlockRng>,
     iteration: usize,
     accepted: u64,
     proposals: u64,
     divergent: u64,
+}
+
+/// A block's ChaCha8 stream for [`Sampler::step`]. It is re-seeded before every use, so a
+/// clone of the state need not copy it (`ChaCha8Rng` is not `Clone`): a clone holds a
+/// placeholder. An [`Rng`] through `DerefMut`.
+#[derive(Debug)]
+struct BlockRng(ChaCha8Rng);
+
+impl Clone for BlockRng {
+    fn clone(&self) -> Self {
+        Self(ChaCha8Rng::seed_from_u64(0))
+    }
+}
+
+impl std::ops::Deref for BlockRng {
+    type Target = ChaCha8Rng;
+    fn deref(&self) -> &ChaCha8Rng {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for BlockRng {
+    fn deref_mut(&mut self) -> &mut ChaCha8Rng {
+        &mut self.0
+    }
+}
+
+/// A block's own memory: the batch workspace, the MALA proposal buffers and what the block's
+/// step reports.
+#[derive(Clone, Debug)]
+struct BlockScratch {
+    work: BatchWorkspace,
+    proposal: DMatrix<f64>,
+    proposal_grad: DMatrix<f64>,
+    proposal_energy: Vec<f64>,
+    xi_sq: Vec<f64>,
+    out: BlockOut,
+}
+
+/// What one block's step reports.
+#[derive(Clone, Copy, Debug, Default)]
+struct BlockOut {
+    accepted: usize,
+    divergent: usize,
+    prob_sum: f64,
+    energy_ok: bool,
+    grad_ok: bool,
 }
 
 impl EnsembleState {
@@ -281,6 +342,11 @@ impl EnsembleState {
     }
 }
 
+/// The block width for `c` chains: `⌈C/64⌉` blocks of nearly equal width.
+fn block_width(c: usize) -> usize {
+    c.div_ceil(c.div_ceil(ENSEMBLE_BLOCK))
+}
+
 /// Validates the `d × C` starting matrix and builds the state.
 fn ensemble_state<P: BatchPotential>(
     potential: &P,
@@ -300,21 +366,34 @@ fn ensemble_state<P: BatchPotential>(
     }
     finite_input("init", init.as_slice())?;
     let c = init.ncols();
-    let mut work = BatchWorkspace::new();
+    let width = block_width(c);
     let mut gradients = DMatrix::zeros(d, c);
     let mut energies = vec![0.0; c];
+    let blocks: Vec<BlockScratch> = (0..c)
+        .step_by(width)
+        .map(|first| {
+            let w = if proposals { width.min(c - first) } else { 0 };
+            BlockScratch {
+                work: BatchWorkspace::new(),
+                proposal: DMatrix::zeros(d, w),
+                proposal_grad: DMatrix::zeros(d, w),
+                proposal_energy: vec![0.0; w],
+                xi_sq: vec![0.0; w],
+                out: BlockOut::default(),
+            }
+        })
+        .collect();
+    let mut work = BatchWorkspace::new();
     potential.energy_grad_batch(&init, &mut gradients, &mut energies, &mut work);
     check_batch(0, &energies, &gradients)?;
-    let (pc, pe) = if proposals { (c, c) } else { (0, 0) };
+    let block_rngs = vec![BlockRng(ChaCha8Rng::seed_from_u64(0)); blocks.len()];
     Ok(EnsembleState {
         positions: init,
         gradients,
         energies,
-        proposal: DMatrix::zeros(d, pc),
-        proposal_grad: DMatrix::zeros(d, pc),
-        proposal_energy: vec![0.0; pe],
-        xi_sq: vec![0.0; pe],
-        work,
+        width,
+        blocks,
+        block_rngs,
         iteration: 0,
         accepted: 0,
         proposals: 0,
@@ -350,37 +429,113 @@ fn check_streams(chains: usize, streams: usize) -> Result<()> {
     }
 }
 
-/// Where a step draws chain `c`'s randomness: its own stream, or one shared RNG.
-trait Streams {
-    type R: Rng + ?Sized;
-    fn get(&mut self, c: usize) -> &mut Self::R;
+/// One block of a step: its columns of the positions, gradients and energies (`d × w`,
+/// column-major), its scratch, and its generators: one per chain, or (`shared`) one for the
+/// whole block.
+struct BlockMut<'a, R> {
+    d: usize,
+    x: &'a mut [f64],
+    g: &'a mut [f64],
+    u: &'a mut [f64],
+    s: &'a mut BlockScratch,
+    rngs: &'a mut [R],
+    shared: bool,
 }
 
-impl<R: Rng> Streams for [R] {
-    type R = R;
-    fn get(&mut self, c: usize) -> &mut R {
-        &mut self[c]
+/// What the zipped block iterators yield: positions, gradients, energies, scratch, generators.
+type BlockItem<'a, R> = (
+    (
+        ((&'a mut [f64], &'a mut [f64]), &'a mut [f64]),
+        &'a mut BlockScratch,
+    ),
+    &'a mut [R],
+);
+
+/// Runs `f` on every block of `state` (in parallel with the `rayon` feature when there is
+/// more than one block). `rngs` holds one generator per chain, or (`shared`) one per block.
+fn for_blocks<R, F>(state: &mut EnsembleState, rngs: &mut [R], shared: bool, f: F)
+where
+    R: MaybeSend,
+    F: Fn(BlockMut<'_, R>) + MaybeSync,
+{
+    let d = state.positions.nrows();
+    let w = state.width;
+    let per = if shared { 1 } else { w };
+    let EnsembleState {
+        positions,
+        gradients,
+        energies,
+        blocks,
+        ..
+    } = state;
+    let job = |((((x, g), u), s), rngs): BlockItem<'_, R>| {
+        f(BlockMut {
+            d,
+            x,
+            g,
+            u,
+            s,
+            rngs,
+            shared,
+        })
+    };
+    #[cfg(feature = "rayon")]
+    if blocks.len() > 1 {
+        use rayon::prelude::*;
+        positions
+            .as_mut_slice()
+            .par_chunks_mut(d * w)
+            .zip(gradients.as_mut_slice().par_chunks_mut(d * w))
+            .zip(energies.par_chunks_mut(w))
+            .zip(blocks.par_iter_mut())
+            .zip(rngs.par_chunks_mut(per))
+            .for_each(job);
+        return;
+    }
+    positions
+        .as_mut_slice()
+        .chunks_mut(d * w)
+        .zip(gradients.as_mut_slice().chunks_mut(d * w))
+        .zip(energies.chunks_mut(w))
+        .zip(blocks.iter_mut())
+        .zip(rngs.chunks_mut(per))
+        .for_each(job);
+}
+
+/// Draws one seed from `rng` and re-seeds the per-block streams with it (stream `b` for block
+/// `b`).
+fn reseed_blocks<R: Rng + ?Sized>(state: &mut EnsembleState, rng: &mut R) {
+    let seed: u64 = rng.random();
+    for (b, r) in state.block_rngs.iter_mut().enumerate() {
+        r.0 = ChaCha8Rng::seed_from_u64(seed);
+        r.0.set_stream(b as u64);
     }
 }
 
-/// One RNG shared by all chains.
-struct Shared<'a, R: ?Sized>(&'a mut R);
-
-impl<R: Rng + ?Sized> Streams for Shared<'_, R> {
-    type R = R;
-    fn get(&mut self, _: usize) -> &mut R {
-        self.0
+/// The first non-finite quantity of a ULA step's blocks, as an error.
+fn ula_outcome(state: &mut EnsembleState) -> Result<EnsembleInfo> {
+    state.iteration += 1;
+    let step = state.iteration;
+    if state.blocks.iter().any(|b| !b.out.energy_ok) {
+        return Err(Error::NonFinite {
+            step,
+            quantity: "energy",
+        });
     }
-}
-
-/// `x ← x − h g + noise·ξ` on one column, with `ξ` drawn from `rng` (the arithmetic of
-/// [`Ula`](crate::langevin::Ula)'s step).
-#[inline]
-fn ula_column<R: Rng + ?Sized>(x: &mut [f64], g: &[f64], h: f64, noise: f64, rng: &mut R) {
-    for (x, g) in x.iter_mut().zip(g) {
-        let z: f64 = rng.sample(StandardNormal);
-        *x += -h * g + noise * z;
+    if state.blocks.iter().any(|b| !b.out.grad_ok) {
+        return Err(Error::NonFinite {
+            step,
+            quantity: "gradient",
+        });
     }
+    let c = state.chains();
+    state.accepted += c as u64;
+    state.proposals += c as u64;
+    Ok(EnsembleInfo {
+        accepted: c,
+        divergent: 0,
+        mean_accept_prob: 1.0,
+    })
 }
 
 /// The MALA proposal `y = x − h g + noise·ξ` on one column; returns `‖ξ‖²` (the arithmetic of
@@ -430,7 +585,7 @@ pub(crate) fn mala_accept_prob(
     (if log_a >= 0.0 { 1.0 } else { log_a.exp() }, true)
 }
 
-impl<P: BatchPotential> UlaEnsemble<P> {
+impl<P: BatchPotential + MaybeSync> UlaEnsemble<P> {
     /// ULA chains on `potential` with step size `step_size`.
     ///
     /// # Errors
@@ -454,6 +609,7 @@ impl<P: BatchPotential> UlaEnsemble<P> {
         Ok(Self {
             potential,
             step_size,
+            energies: true,
         })
     }
 
@@ -497,51 +653,89 @@ impl<P: BatchPotential> UlaEnsemble<P> {
     /// assert!(ens.step_streams(&mut state, &mut rngs[..2]).is_err());
     /// # Ok::<(), klflow::Error>(())
     /// ```
-    pub fn step_streams<R: Rng>(
+    pub fn step_streams<R: Rng + MaybeSend>(
         &self,
         state: &mut EnsembleState,
         rngs: &mut [R],
     ) -> Result<EnsembleInfo> {
         check_streams(state.chains(), rngs.len())?;
-        self.advance(state, rngs)
+        self.advance(state, rngs, false)
     }
 
-    fn advance<S: Streams + ?Sized>(
+    /// Skips the energies: ULA never uses `U`, so the step then asks the potential for the
+    /// gradients alone ([`BatchPotential::grad_columns`]; for logistic regression this drops
+    /// the softplus pass). The positions are the same bit for bit; after a step
+    /// [`EnsembleState::energies`] are NaN (not computed), and only a non-finite gradient is
+    /// an error.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::UlaEnsemble, potential::Gaussian};
+    /// use nalgebra::{DMatrix, Dyn};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let target = Gaussian::standard(Dyn(2));
+    /// let full = UlaEnsemble::new(&target, 0.1)?;
+    /// let fast = UlaEnsemble::new(&target, 0.1)?.without_energies();
+    /// let (mut r1, mut r2) = (ChaCha8Rng::seed_from_u64(4), ChaCha8Rng::seed_from_u64(4));
+    /// let mut a = full.init(DMatrix::from_element(2, 3, 1.0), &mut r1)?;
+    /// let mut b = fast.init(DMatrix::from_element(2, 3, 1.0), &mut r2)?;
+    /// full.step(&mut a, &mut r1)?;
+    /// fast.step(&mut b, &mut r2)?;
+    /// assert_eq!(a.positions(), b.positions());
+    /// assert!(b.energies().iter().all(|u| u.is_nan()));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
+    pub fn without_energies(mut self) -> Self {
+        self.energies = false;
+        self
+    }
+
+    /// The step on every block: the update with fresh normals, then the block's gradients
+    /// (and energies) in one batched call.
+    fn advance<R: Rng + MaybeSend>(
         &self,
         state: &mut EnsembleState,
-        rngs: &mut S,
+        rngs: &mut [R],
+        shared: bool,
     ) -> Result<EnsembleInfo> {
         let (h, noise) = (self.step_size, (2.0 * self.step_size).sqrt());
-        let d = state.positions.nrows();
-        for (c, (x, g)) in state
-            .positions
-            .as_mut_slice()
-            .chunks_exact_mut(d)
-            .zip(state.gradients.as_slice().chunks_exact(d))
-            .enumerate()
-        {
-            ula_column(x, g, h, noise, rngs.get(c));
-        }
-        state.iteration += 1;
-        self.potential.energy_grad_batch(
-            &state.positions,
-            &mut state.gradients,
-            &mut state.energies,
-            &mut state.work,
-        );
-        check_batch(state.iteration, &state.energies, &state.gradients)?;
-        let c = state.chains();
-        state.accepted += c as u64;
-        state.proposals += c as u64;
-        Ok(EnsembleInfo {
-            accepted: c,
-            divergent: 0,
-            mean_accept_prob: 1.0,
-        })
+        let energies = self.energies;
+        for_blocks(state, rngs, shared, |blk| {
+            let d = blk.d;
+            for (c, (x, g)) in blk
+                .x
+                .chunks_exact_mut(d)
+                .zip(blk.g.chunks_exact(d))
+                .enumerate()
+            {
+                let r = if blk.shared {
+                    &mut blk.rngs[0]
+                } else {
+                    &mut blk.rngs[c]
+                };
+                ula_update(x, g, h, noise, r);
+            }
+            let w = blk.u.len();
+            let x = DMatrixView::from_slice(blk.x, d, w);
+            let g = DMatrixViewMut::from_slice(blk.g, d, w);
+            if energies {
+                self.potential
+                    .energy_grad_columns(x, g, blk.u, &mut blk.s.work);
+                blk.s.out.energy_ok = all_finite(blk.u);
+            } else {
+                self.potential.grad_columns(x, g, &mut blk.s.work);
+                blk.u.fill(f64::NAN);
+                blk.s.out.energy_ok = true;
+            }
+            blk.s.out.grad_ok = all_finite(blk.g);
+        });
+        ula_outcome(state)
     }
 }
 
-impl<P: BatchPotential> Sampler for UlaEnsemble<P> {
+impl<P: BatchPotential + MaybeSync> Sampler for UlaEnsemble<P> {
     type Init = DMatrix<f64>;
     type State = EnsembleState;
     type Info = EnsembleInfo;
@@ -555,11 +749,15 @@ impl<P: BatchPotential> Sampler for UlaEnsemble<P> {
         state: &mut EnsembleState,
         rng: &mut R,
     ) -> Result<EnsembleInfo> {
-        self.advance(state, &mut Shared(rng))
+        reseed_blocks(state, rng);
+        let mut block_rngs = std::mem::take(&mut state.block_rngs);
+        let out = self.advance(state, &mut block_rngs, true);
+        state.block_rngs = block_rngs;
+        out
     }
 }
 
-impl<P: BatchPotential> MalaEnsemble<P> {
+impl<P: BatchPotential + MaybeSync> MalaEnsemble<P> {
     /// MALA chains on `potential` with step size `step_size` and the identity metric.
     ///
     /// # Errors
@@ -624,63 +822,84 @@ impl<P: BatchPotential> MalaEnsemble<P> {
     /// assert!(info.accepted <= 3 && info.divergent == 0);
     /// # Ok::<(), klflow::Error>(())
     /// ```
-    pub fn step_streams<R: Rng>(
+    pub fn step_streams<R: Rng + MaybeSend>(
         &self,
         state: &mut EnsembleState,
         rngs: &mut [R],
     ) -> Result<EnsembleInfo> {
         check_streams(state.chains(), rngs.len())?;
-        self.propose(state, rngs);
-        Ok(self.accept(state, rngs))
+        Ok(self.advance(state, rngs, false))
     }
 
-    fn propose<S: Streams + ?Sized>(&self, state: &mut EnsembleState, rngs: &mut S) {
+    /// The step on every block: the proposals, their energies and gradients in one batched
+    /// call, then each chain's accept/reject test.
+    fn advance<R: Rng + MaybeSend>(
+        &self,
+        state: &mut EnsembleState,
+        rngs: &mut [R],
+        shared: bool,
+    ) -> EnsembleInfo {
         let (h, noise) = (self.step_size, (2.0 * self.step_size).sqrt());
-        let d = state.positions.nrows();
-        for (c, (((y, x), g), xi)) in state
-            .proposal
-            .as_mut_slice()
-            .chunks_exact_mut(d)
-            .zip(state.positions.as_slice().chunks_exact(d))
-            .zip(state.gradients.as_slice().chunks_exact(d))
-            .zip(state.xi_sq.iter_mut())
-            .enumerate()
-        {
-            *xi = mala_propose(y, x, g, h, noise, rngs.get(c));
-        }
-        self.potential.energy_grad_batch(
-            &state.proposal,
-            &mut state.proposal_grad,
-            &mut state.proposal_energy,
-            &mut state.work,
-        );
-    }
-
-    fn accept<S: Streams + ?Sized>(&self, state: &mut EnsembleState, rngs: &mut S) -> EnsembleInfo {
-        let h = self.step_size;
-        let d = state.positions.nrows();
-        let (mut accepted, mut divergent, mut prob_sum) = (0usize, 0usize, 0.0);
-        for (c, (((x, gx), ux), xi)) in state
-            .positions
-            .as_mut_slice()
-            .chunks_exact_mut(d)
-            .zip(state.gradients.as_mut_slice().chunks_exact_mut(d))
-            .zip(state.energies.iter_mut())
-            .zip(state.xi_sq.iter())
-            .enumerate()
-        {
-            let y = &state.proposal.as_slice()[c * d..(c + 1) * d];
-            let gy = &state.proposal_grad.as_slice()[c * d..(c + 1) * d];
-            let uy = state.proposal_energy[c];
-            let (p, finite) = mala_accept_prob(x, *ux, y, gy, uy, *xi, h);
-            prob_sum += p;
-            divergent += usize::from(!finite);
-            if finite && rngs.get(c).random::<f64>() < p {
-                x.copy_from_slice(y);
-                gx.copy_from_slice(gy);
-                *ux = uy;
-                accepted += 1;
+        for_blocks(state, rngs, shared, |blk| {
+            let d = blk.d;
+            let w = blk.u.len();
+            let s = &mut *blk.s;
+            for (c, ((y, (x, g)), xi)) in s
+                .proposal
+                .as_mut_slice()
+                .chunks_exact_mut(d)
+                .zip(blk.x.chunks_exact(d).zip(blk.g.chunks_exact(d)))
+                .zip(s.xi_sq.iter_mut())
+                .enumerate()
+            {
+                let r = if blk.shared {
+                    &mut blk.rngs[0]
+                } else {
+                    &mut blk.rngs[c]
+                };
+                *xi = mala_propose(y, x, g, h, noise, r);
             }
+            self.potential.energy_grad_columns(
+                s.proposal.as_view(),
+                s.proposal_grad.as_view_mut(),
+                &mut s.proposal_energy,
+                &mut s.work,
+            );
+            let (mut accepted, mut divergent, mut prob_sum) = (0usize, 0usize, 0.0);
+            for c in 0..w {
+                let x = &mut blk.x[c * d..(c + 1) * d];
+                let gx = &mut blk.g[c * d..(c + 1) * d];
+                let y = &s.proposal.as_slice()[c * d..(c + 1) * d];
+                let gy = &s.proposal_grad.as_slice()[c * d..(c + 1) * d];
+                let uy = s.proposal_energy[c];
+                let (p, finite) = mala_accept_prob(x, blk.u[c], y, gy, uy, s.xi_sq[c], h);
+                prob_sum += p;
+                divergent += usize::from(!finite);
+                let r = if blk.shared {
+                    &mut blk.rngs[0]
+                } else {
+                    &mut blk.rngs[c]
+                };
+                if finite && r.random::<f64>() < p {
+                    x.copy_from_slice(y);
+                    gx.copy_from_slice(gy);
+                    blk.u[c] = uy;
+                    accepted += 1;
+                }
+            }
+            s.out = BlockOut {
+                accepted,
+                divergent,
+                prob_sum,
+                energy_ok: true,
+                grad_ok: true,
+            };
+        });
+        let (mut accepted, mut divergent, mut prob_sum) = (0usize, 0usize, 0.0);
+        for b in &state.blocks {
+            accepted += b.out.accepted;
+            divergent += b.out.divergent;
+            prob_sum += b.out.prob_sum;
         }
         let c = state.chains();
         state.iteration += 1;
@@ -695,7 +914,7 @@ impl<P: BatchPotential> MalaEnsemble<P> {
     }
 }
 
-impl<P: BatchPotential> Sampler for MalaEnsemble<P> {
+impl<P: BatchPotential + MaybeSync> Sampler for MalaEnsemble<P> {
     type Init = DMatrix<f64>;
     type State = EnsembleState;
     type Info = EnsembleInfo;
@@ -709,8 +928,10 @@ impl<P: BatchPotential> Sampler for MalaEnsemble<P> {
         state: &mut EnsembleState,
         rng: &mut R,
     ) -> Result<EnsembleInfo> {
-        let mut shared = Shared(rng);
-        self.propose(state, &mut shared);
-        Ok(self.accept(state, &mut shared))
+        reseed_blocks(state, rng);
+        let mut block_rngs = std::mem::take(&mut state.block_rngs);
+        let out = self.advance(state, &mut block_rngs, true);
+        state.block_rngs = block_rngs;
+        Ok(out)
     }
 }

@@ -19,7 +19,7 @@ mod mala;
 mod ula;
 
 pub use averaged::{AveragedLmc, AveragedState, Averaging};
-pub use ensemble::{EnsembleInfo, EnsembleState, MalaEnsemble, UlaEnsemble};
+pub use ensemble::{ENSEMBLE_BLOCK, EnsembleInfo, EnsembleState, MalaEnsemble, UlaEnsemble};
 pub use kinetic::{KineticInfo, KineticIntegrator, KineticState, OuStep, UnderdampedLangevin};
 pub use mala::{Mala, MalaInfo, MalaState, Metric, MetricAdaptation, Warmup};
 pub use ula::{Ula, UlaInfo};

@@ -1,7 +1,9 @@
 //! Bayesian logistic regression.
 
 use nalgebra::allocator::Allocator;
-use nalgebra::{DMatrix, DMatrixViewMut, DefaultAllocator, Dim, Dyn, OMatrix, OVector};
+use nalgebra::{
+    DMatrix, DMatrixView, DMatrixViewMut, DefaultAllocator, Dim, Dyn, OMatrix, OVector,
+};
 
 use crate::error::{Error, Result, finite_input, positive};
 use crate::fastmath;
@@ -15,12 +17,23 @@ const BLOCK: usize = 64;
 /// `(log(1 + e^η), 1/(1 + e^{−η}))` from a single `exp(−|η|)`, branch free (vectorises).
 #[inline(always)]
 fn softplus_sigmoid(eta: f64) -> (f64, f64) {
-    let e = fastmath::exp(-eta.abs());
+    // The Estrin-scheme variants: short dependency chains, so that the many independent
+    // evaluations of a block overlap in the out-of-order window.
+    let e = fastmath::exp_ilp(-eta.abs());
     let u = 1.0 + e;
     let inv = 1.0 / u;
-    let sp = eta.max(0.0) + fastmath::ln_1p_with(e, u, inv);
+    let sp = eta.max(0.0) + fastmath::ln_1p_with_ilp(e, u, inv);
     let sig = if eta >= 0.0 { inv } else { e * inv };
     (sp, sig)
+}
+
+/// The logistic function `1/(1 + e^{−η})` from `exp(−|η|)`, branch free (the sigmoid half of
+/// [`softplus_sigmoid`], bit for bit).
+#[inline(always)]
+fn sigmoid(eta: f64) -> f64 {
+    let e = fastmath::exp_ilp(-eta.abs());
+    let inv = 1.0 / (1.0 + e);
+    if eta >= 0.0 { inv } else { e * inv }
 }
 
 /// The posterior of Bayesian logistic regression with prior `w ~ N(0, σ²I)`:
@@ -297,29 +310,36 @@ impl<D: Dim> PotentialHessian for LogisticRegression<D> {
     }
 }
 
+impl LogisticRegression<Dyn> {
+    /// `η = AX` (n × C) in the workspace buffer; checks the shapes.
+    fn batch_eta<'w>(
+        &self,
+        x: &DMatrixView<'_, f64>,
+        grad: &DMatrixViewMut<'_, f64>,
+        energy: Option<&[f64]>,
+        work: &'w mut BatchWorkspace,
+    ) -> DMatrixViewMut<'w, f64> {
+        let (n, d) = self.design.shape();
+        crate::potential::check_batch_shapes(d, x, grad, energy);
+        let buf = work.buffer(n * x.ncols());
+        let mut eta = DMatrixViewMut::from_slice(buf, n, x.ncols());
+        eta.gemm(1.0, &self.design, x, 0.0);
+        eta
+    }
+}
+
 impl BatchPotential for LogisticRegression<Dyn> {
     /// Two matrix products: `η = AX` (n × C) in the workspace, the transcendental pass over
     /// it, and `∇ = AᵀR + X/σ²`.
-    fn energy_grad_batch(
+    fn energy_grad_columns(
         &self,
-        x: &DMatrix<f64>,
-        grad: &mut DMatrix<f64>,
+        x: DMatrixView<'_, f64>,
+        mut grad: DMatrixViewMut<'_, f64>,
         energy: &mut [f64],
         work: &mut BatchWorkspace,
     ) {
-        let (n, d) = self.design.shape();
-        let c = x.ncols();
-        assert_eq!(x.nrows(), d, "energy_grad_batch: x must have d rows");
-        assert_eq!(
-            grad.shape(),
-            (d, c),
-            "energy_grad_batch: grad must be d × C"
-        );
-        assert_eq!(energy.len(), c, "energy_grad_batch: one energy per column");
         let mut lik = [0.0f64; BLOCK];
-        let buf = work.buffer(n * c);
-        let mut eta = DMatrixViewMut::from_slice(buf, n, c);
-        eta.gemm(1.0, &self.design, x, 0.0);
+        let mut eta = self.batch_eta(&x, &grad, Some(energy), work);
         for ((mut col, e), xc) in eta
             .column_iter_mut()
             .zip(energy.iter_mut())
@@ -335,8 +355,28 @@ impl BatchPotential for LogisticRegression<Dyn> {
             }
             *e = lik_sum + 0.5 * self.prior_precision * xc.norm_squared();
         }
-        grad.copy_from(x);
-        *grad *= self.prior_precision;
+        grad.copy_from(&x);
+        grad *= self.prior_precision;
+        grad.gemm(1.0, &self.design_t, &eta, 1.0);
+    }
+
+    /// The gradient alone: `η = AX`, `R = logistic(η) − y` (one `exp` and one division per
+    /// entry, no softplus), `∇ = AᵀR + X/σ²`. Equals the gradient of
+    /// [`energy_grad_columns`](BatchPotential::energy_grad_columns) bit for bit.
+    fn grad_columns(
+        &self,
+        x: DMatrixView<'_, f64>,
+        mut grad: DMatrixViewMut<'_, f64>,
+        work: &mut BatchWorkspace,
+    ) {
+        let mut eta = self.batch_eta(&x, &grad, None, work);
+        for mut col in eta.column_iter_mut() {
+            for (e, &y) in col.as_mut_slice().iter_mut().zip(&self.labels) {
+                *e = sigmoid(*e) - y;
+            }
+        }
+        grad.copy_from(&x);
+        grad *= self.prior_precision;
         grad.gemm(1.0, &self.design_t, &eta, 1.0);
     }
 }

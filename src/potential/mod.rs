@@ -21,7 +21,9 @@
 //! [`check_gradient`] / [`check_hessian`] compare any implementation against finite differences.
 
 use nalgebra::allocator::Allocator;
-use nalgebra::{DMatrix, DVector, DefaultAllocator, Dim, Dyn, OMatrix, OVector};
+use nalgebra::{
+    DMatrix, DMatrixView, DMatrixViewMut, DVector, DefaultAllocator, Dim, Dyn, OMatrix, OVector,
+};
 
 use crate::dim::Alloc;
 
@@ -153,6 +155,7 @@ pub struct BatchWorkspace {
     x: DVector<f64>,
     g: DVector<f64>,
     buffer: Vec<f64>,
+    energies: Vec<f64>,
 }
 
 impl BatchWorkspace {
@@ -213,11 +216,15 @@ impl BatchWorkspace {
 /// A [`Potential`] evaluated at many points at once: the points are the columns of a `d × C`
 /// matrix and the gradients are written as the columns of another.
 ///
-/// The default method loops over [`Potential::energy_grad`], one column at a time, with
-/// identical arithmetic (so a batched sampler gives bit for bit the chains of the single-point
-/// sampler). [`LogisticRegression`] overrides it with two matrix products (`AX` and `AᵀR`),
-/// which is what makes an ensemble of chains cheaper than the chains one by one. Implement
-/// the trait with an empty body (`impl BatchPotential for MyTarget {}`) to use the default.
+/// Implement [`energy_grad_columns`](BatchPotential::energy_grad_columns) (and, if the energy
+/// costs extra, [`grad_columns`](BatchPotential::grad_columns)); they take matrix *views*, so
+/// that an ensemble can hand each thread its own block of columns. The defaults loop over
+/// [`Potential::energy_grad`], one column at a time, with identical arithmetic (so a batched
+/// sampler gives bit for bit the chains of the single-point sampler).
+/// [`LogisticRegression`] overrides both with two matrix products (`AX` and `AᵀR`), which is
+/// what makes an ensemble of chains cheaper than the chains one by one; the diagonal
+/// [`Gaussian`] works on the columns in place. Implement the trait with an empty body
+/// (`impl BatchPotential for MyTarget {}`) to use the defaults.
 ///
 /// # Example
 ///
@@ -235,12 +242,73 @@ impl BatchWorkspace {
 /// ```
 pub trait BatchPotential: Potential<Dim = Dyn> {
     /// Writes `∇U(x_c)` into column `c` of `grad` and `U(x_c)` into `energy[c]` for every
-    /// column `x_c` of `x` (`d × C`).
+    /// column `x_c` of `x` (`d × C`, any column stride).
     ///
     /// # Panics
     ///
     /// If `x` does not have `d` rows, `grad` is not `d × C` or `energy` does not have `C`
     /// entries (samplers check shapes before calling).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::{BatchPotential, BatchWorkspace, Gaussian};
+    /// use nalgebra::{DMatrix, Dyn};
+    ///
+    /// // The last two columns of a 2 × 3 matrix, through views.
+    /// let x = DMatrix::from_column_slice(2, 3, &[1.0, 0.0, 0.0, 2.0, 1.0, 1.0]);
+    /// let mut grad = DMatrix::zeros(2, 2);
+    /// let mut energy = [0.0; 2];
+    /// Gaussian::standard(Dyn(2)).energy_grad_columns(
+    ///     x.columns(1, 2), grad.as_view_mut(), &mut energy, &mut BatchWorkspace::new());
+    /// assert_eq!(energy, [2.0, 1.0]);
+    /// assert_eq!(grad, x.columns(1, 2));
+    /// ```
+    fn energy_grad_columns(
+        &self,
+        x: DMatrixView<'_, f64>,
+        grad: DMatrixViewMut<'_, f64>,
+        energy: &mut [f64],
+        work: &mut BatchWorkspace,
+    ) {
+        column_loop(self, x, grad, energy, work);
+    }
+
+    /// Writes `∇U(x_c)` into column `c` of `grad` for every column of `x`, without the
+    /// energies (a sampler that never uses `U`, like ULA, calls this). The default calls
+    /// [`energy_grad_columns`](BatchPotential::energy_grad_columns) and drops the energies;
+    /// override it where the energy costs extra work (logistic regression: the softplus).
+    ///
+    /// # Panics
+    ///
+    /// As [`energy_grad_columns`](BatchPotential::energy_grad_columns).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::{BatchPotential, BatchWorkspace, Gaussian};
+    /// use nalgebra::{DMatrix, Dyn};
+    ///
+    /// let x = DMatrix::from_column_slice(2, 2, &[1.0, 0.0, 0.0, 2.0]);
+    /// let mut grad = DMatrix::zeros(2, 2);
+    /// Gaussian::standard(Dyn(2)).grad_columns(x.as_view(), grad.as_view_mut(), &mut BatchWorkspace::new());
+    /// assert_eq!(grad, x);
+    /// ```
+    fn grad_columns(
+        &self,
+        x: DMatrixView<'_, f64>,
+        grad: DMatrixViewMut<'_, f64>,
+        work: &mut BatchWorkspace,
+    ) {
+        grad_via_energy(self, x, grad, work);
+    }
+
+    /// [`energy_grad_columns`](BatchPotential::energy_grad_columns) on whole matrices (a
+    /// convenience; implement `energy_grad_columns` instead).
+    ///
+    /// # Panics
+    ///
+    /// As [`energy_grad_columns`](BatchPotential::energy_grad_columns).
     fn energy_grad_batch(
         &self,
         x: &DMatrix<f64>,
@@ -248,65 +316,103 @@ pub trait BatchPotential: Potential<Dim = Dyn> {
         energy: &mut [f64],
         work: &mut BatchWorkspace,
     ) {
-        let d = Dim::value(&self.dim());
-        assert_eq!(x.nrows(), d, "energy_grad_batch: x must have d rows");
-        assert_eq!(
-            grad.shape(),
-            x.shape(),
-            "energy_grad_batch: grad must be d × C"
-        );
-        assert_eq!(
-            energy.len(),
-            x.ncols(),
-            "energy_grad_batch: one energy per column"
-        );
-        let (xc, gc) = work.column_buffers(d);
-        for (c, e) in energy.iter_mut().enumerate() {
-            xc.copy_from(&x.column(c));
-            *e = self.energy_grad(xc, gc);
-            grad.column_mut(c).copy_from(gc);
-        }
+        self.energy_grad_columns(x.as_view(), grad.as_view_mut(), energy, work);
     }
 }
 
-impl BatchPotential for Gaussian<Dyn> {}
+/// Checks the shapes of a batched call against the dimension `d`.
+pub(crate) fn check_batch_shapes(
+    d: usize,
+    x: &DMatrixView<'_, f64>,
+    grad: &DMatrixViewMut<'_, f64>,
+    energy: Option<&[f64]>,
+) {
+    assert_eq!(x.nrows(), d, "energy_grad_batch: x must have d rows");
+    assert_eq!(
+        grad.shape(),
+        x.shape(),
+        "energy_grad_batch: grad must be d × C"
+    );
+    if let Some(e) = energy {
+        assert_eq!(
+            e.len(),
+            x.ncols(),
+            "energy_grad_batch: one energy per column"
+        );
+    }
+}
+
+/// `p.energy_grad_columns` into the workspace's energy scratch (the default gradient-only
+/// evaluation).
+pub(crate) fn grad_via_energy<P: BatchPotential + ?Sized>(
+    p: &P,
+    x: DMatrixView<'_, f64>,
+    grad: DMatrixViewMut<'_, f64>,
+    work: &mut BatchWorkspace,
+) {
+    let mut energy = std::mem::take(&mut work.energies);
+    energy.resize(x.ncols(), 0.0);
+    p.energy_grad_columns(x, grad, &mut energy, work);
+    work.energies = energy;
+}
+
+/// The default batched evaluation: [`Potential::energy_grad`] column by column through the
+/// workspace's column buffers.
+pub(crate) fn column_loop<P: Potential<Dim = Dyn> + ?Sized>(
+    p: &P,
+    x: DMatrixView<'_, f64>,
+    mut grad: DMatrixViewMut<'_, f64>,
+    energy: &mut [f64],
+    work: &mut BatchWorkspace,
+) {
+    let d = Dim::value(&p.dim());
+    check_batch_shapes(d, &x, &grad, Some(energy));
+    let (xc, gc) = work.column_buffers(d);
+    for (c, e) in energy.iter_mut().enumerate() {
+        xc.copy_from(&x.column(c));
+        *e = p.energy_grad(xc, gc);
+        grad.column_mut(c).copy_from(gc);
+    }
+}
+
 impl BatchPotential for GaussianMixture<Dyn> {}
 impl BatchPotential for Banana<Dyn> {}
 impl BatchPotential for Funnel<Dyn> {}
 impl BatchPotential for DoubleWell<Dyn> {}
-impl<P: BatchPotential + ?Sized> BatchPotential for &P {
-    fn energy_grad_batch(
-        &self,
-        x: &DMatrix<f64>,
-        grad: &mut DMatrix<f64>,
-        energy: &mut [f64],
-        work: &mut BatchWorkspace,
-    ) {
-        (**self).energy_grad_batch(x, grad, energy, work)
-    }
+
+macro_rules! forward_batch {
+    ($($ty:ty),*) => {$(
+        impl<P: BatchPotential + ?Sized> BatchPotential for $ty {
+            fn energy_grad_columns(
+                &self,
+                x: DMatrixView<'_, f64>,
+                grad: DMatrixViewMut<'_, f64>,
+                energy: &mut [f64],
+                work: &mut BatchWorkspace,
+            ) {
+                (**self).energy_grad_columns(x, grad, energy, work)
+            }
+            fn grad_columns(
+                &self,
+                x: DMatrixView<'_, f64>,
+                grad: DMatrixViewMut<'_, f64>,
+                work: &mut BatchWorkspace,
+            ) {
+                (**self).grad_columns(x, grad, work)
+            }
+            fn energy_grad_batch(
+                &self,
+                x: &DMatrix<f64>,
+                grad: &mut DMatrix<f64>,
+                energy: &mut [f64],
+                work: &mut BatchWorkspace,
+            ) {
+                (**self).energy_grad_batch(x, grad, energy, work)
+            }
+        }
+    )*};
 }
-impl<P: BatchPotential + ?Sized> BatchPotential for Box<P> {
-    fn energy_grad_batch(
-        &self,
-        x: &DMatrix<f64>,
-        grad: &mut DMatrix<f64>,
-        energy: &mut [f64],
-        work: &mut BatchWorkspace,
-    ) {
-        (**self).energy_grad_batch(x, grad, energy, work)
-    }
-}
-impl<P: BatchPotential + ?Sized> BatchPotential for std::sync::Arc<P> {
-    fn energy_grad_batch(
-        &self,
-        x: &DMatrix<f64>,
-        grad: &mut DMatrix<f64>,
-        energy: &mut [f64],
-        work: &mut BatchWorkspace,
-    ) {
-        (**self).energy_grad_batch(x, grad, energy, work)
-    }
-}
+forward_batch!(&P, Box<P>, std::sync::Arc<P>);
 
 macro_rules! forward_potential {
     ($($ty:ty),*) => {$(
