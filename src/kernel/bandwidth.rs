@@ -20,6 +20,71 @@ use nalgebra::DMatrix;
 
 use super::{FitKernel, Rbf};
 use crate::error::{Error, Result};
+use crate::fastmath::c8;
+#[cfg(feature = "rayon")]
+use crate::stein::pairwise::PARALLEL_MIN_N;
+use crate::stein::pairwise::{TileLayout, distance_store, transpose};
+
+/// Sample size (at most) of the exact selection's thresholds.
+const SAMPLE_MAX: usize = 2048;
+/// Number of thresholds of the exact selection.
+const NT: usize = 6;
+/// Threshold positions, in standard errors of the sample quantile around the wanted rank.
+const Z: [f64; NT] = [-6.0, -2.0, -0.7, 0.7, 2.0, 6.0];
+
+/// `cnt[k] += #{v ∈ row : bits(v) < th[k]}` (eight lanes at a time, all thresholds per load).
+/// The thresholds are distances (`+0` ≤ `t` ≤ `+∞`, not NaN), where the order of bit patterns
+/// is the order of the values; a NaN distance compares false in both.
+fn count_lt(row: &[f64], th: &[f64], cnt: &mut [usize; NT]) {
+    let mut tt = [f64::INFINITY; NT];
+    tt[..th.len()].copy_from_slice(th);
+    // Counts as f64 (exact below 2⁵³): a compare and a masked add per lane. (Separate
+    // accumulators, not an array: LLVM then keeps them in registers.)
+    #[inline(always)]
+    fn lt8(acc: &mut [f64; 8], v: &[f64; 8], t: f64) {
+        for q in 0..8 {
+            acc[q] += if v[q] < t { 1.0 } else { 0.0 };
+        }
+    }
+    let z = [0.0_f64; 8];
+    let (mut a0, mut a1, mut a2, mut a3, mut a4, mut a5) = (z, z, z, z, z, z);
+    let chunks = row.chunks_exact(8);
+    let rest = chunks.remainder();
+    for ch in chunks {
+        let v = c8(ch, 0);
+        lt8(&mut a0, v, tt[0]);
+        lt8(&mut a1, v, tt[1]);
+        lt8(&mut a2, v, tt[2]);
+        lt8(&mut a3, v, tt[3]);
+        lt8(&mut a4, v, tt[4]);
+        lt8(&mut a5, v, tt[5]);
+    }
+    for (k, a) in [a0, a1, a2, a3, a4, a5].iter().enumerate().take(th.len()) {
+        cnt[k] += a.iter().sum::<f64>() as usize + rest.iter().filter(|&&v| v < tt[k]).count();
+    }
+}
+
+/// Calls `f` on every run of upper-triangle distances (pairs `i < j` of real particles) in
+/// chunk `c` of a tile store.
+fn visit_rows(lay: TileLayout, c: usize, chunk: &[f64], mut f: impl FnMut(&[f64])) {
+    for i in lay.chunk_rows(c) {
+        let (vi, ti) = (lay.valid(i), lay.len(i));
+        for j in i..lay.nb {
+            let (vj, tj) = (lay.valid(j), lay.len(j));
+            let tile = &chunk[lay.local_offset(i, j)..][..ti * tj];
+            if i != j && vj == tj {
+                f(&tile[..vi * tj]);
+                continue;
+            }
+            for ii in 0..vi {
+                let from = if i == j { ii + 1 } else { 0 };
+                if from < vj {
+                    f(&tile[ii * tj + from..ii * tj + vj]);
+                }
+            }
+        }
+    }
+}
 
 /// Above this many pairs `n(n−1)/2` the median uses a deterministic subsample (n > 2048).
 ///
@@ -174,11 +239,18 @@ impl FitKernel for Bandwidth {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct MedianScratch {
+    /// Subsampled path: the squared distances of the sampled pairs (bit patterns).
     dist: Vec<u64>,
     xt: Vec<f64>,
-    tile: Vec<f64>,
+    /// Exact path: the squared distances of all pairs in the pair engine's tile store.
+    store: Vec<f64>,
+    /// The layout of `store` and whether it still belongs to the current particles.
+    lay: Option<TileLayout>,
+    fresh: bool,
     hist: Vec<u32>,
     cand: Vec<u64>,
+    parts: Vec<Vec<u64>>,
+    sample: Vec<u64>,
     /// `None`: all pairs; `Some(s)`: `s` hashed pairs.
     subsample: Option<usize>,
 }
@@ -198,8 +270,9 @@ impl MedianScratch {
     pub fn new(n: usize) -> Self {
         let m = n * n.saturating_sub(1) / 2;
         if m <= EXACT_MEDIAN_MAX_PAIRS {
+            let lay = TileLayout::new(n);
             Self {
-                dist: Vec::with_capacity(m),
+                store: Vec::with_capacity(if m > 0 { lay.store_len() } else { 0 }),
                 subsample: None,
                 ..Self::default()
             }
@@ -243,37 +316,19 @@ impl MedianScratch {
     fn fill(&mut self, x: &DMatrix<f64>) {
         let (d, n) = x.shape();
         self.dist.clear();
+        self.fresh = false;
         match self.subsample {
             None => {
-                // Transposed copy (coordinate l of every particle contiguous, padded to a
-                // multiple of 16), then 64 × 64 tiles of the upper triangle through the
-                // register-blocked distance kernel of the pair engine.
-                const T: usize = 64;
-                let np = n.div_ceil(16) * 16;
+                // Transposed copy, then every tile of the pair engine's layout
+                // (kept: the pair pass of the same step reuses them).
+                let lay = TileLayout::new(n);
                 self.xt.clear();
-                self.xt.resize(d * np, 0.0);
-                for (i, col) in x.column_iter().enumerate() {
-                    for (l, v) in col.iter().enumerate() {
-                        self.xt[l * np + i] = *v;
-                    }
-                }
-                self.tile.resize(T * T, 0.0);
-                for ib in (0..n).step_by(T) {
-                    let ti = (np - ib).min(T);
-                    for jb in (ib..n).step_by(T) {
-                        let tj = (np - jb).min(T);
-                        let tile = &mut self.tile[..ti * tj];
-                        crate::fastmath::dist_tile(d, np, &self.xt, ib, ti, jb, tj, tile);
-                        for ii in 0..ti.min(n - ib) {
-                            let from = if jb == ib { ii + 1 } else { 0 };
-                            let to = tj.min(n - jb);
-                            if from < to {
-                                let row = &tile[ii * tj..][from..to];
-                                self.dist.extend(row.iter().map(|r| r.to_bits()));
-                            }
-                        }
-                    }
-                }
+                self.xt.resize(d * lay.np, 0.0);
+                transpose(x.as_slice(), d, n, lay.np, &mut self.xt);
+                self.store.resize(lay.store_len(), 0.0);
+                distance_store(lay, d, &self.xt, &mut self.store);
+                self.lay = Some(lay);
+                self.fresh = true;
             }
             Some(s) => {
                 for t in 0..s as u64 {
@@ -324,26 +379,185 @@ impl MedianScratch {
 
     /// The upper-triangle order statistics of ranks `ranks` (ascending; `None` = 0).
     fn order_stats(&mut self, m: usize, ranks: [Option<usize>; 2]) -> [f64; 2] {
-        let len = self.dist.len();
-        // Rank k among m pairs ↦ rank among the stored values (identity when exact).
-        let map = |k: usize| -> usize {
-            if len == m || m <= 1 {
-                k.min(len - 1)
-            } else {
-                ((k as f64) * (len - 1) as f64 / (m - 1) as f64).round() as usize
+        let mut out = [0.0; 2];
+        let Some(k1) = ranks[1] else {
+            return out;
+        };
+        let (v0, v1) = match (self.subsample, self.lay) {
+            (None, Some(lay)) => self.select_store(lay, ranks[0].unwrap_or(k1), k1),
+            _ => {
+                let len = self.dist.len();
+                // Rank k among m pairs ↦ rank among the stored values.
+                let map = |k: usize| -> usize {
+                    if len == m || m <= 1 {
+                        k.min(len - 1)
+                    } else {
+                        ((k as f64) * (len - 1) as f64 / (m - 1) as f64).round() as usize
+                    }
+                };
+                let k1 = map(k1);
+                self.select_two(ranks[0].map_or(k1, map), k1)
             }
         };
-        let mut out = [0.0; 2];
-        if let Some(k1) = ranks[1] {
-            let k1 = map(k1);
-            let k0 = ranks[0].map(map);
-            let (v0, v1) = self.select_two(k0.unwrap_or(k1), k1);
-            out[1] = f64::from_bits(v1);
-            if k0.is_some() {
-                out[0] = f64::from_bits(v0);
-            }
+        out[1] = f64::from_bits(v1);
+        if ranks[0].is_some() {
+            out[0] = f64::from_bits(v0);
         }
         out
+    }
+
+    /// The exact order statistics of ranks `k0 ≤ k1` among the `m = n(n−1)/2` distances of the
+    /// tile store, by bracketing: a deterministic sample (one entry per tile row, along the
+    /// tile diagonals) gives thresholds around the wanted quantile; one counting pass
+    /// (vectorised comparisons) finds the narrowest threshold bracket holding both ranks, a
+    /// second pass gathers the values inside it and the selection runs on those only. Exact
+    /// whatever the sample (an unlucky sample only widens the bracket, up to all values).
+    /// Both passes run over the store's chunks in parallel with `rayon`; the counts are
+    /// integers and the selected values unique, so the result does not depend on threads.
+    fn select_store(&mut self, lay: TileLayout, k0: usize, k1: usize) -> (u64, u64) {
+        let m = lay.n * (lay.n - 1) / 2;
+        self.sample.clear();
+        let rows = lay.nb * (lay.nb + 1) / 2 * lay.t;
+        let step = rows.div_ceil(SAMPLE_MAX).max(1);
+        for i in 0..lay.nb {
+            for j in i..lay.nb {
+                let (vi, vj, tj) = (lay.valid(i), lay.valid(j), lay.len(j));
+                let tile = &self.store[lay.offset(i, j)..];
+                let shift = if i == j { (vj / 2).max(1) } else { 0 };
+                for q in (0..vi).step_by(step) {
+                    if q + shift < vj {
+                        self.sample.push(tile[q * tj + q + shift].to_bits());
+                    }
+                }
+            }
+        }
+        let mut th = [u64::MAX; NT];
+        let mut nt = 0;
+        let ns = self.sample.len();
+        if ns >= 16 {
+            self.sample.sort_unstable();
+            // Thresholds must be distances, not NaN (bit patterns above +∞): drop those.
+            let finite = self
+                .sample
+                .partition_point(|&v| v <= f64::INFINITY.to_bits());
+            self.sample.truncate(finite);
+        }
+        let ns = self.sample.len();
+        if ns >= 16 {
+            let q = 0.5 * (k0 + k1) as f64 / m as f64;
+            let se = (q * (1.0 - q) * ns as f64).sqrt().max(1.0);
+            for z in Z {
+                let pos = (q * ns as f64 + z * se).round().clamp(0.0, (ns - 1) as f64);
+                th[nt] = self.sample[pos as usize];
+                nt += 1;
+            }
+        }
+        let counts = self.count_below(lay, &th[..nt]);
+        let (mut lo, mut below) = (0_u64, 0_usize);
+        for (&t, &c) in th[..nt].iter().zip(&counts[..nt]) {
+            if c <= k0 {
+                (lo, below) = (t, c);
+            }
+        }
+        let hi = (0..nt).find(|&k| counts[k] > k1).map(|k| th[k]);
+        self.gather(lay, lo, hi);
+        let (k0, k1) = (k0 - below, k1 - below);
+        let (_, v1, _) = self.cand.select_nth_unstable(k1);
+        let v1 = *v1;
+        let v0 = if k0 == k1 {
+            v1
+        } else {
+            *self.cand[..k1].select_nth_unstable(k0).1
+        };
+        (v0, v1)
+    }
+
+    /// For every threshold `th[k]`, the number of stored distances whose bit pattern is
+    /// below it.
+    fn count_below(&self, lay: TileLayout, th: &[u64]) -> [usize; NT] {
+        let mut thf = [0.0; NT];
+        for (f, &t) in thf.iter_mut().zip(th) {
+            *f = f64::from_bits(t);
+        }
+        let th = &thf[..th.len()];
+        let count = |(c, chunk): (usize, &[f64])| {
+            let mut cnt = [0_usize; NT];
+            visit_rows(lay, c, chunk, |row| count_lt(row, th, &mut cnt));
+            cnt
+        };
+        let add = |mut a: [usize; NT], b: [usize; NT]| {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+            a
+        };
+        #[cfg(feature = "rayon")]
+        if lay.n >= PARALLEL_MIN_N {
+            use rayon::prelude::*;
+            return self.store[..lay.store_len()]
+                .par_chunks(lay.chunk_len())
+                .enumerate()
+                .map(count)
+                .reduce(|| [0; NT], add);
+        }
+        self.store[..lay.store_len()]
+            .chunks(lay.chunk_len())
+            .enumerate()
+            .map(count)
+            .fold([0; NT], add)
+    }
+
+    /// Collects into `cand` the stored bit patterns `v` with `lo ≤ v < hi` (`hi = None`: no
+    /// upper bound), chunk by chunk.
+    fn gather(&mut self, lay: TileLayout, lo: u64, hi: Option<u64>) {
+        let hi = hi.map_or(u128::MAX, u128::from);
+        let keep = move |v: u64| v >= lo && u128::from(v) < hi;
+        let run = |(c, (chunk, out)): (usize, (&[f64], &mut Vec<u64>))| {
+            out.clear();
+            visit_rows(lay, c, chunk, |row| {
+                out.extend(row.iter().map(|v| v.to_bits()).filter(|&v| keep(v)));
+            });
+        };
+        self.parts.resize_with(lay.chunks(), Vec::new);
+        let store = &self.store[..lay.store_len()];
+        #[cfg(feature = "rayon")]
+        if lay.n >= PARALLEL_MIN_N {
+            use rayon::prelude::*;
+            store
+                .par_chunks(lay.chunk_len())
+                .zip(self.parts.par_iter_mut())
+                .enumerate()
+                .for_each(run);
+        } else {
+            store
+                .chunks(lay.chunk_len())
+                .zip(self.parts.iter_mut())
+                .enumerate()
+                .for_each(run);
+        }
+        #[cfg(not(feature = "rayon"))]
+        store
+            .chunks(lay.chunk_len())
+            .zip(self.parts.iter_mut())
+            .enumerate()
+            .for_each(run);
+        self.cand.clear();
+        for p in &self.parts {
+            self.cand.extend_from_slice(p);
+        }
+    }
+
+    /// The tile store of the particles of the last fit, if it is still current (the exact
+    /// path, `n` particles in dimension `d`).
+    pub(crate) fn fresh_store(&self, n: usize, d: usize) -> Option<&[f64]> {
+        let lay = self.lay?;
+        (self.fresh && self.subsample.is_none() && lay.n == n && self.xt.len() == d * lay.np)
+            .then_some(&self.store[..lay.store_len()])
+    }
+
+    /// Marks the stored distances as stale (the particles moved).
+    pub(crate) fn mark_stale(&mut self) {
+        self.fresh = false;
     }
 
     /// The order statistics of ranks `k0 ≤ k1` of `dist` (exact). Large lists go through a
