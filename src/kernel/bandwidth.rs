@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::fastmath::c8;
 #[cfg(feature = "rayon")]
 use crate::stein::pairwise::PARALLEL_MIN_N;
-use crate::stein::pairwise::{TileLayout, distance_store, transpose};
+use crate::stein::pairwise::{TileLayout, transpose};
 
 /// Sample size (at most) of the exact selection's thresholds.
 const SAMPLE_MAX: usize = 2048;
@@ -50,17 +50,82 @@ fn count_lt(row: &[f64], th: &[f64], cnt: &mut [usize; NT]) {
     let (mut a0, mut a1, mut a2, mut a3, mut a4, mut a5) = (z, z, z, z, z, z);
     let chunks = row.chunks_exact(8);
     let rest = chunks.remainder();
+    let six = th.len() > 4;
     for ch in chunks {
         let v = c8(ch, 0);
         lt8(&mut a0, v, tt[0]);
         lt8(&mut a1, v, tt[1]);
         lt8(&mut a2, v, tt[2]);
         lt8(&mut a3, v, tt[3]);
-        lt8(&mut a4, v, tt[4]);
-        lt8(&mut a5, v, tt[5]);
+        if six {
+            lt8(&mut a4, v, tt[4]);
+            lt8(&mut a5, v, tt[5]);
+        }
     }
     for (k, a) in [a0, a1, a2, a3, a4, a5].iter().enumerate().take(th.len()) {
         cnt[k] += a.iter().sum::<f64>() as usize + rest.iter().filter(|&&v| v < tt[k]).count();
+    }
+}
+
+/// Appends to `out` the bit patterns `v` of `row` with `lo ≤ v < hi` (`hi = None`: no upper
+/// bound). A vectorised pre-test per eight values skips the chunks without candidates.
+#[inline(never)]
+fn gather_row(row: &[f64], lo: u64, hi: Option<u64>, out: &mut Vec<u64>) {
+    let Some(hi) = hi else {
+        out.extend(row.iter().map(|x| x.to_bits()).filter(|&x| x >= lo));
+        return;
+    };
+    let keep = |v: u64| v >= lo && v < hi;
+    // For distances (≥ +0, or NaN) with `lo`, `hi` distances, the comparisons as f64 equal
+    // those of the bit patterns (NaN fails both, as NaN bits lie above `hi`).
+    let (lo_f, hi_f) = (f64::from_bits(lo), f64::from_bits(hi));
+    let chunks = row.chunks_exact(8);
+    let rest = chunks.remainder();
+    for ch in chunks {
+        let v = c8(ch, 0);
+        let mut hit = false;
+        for &x in v {
+            hit |= (x >= lo_f) & (x < hi_f);
+        }
+        if hit {
+            out.extend(v.iter().map(|x| x.to_bits()).filter(|&x| keep(x)));
+        }
+    }
+    out.extend(rest.iter().map(|x| x.to_bits()).filter(|&x| keep(x)));
+}
+
+/// The order statistics of the previous exact fit (to bracket the next one).
+#[derive(Clone, Copy, Debug)]
+struct Prev {
+    n: usize,
+    v0: f64,
+    v1: f64,
+    /// Relative half-width of the next bracket.
+    width: f64,
+}
+
+/// A range `[lo, hi)` of bit patterns holding the wanted ranks `k0 ≤ k1`: `below` stored
+/// values lie under `lo`, `above` under `hi` (`hi = None`: no bound, `above = m`).
+#[derive(Clone, Copy, Debug)]
+struct Bracket {
+    lo: u64,
+    below: usize,
+    hi: Option<u64>,
+    above: usize,
+}
+
+impl Bracket {
+    /// Intersects with the tightest bracket that thresholds `th` (ascending) with counts
+    /// `counts` (values below each) give for ranks `k0 ≤ k1`.
+    fn narrow(&mut self, th: &[u64], counts: &[usize], k0: usize, k1: usize) {
+        for (&t, &c) in th.iter().zip(counts) {
+            if c <= k0 && c >= self.below {
+                (self.lo, self.below) = (t, c);
+            }
+            if c > k1 && c < self.above {
+                (self.hi, self.above) = (Some(t), c);
+            }
+        }
     }
 }
 
@@ -68,22 +133,58 @@ fn count_lt(row: &[f64], th: &[f64], cnt: &mut [usize; NT]) {
 /// chunk `c` of a tile store.
 fn visit_rows(lay: TileLayout, c: usize, chunk: &[f64], mut f: impl FnMut(&[f64])) {
     for i in lay.chunk_rows(c) {
-        let (vi, ti) = (lay.valid(i), lay.len(i));
         for j in i..lay.nb {
-            let (vj, tj) = (lay.valid(j), lay.len(j));
-            let tile = &chunk[lay.local_offset(i, j)..][..ti * tj];
-            if i != j && vj == tj {
-                f(&tile[..vi * tj]);
-                continue;
-            }
-            for ii in 0..vi {
-                let from = if i == j { ii + 1 } else { 0 };
-                if from < vj {
-                    f(&tile[ii * tj + from..ii * tj + vj]);
-                }
+            let tile = &chunk[lay.local_offset(i, j)..][..lay.len(i) * lay.len(j)];
+            visit_tile(lay, i, j, tile, &mut f);
+        }
+    }
+}
+
+/// Calls `f` on every run of upper-triangle distances of tile `(i, j)`.
+fn visit_tile(lay: TileLayout, i: usize, j: usize, tile: &[f64], f: &mut impl FnMut(&[f64])) {
+    let (vi, vj, tj) = (lay.valid(i), lay.valid(j), lay.len(j));
+    if i != j && vj == tj {
+        f(&tile[..vi * tj]);
+        return;
+    }
+    for ii in 0..vi {
+        let from = if i == j { ii + 1 } else { 0 };
+        if from < vj {
+            f(&tile[ii * tj + from..ii * tj + vj]);
+        }
+    }
+}
+
+/// Fills chunk `c` of a tile store with squared distances and, with thresholds `th`, counts
+/// the upper-triangle values below each and collects into `out` those in `[th[1], th[2])`
+/// while each tile is still in cache.
+fn fill_chunk(
+    lay: TileLayout,
+    d: usize,
+    xt: &[f64],
+    th: Option<&[f64; 4]>,
+    c: usize,
+    chunk: &mut [f64],
+    out: &mut Vec<u64>,
+) -> [usize; NT] {
+    let mut cnt = [0; NT];
+    out.clear();
+    for i in lay.chunk_rows(c) {
+        let ti = lay.len(i);
+        for j in i..lay.nb {
+            let tj = lay.len(j);
+            let tile = &mut chunk[lay.local_offset(i, j)..][..ti * tj];
+            crate::fastmath::dist_tile(d, lay.np, xt, i * lay.t, ti, j * lay.t, tj, tile);
+            if let Some(th) = th {
+                let (lo, hi) = (th[1].to_bits(), Some(th[2].to_bits()));
+                visit_tile(lay, i, j, tile, &mut |row| {
+                    count_lt(row, th, &mut cnt);
+                    gather_row(row, lo, hi, out);
+                });
             }
         }
     }
+    cnt
 }
 
 /// Above this many pairs `n(n−1)/2` the median uses a deterministic subsample (n > 2048).
@@ -251,6 +352,9 @@ pub struct MedianScratch {
     cand: Vec<u64>,
     parts: Vec<Vec<u64>>,
     sample: Vec<u64>,
+    prev: Option<Prev>,
+    /// Thresholds and counts of the last distance pass (see [`MedianScratch::fill`]).
+    pre: Option<([u64; 4], [usize; 4])>,
     /// `None`: all pairs; `Some(s)`: `s` hashed pairs.
     subsample: Option<usize>,
 }
@@ -317,6 +421,7 @@ impl MedianScratch {
         let (d, n) = x.shape();
         self.dist.clear();
         self.fresh = false;
+        self.pre = None;
         match self.subsample {
             None => {
                 // Transposed copy, then every tile of the pair engine's layout
@@ -326,7 +431,60 @@ impl MedianScratch {
                 self.xt.resize(d * lay.np, 0.0);
                 transpose(x.as_slice(), d, n, lay.np, &mut self.xt);
                 self.store.resize(lay.store_len(), 0.0);
-                distance_store(lay, d, &self.xt, &mut self.store);
+                // Around the previous fit's order statistics (they move little from one step
+                // to the next): thresholds at (1 ± w), (1 ± 4w) times them, counted, and the
+                // candidates in the narrow bracket collected, during the distance pass.
+                let th = self.prev.filter(|p| p.n == n).map(|p| {
+                    let w = p.width;
+                    [
+                        p.v0 * (1.0 - 4.0 * w),
+                        p.v0 * (1.0 - w),
+                        p.v1 * (1.0 + w),
+                        p.v1 * (1.0 + 4.0 * w),
+                    ]
+                });
+                self.parts.resize_with(lay.chunks(), Vec::new);
+                let (xt, th_ref) = (&self.xt[..], th.as_ref());
+                let run = |(c, (chunk, out)): (usize, (&mut [f64], &mut Vec<u64>))| {
+                    fill_chunk(lay, d, xt, th_ref, c, chunk, out)
+                };
+                let add = |mut a: [usize; NT], b: [usize; NT]| {
+                    for (x, y) in a.iter_mut().zip(b) {
+                        *x += y;
+                    }
+                    a
+                };
+                let store = &mut self.store[..lay.store_len()];
+                #[cfg(feature = "rayon")]
+                let counts = if n >= PARALLEL_MIN_N {
+                    use rayon::prelude::*;
+                    store
+                        .par_chunks_mut(lay.chunk_len())
+                        .zip(self.parts.par_iter_mut())
+                        .enumerate()
+                        .map(run)
+                        .reduce(|| [0; NT], add)
+                } else {
+                    store
+                        .chunks_mut(lay.chunk_len())
+                        .zip(self.parts.iter_mut())
+                        .enumerate()
+                        .map(run)
+                        .fold([0; NT], add)
+                };
+                #[cfg(not(feature = "rayon"))]
+                let counts = store
+                    .chunks_mut(lay.chunk_len())
+                    .zip(self.parts.iter_mut())
+                    .enumerate()
+                    .map(run)
+                    .fold([0; NT], add);
+                self.pre = th.map(|t| {
+                    (
+                        t.map(f64::to_bits),
+                        [counts[0], counts[1], counts[2], counts[3]],
+                    )
+                });
                 self.lay = Some(lay);
                 self.fresh = true;
             }
@@ -416,6 +574,69 @@ impl MedianScratch {
     /// integers and the selected values unique, so the result does not depend on threads.
     fn select_store(&mut self, lay: TileLayout, k0: usize, k1: usize) -> (u64, u64) {
         let m = lay.n * (lay.n - 1) / 2;
+        // A valid bracket: `below` values lie under `lo`, the ranks k0, k1 lie in [lo, hi).
+        let mut br = Bracket {
+            lo: 0,
+            below: 0,
+            hi: None,
+            above: m,
+        };
+        // 1. The bracket counted during the distance pass (see `fill`), if it holds the
+        //    ranks: its candidates are already collected.
+        let mut collected = false;
+        if let Some((th, counts)) = self.pre.take() {
+            br.narrow(&th, &counts, k0, k1);
+            if br.lo >= th[1] && br.hi.is_some_and(|h| h <= th[2]) {
+                let (lo, hi) = (br.lo, br.hi.expect("bounded"));
+                self.cand.clear();
+                for p in &self.parts {
+                    self.cand.extend(p.iter().filter(|&&v| v >= lo && v < hi));
+                }
+                collected = true;
+            }
+        }
+        // 2. Otherwise, or if that bracket is wide: thresholds from a deterministic sample
+        //    (one entry per tile row along the tile diagonals) around the wanted quantile.
+        if !collected {
+            if br.above - br.below > m / 32 + 64 {
+                self.sample_thresholds(lay, k0, k1, m, &mut br);
+            }
+            self.gather(lay, br.lo, br.hi);
+        }
+        let (k0, k1) = (k0 - br.below, k1 - br.below);
+        let (_, v1, _) = self.cand.select_nth_unstable(k1);
+        let v1 = *v1;
+        let v0 = if k0 == k1 {
+            v1
+        } else {
+            *self.cand[..k1].select_nth_unstable(k0).1
+        };
+        // The next bracket's width: a few times this fit's relative change.
+        let (f0, f1) = (f64::from_bits(v0), f64::from_bits(v1));
+        let width = match self.prev.filter(|p| p.n == lay.n) {
+            Some(p) => {
+                (3.0 * ((f0 / p.v0 - 1.0).abs()).max((f1 / p.v1 - 1.0).abs())).clamp(1e-4, 0.05)
+            }
+            None => 0.01,
+        };
+        self.prev = (f0 > 0.0 && f1.is_finite()).then_some(Prev {
+            n: lay.n,
+            v0: f0,
+            v1: f1,
+            width: if width.is_finite() { width } else { 0.01 },
+        });
+        (v0, v1)
+    }
+
+    /// Narrows `br` with thresholds from a deterministic sample of the stored distances.
+    fn sample_thresholds(
+        &mut self,
+        lay: TileLayout,
+        k0: usize,
+        k1: usize,
+        m: usize,
+        br: &mut Bracket,
+    ) {
         self.sample.clear();
         let rows = lay.nb * (lay.nb + 1) / 2 * lay.t;
         let step = rows.div_ceil(SAMPLE_MAX).max(1);
@@ -431,45 +652,26 @@ impl MedianScratch {
                 }
             }
         }
-        let mut th = [u64::MAX; NT];
-        let mut nt = 0;
+        self.sample.sort_unstable();
+        // Thresholds must be distances, not NaN (bit patterns above +∞): drop those.
+        let finite = self
+            .sample
+            .partition_point(|&v| v <= f64::INFINITY.to_bits());
+        self.sample.truncate(finite);
         let ns = self.sample.len();
-        if ns >= 16 {
-            self.sample.sort_unstable();
-            // Thresholds must be distances, not NaN (bit patterns above +∞): drop those.
-            let finite = self
-                .sample
-                .partition_point(|&v| v <= f64::INFINITY.to_bits());
-            self.sample.truncate(finite);
+        if ns < 16 {
+            return;
         }
-        let ns = self.sample.len();
-        if ns >= 16 {
-            let q = 0.5 * (k0 + k1) as f64 / m as f64;
-            let se = (q * (1.0 - q) * ns as f64).sqrt().max(1.0);
-            for z in Z {
-                let pos = (q * ns as f64 + z * se).round().clamp(0.0, (ns - 1) as f64);
-                th[nt] = self.sample[pos as usize];
-                nt += 1;
-            }
-        }
-        let counts = self.count_below(lay, &th[..nt]);
-        let (mut lo, mut below) = (0_u64, 0_usize);
-        for (&t, &c) in th[..nt].iter().zip(&counts[..nt]) {
-            if c <= k0 {
-                (lo, below) = (t, c);
-            }
-        }
-        let hi = (0..nt).find(|&k| counts[k] > k1).map(|k| th[k]);
-        self.gather(lay, lo, hi);
-        let (k0, k1) = (k0 - below, k1 - below);
-        let (_, v1, _) = self.cand.select_nth_unstable(k1);
-        let v1 = *v1;
-        let v0 = if k0 == k1 {
-            v1
-        } else {
-            *self.cand[..k1].select_nth_unstable(k0).1
-        };
-        (v0, v1)
+        let q = 0.5 * (k0 + k1) as f64 / m as f64;
+        let se = (q * (1.0 - q) * ns as f64).sqrt().max(1.0);
+        let th: [u64; NT] = std::array::from_fn(|k| {
+            let pos = (q * ns as f64 + Z[k] * se)
+                .round()
+                .clamp(0.0, (ns - 1) as f64);
+            self.sample[pos as usize]
+        });
+        let counts = self.count_below(lay, &th);
+        br.narrow(&th, &counts, k0, k1);
     }
 
     /// For every threshold `th[k]`, the number of stored distances whose bit pattern is
@@ -510,13 +712,9 @@ impl MedianScratch {
     /// Collects into `cand` the stored bit patterns `v` with `lo ≤ v < hi` (`hi = None`: no
     /// upper bound), chunk by chunk.
     fn gather(&mut self, lay: TileLayout, lo: u64, hi: Option<u64>) {
-        let hi = hi.map_or(u128::MAX, u128::from);
-        let keep = move |v: u64| v >= lo && u128::from(v) < hi;
         let run = |(c, (chunk, out)): (usize, (&[f64], &mut Vec<u64>))| {
             out.clear();
-            visit_rows(lay, c, chunk, |row| {
-                out.extend(row.iter().map(|v| v.to_bits()).filter(|&v| keep(v)));
-            });
+            visit_rows(lay, c, chunk, |row| gather_row(row, lo, hi, out));
         };
         self.parts.resize_with(lay.chunks(), Vec::new);
         let store = &self.store[..lay.store_len()];

@@ -158,32 +158,6 @@ pub(crate) fn transpose_centred(x: &[f64], d: usize, n: usize, np: usize, xt: &m
     }
 }
 
-/// Fills a tile store (`lay.store_len()` `f64`s) with the squared distances of every tile
-/// `(I, J)`, `J ≥ I`, from transposed particles `xt` (see [`transpose`]);
-/// chunks in parallel with `rayon` (each tile is computed the same way on any thread).
-pub(crate) fn distance_store(lay: TileLayout, d: usize, xt: &[f64], store: &mut [f64]) {
-    let fill = |(c, chunk): (usize, &mut [f64])| {
-        for i in lay.chunk_rows(c) {
-            let ti = lay.len(i);
-            for j in i..lay.nb {
-                let tj = lay.len(j);
-                let tile = &mut chunk[lay.local_offset(i, j)..][..ti * tj];
-                dist_tile(d, lay.np, xt, i * lay.t, ti, j * lay.t, tj, tile);
-            }
-        }
-    };
-    #[cfg(feature = "rayon")]
-    if lay.n >= PARALLEL_MIN_N {
-        use rayon::prelude::*;
-        store
-            .par_chunks_mut(lay.chunk_len())
-            .enumerate()
-            .for_each(fill);
-        return;
-    }
-    store.chunks_mut(lay.chunk_len()).enumerate().for_each(fill);
-}
-
 /// Tile geometry of the radial engine, a function of `(n, d)` only (never of the thread
 /// count, so results do not depend on it).
 #[derive(Clone, Copy, Debug)]
@@ -287,7 +261,7 @@ impl PairScratch {
 
     /// Computes the pair sums for particles `x` and scores `s` (both `d × n`, column-major).
     /// `r2`: the squared distances of these particles in a tile store of this engine's layout
-    /// (from the median, see [`distance_store`]), if available: the pass then reads them
+    /// (filled by the median of the same step), if available: the pass then reads them
     /// instead of recomputing them (same values, so the same results).
     pub(crate) fn compute<K: Kernel + Sync>(
         &mut self,
