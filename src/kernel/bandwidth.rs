@@ -32,12 +32,11 @@ const NT: usize = 6;
 /// Threshold positions, in standard errors of the sample quantile around the wanted rank.
 const Z: [f64; NT] = [-6.0, -2.0, -0.7, 0.7, 2.0, 6.0];
 
-/// `cnt[k] += #{v ∈ row : bits(v) < th[k]}` (eight lanes at a time, all thresholds per load).
+/// `cnt[k] += #{v ∈ row : bits(v) < tt[k]}` for `k < nt` (eight lanes at a time, all
+/// thresholds per load).
 /// The thresholds are distances (`+0` ≤ `t` ≤ `+∞`, not NaN), where the order of bit patterns
 /// is the order of the values; a NaN distance compares false in both.
-fn count_lt(row: &[f64], th: &[f64], cnt: &mut [usize; NT]) {
-    let mut tt = [f64::INFINITY; NT];
-    tt[..th.len()].copy_from_slice(th);
+fn count_lt(row: &[f64], tt: &[f64; NT], nt: usize, cnt: &mut [usize; NT]) {
     // Counts as f64 (exact below 2⁵³): a compare and a masked add per lane. (Separate
     // accumulators, not an array: LLVM then keeps them in registers.)
     #[inline(always)]
@@ -50,7 +49,7 @@ fn count_lt(row: &[f64], th: &[f64], cnt: &mut [usize; NT]) {
     let (mut a0, mut a1, mut a2, mut a3, mut a4, mut a5) = (z, z, z, z, z, z);
     let chunks = row.chunks_exact(8);
     let rest = chunks.remainder();
-    let six = th.len() > 4;
+    let six = nt > 4;
     for ch in chunks {
         let v = c8(ch, 0);
         lt8(&mut a0, v, tt[0]);
@@ -62,7 +61,7 @@ fn count_lt(row: &[f64], th: &[f64], cnt: &mut [usize; NT]) {
             lt8(&mut a5, v, tt[5]);
         }
     }
-    for (k, a) in [a0, a1, a2, a3, a4, a5].iter().enumerate().take(th.len()) {
+    for (k, a) in [a0, a1, a2, a3, a4, a5].iter().enumerate().take(nt) {
         cnt[k] += a.iter().sum::<f64>() as usize + rest.iter().filter(|&&v| v < tt[k]).count();
     }
 }
@@ -169,6 +168,10 @@ fn fill_chunk(
 ) -> [usize; NT] {
     let mut cnt = [0; NT];
     out.clear();
+    let mut tt = [f64::INFINITY; NT];
+    if let Some(th) = th {
+        tt[..4].copy_from_slice(th);
+    }
     for i in lay.chunk_rows(c) {
         let ti = lay.len(i);
         for j in i..lay.nb {
@@ -177,10 +180,29 @@ fn fill_chunk(
             crate::fastmath::dist_tile(d, lay.np, xt, i * lay.t, ti, j * lay.t, tj, tile);
             if let Some(th) = th {
                 let (lo, hi) = (th[1].to_bits(), Some(th[2].to_bits()));
-                visit_tile(lay, i, j, tile, &mut |row| {
-                    count_lt(row, th, &mut cnt);
-                    gather_row(row, lo, hi, out);
-                });
+                if i == j {
+                    // Count over the whole (symmetric, zero-diagonal) square in long runs,
+                    // then halve: r²(i, j) and r²(j, i) have the same bits ((a − b)² =
+                    // (b − a)², summed in the same order) and r²(i, i) = +0 exactly.
+                    let vi = lay.valid(i);
+                    let mut cd = [0; NT];
+                    if vi == tj {
+                        count_lt(&tile[..vi * tj], &tt, 4, &mut cd);
+                    } else {
+                        for ii in 0..vi {
+                            count_lt(&tile[ii * tj..ii * tj + vi], &tt, 4, &mut cd);
+                        }
+                    }
+                    for (c, (&x, &t)) in cnt.iter_mut().zip(cd.iter().zip(th)) {
+                        *c += (x - if t > 0.0 { vi } else { 0 }) / 2;
+                    }
+                    visit_tile(lay, i, j, tile, &mut |row| gather_row(row, lo, hi, out));
+                } else {
+                    visit_tile(lay, i, j, tile, &mut |row| {
+                        count_lt(row, &tt, 4, &mut cnt);
+                        gather_row(row, lo, hi, out);
+                    });
+                }
             }
         }
     }
@@ -677,14 +699,14 @@ impl MedianScratch {
     /// For every threshold `th[k]`, the number of stored distances whose bit pattern is
     /// below it.
     fn count_below(&self, lay: TileLayout, th: &[u64]) -> [usize; NT] {
-        let mut thf = [0.0; NT];
+        let mut thf = [f64::INFINITY; NT];
         for (f, &t) in thf.iter_mut().zip(th) {
             *f = f64::from_bits(t);
         }
-        let th = &thf[..th.len()];
+        let nt = th.len();
         let count = |(c, chunk): (usize, &[f64])| {
             let mut cnt = [0_usize; NT];
-            visit_rows(lay, c, chunk, |row| count_lt(row, th, &mut cnt));
+            visit_rows(lay, c, chunk, |row| count_lt(row, &thf, nt, &mut cnt));
             cnt
         };
         let add = |mut a: [usize; NT], b: [usize; NT]| {

@@ -525,6 +525,15 @@ impl PairScratch {
             return f64::NAN;
         }
         let mut diag = 0.0;
+        if let Some(p) = self.gauss {
+            // k(x, x) = 1, ∇ₓk(x, x) = 0, ∇ₓ·∇ᵧk(x, x) = d·p.
+            let dp = d as f64 * p;
+            for si in s.chunks_exact(d) {
+                diag += si.iter().map(|v| v * v).sum::<f64>() + dp;
+            }
+            let nf = n as f64;
+            return (v * nf * nf - diag) / (nf * (nf - 1.0));
+        }
         for i in 0..n {
             let (xi, si) = (&x[i * d..][..d], &s[i * d..][..d]);
             let k = kernel.value_grad_x(xi, xi, &mut self.grad);
@@ -1039,7 +1048,7 @@ fn gauss_tile<const COLS: bool>(
 ) {
     // Plain loops over whole slices: LLVM's loop vectoriser turns them into full-width code.
     for (k, r) in kv[..vi * tj].iter_mut().zip(&r2[..vi * tj]) {
-        *k = crate::fastmath::exp(-hp * r);
+        *k = crate::fastmath::exp11(-hp * r);
     }
     if vj < tj {
         for ii in 0..vi {
