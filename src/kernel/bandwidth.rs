@@ -4,10 +4,13 @@
 //! ours, `k = exp(−r²/(2σ²))`, by `σ² = ℓ/2`. Medians follow `numpy.median`: for an even count
 //! the two middle values are averaged (of `r²` or of `r`, as the rule says). They are exact
 //! order statistics of the `m = n(n−1)/2` upper-triangle squared distances — never a full
-//! sort: a histogram of the order-preserving bit patterns finds the bins of the wanted ranks
-//! and `select_nth_unstable` runs on the values of those bins only — and the full `n × n` medians (zero diagonal included) are
-//! read off the upper triangle: sorted, the full list is `n` zeros followed by every
-//! upper-triangle value twice.
+//! sort. The distances are computed in the SVGD pair engine's tile layout (and reused by the
+//! pair pass of the same step); thresholds around the previous fit's median are counted during
+//! that pass and the few values between them collected, so the selection runs on about 1 % of
+//! the values (a deterministic sample gives the thresholds when there is no usable previous
+//! fit; every bracket is checked by counts, so the result is exact either way). The full
+//! `n × n` medians (zero diagonal included) are read off the upper triangle: sorted, the full
+//! list is `n` zeros followed by every upper-triangle value twice.
 //!
 //! **Large n.** Above [`EXACT_MEDIAN_MAX_PAIRS`] pairs (n > 2048) the `m` distances do not fit a
 //! reasonable buffer; the median is then taken over a fixed, deterministic subsample of

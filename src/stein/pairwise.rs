@@ -13,15 +13,23 @@
 //! `KSD² = n⁻² Σ_i (s_iᵀa_i + 2 s_iᵀrep_i + div_i)` (the symmetric Stein kernel summed over all
 //! pairs, rearranged using `k(x, y) = k(y, x)`).
 //!
-//! **Radial kernels** (`k = ψ(r²)`): particles are centred (radial kernels are translation
-//! invariant) and transposed to a coordinate-major copy padded to a multiple of 16. The
-//! particles are cut into blocks of `t` (32 for n ≤ 256, else 64) and the engine works on
-//! `t × t` tiles of pairs: `r²` by a register-blocked kernel (4 rows × 16 columns in
-//! registers, summed over coordinates in order), `(k, w, c)` for the whole tile (branch-free
-//! exp), then the sums `Σ_j k s_j`, `Σ_j w x_j`, `Σ_j w`, `Σ_j c` as small matrix products with
-//! register-blocked micro-kernels (dot products over particles for d < 16, vectorised over
-//! coordinates from a particle-major copy for d ≥ 16). `rep_i = Σ_j w_ij x_j − x_i Σ_j w_ij`,
-//! `div_i = −d Σ_j w_ij + Σ_j c_ij`.
+//! **Radial kernels** (`k = ψ(r²)`): particles are transposed to a coordinate-major copy
+//! padded to a multiple of 16 (raw, for the distances) and a centred copy (for the features;
+//! radial kernels are translation invariant). The particles are cut into blocks of `t` (32 for
+//! n ≤ 256, else 64) and the engine works on `t × t` tiles of pairs: `r²` by a register-blocked
+//! kernel (4 rows × 16 columns in registers, summed over coordinates in order) or read from the
+//! median's tile store of the same particles, the kernel values for the whole tile (branch-free
+//! exp), then the sums as small matrix products with register-blocked micro-kernels (dot
+//! products over particles for d < 16, vectorised over coordinates from a particle-major copy
+//! for d ≥ 16).
+//!
+//! *Gaussian kernel* ([`Kernel::gaussian_precision`] = `p`): with `f_j = s_j − p·x_j` the driving
+//! and repulsive sums fold into `g_i = Σ_j k_ij f_j`: `n·φ_i = g_i + p·x_i·K_i` with `K_i = Σ_j
+//! k_ij`, and `KSD²` follows from `g`, `K` and `R_i = Σ_j k_ij r²_ij` (see `PairScratch::ksd_v`)
+//! — one `d`-feature product per side instead of `2d + 2`.
+//!
+//! *Other radial kernels*: `(k, w, c)` per pair, the sums `Σ_j k s_j`, `Σ_j w x_j`, `Σ_j w`,
+//! `Σ_j c`; `rep_i = Σ_j w_ij x_j − x_i Σ_j w_ij`, `div_i = −d Σ_j w_ij + Σ_j c_ij`.
 //!
 //! **Symmetry.** `k_ij = k_ji` (and likewise `w`, `c`), so each unordered pair of blocks
 //! `(I, J)`, `I ≤ J`, is evaluated once: its row side is added to block `I`'s sums in
@@ -314,8 +322,8 @@ impl PairScratch {
                 frow[i] = s[i * d + l] - p * xrow[i];
             }
             if self.dp > 0 {
-                for i in 0..n {
-                    self.sp[i * self.dp + l] = frow[i];
+                for (i, f) in frow[..n].iter().enumerate() {
+                    self.sp[i * self.dp + l] = *f;
                 }
             }
         }
