@@ -1,10 +1,12 @@
 //! One SVGD step (Liu–Wang bandwidth re-fitted every step, N(0, I_d) target) at the sizes of
-//! the `svgd` workload, and the pair engine alone. `cargo bench --bench stein`; add
-//! `--features rayon` for the parallel engine.
+//! the `svgd` workload, and the pair engine alone (Gaussian path: `Rbf`; general radial path:
+//! `Imq`). `cargo bench --bench stein`; add `--features rayon` for the parallel engine. The
+//! median bench fits the same particles repeatedly, so after the first call it measures the
+//! bracket path (thresholds from the previous fit), as in an SVGD run.
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use klflow::Sampler;
-use klflow::kernel::{Bandwidth, FitKernel, MedianScratch, Rbf};
+use klflow::kernel::{Bandwidth, FitKernel, Imq, MedianScratch, Rbf};
 use klflow::potential::Gaussian;
 use klflow::stein::{Svgd, stein_direction};
 use nalgebra::{DMatrix, Dyn};
@@ -43,6 +45,12 @@ fn parts(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("pair_engine", format!("n{n}_d{d}")), |b| {
             b.iter(|| stein_direction(&k, &x, &s, &mut phi).unwrap())
         });
+        // The general radial path (k, w, c per pair; 2d + 2 features per side).
+        let imq = Imq::new(1.0, -0.5).unwrap();
+        g.bench_function(
+            BenchmarkId::new("pair_engine_imq", format!("n{n}_d{d}")),
+            |b| b.iter(|| stein_direction(&imq, &x, &s, &mut phi).unwrap()),
+        );
         let mut scratch = MedianScratch::new(n);
         g.bench_function(
             BenchmarkId::new("liu_wang_median", format!("n{n}_d{d}")),

@@ -114,6 +114,34 @@ pub(crate) fn exp(x: f64) -> f64 {
     p * scale
 }
 
+/// `e^x` like [`exp`] (same reduction, same range and accuracy contract) with a degree-11
+/// polynomial instead of the degree-13 Taylor polynomial: `1 + r + r²q(r)`, `q` the
+/// near-minimax (Chebyshev) fit of `(e^r − 1 − r)/r²` on `|r| ≤ ln2/2`, whose relative error
+/// is below `2·10⁻¹⁷` there (so `e^0 = 1` exactly). Two fused multiply-adds fewer per value
+/// (15 instead of 17 on the FMA pipes): for kernel tiles, where the exponentials are the
+/// largest cost.
+#[inline(always)]
+pub(crate) fn exp11(x: f64) -> f64 {
+    let x = if x < -708.0 { -708.0 } else { x };
+    let t = fmadd(x, LOG2E, ROUND);
+    let n = t - ROUND;
+    let r = fmadd(-n, LN2_LO, fmadd(-n, LN2_HI, x));
+    let mut p = 2.510_037_583_256_123_4e-8;
+    p = fmadd(p, r, 2.762_007_587_998_336_7e-7);
+    p = fmadd(p, r, 2.755_726_848_031_002_4e-6);
+    p = fmadd(p, r, 2.480_152_132_236_869_2e-5);
+    p = fmadd(p, r, 1.984_126_986_304_054_5e-4);
+    p = fmadd(p, r, 1.388_888_891_719_671_9e-3);
+    p = fmadd(p, r, 8.333_333_333_330_065e-3);
+    p = fmadd(p, r, 4.166_666_666_662_416_4e-2);
+    p = fmadd(p, r, 0.166_666_666_666_666_69);
+    p = fmadd(p, r, 0.500_000_000_000_000_1);
+    p = fmadd(p, r, 1.0);
+    p = fmadd(p, r, 1.0);
+    let scale = f64::from_bits(t.to_bits().wrapping_add(1023) << 52);
+    p * scale
+}
+
 /// `e^x` like [`exp`] (same reduction, same polynomial, same accuracy), with the polynomial
 /// evaluated by Estrin's scheme: a dependency chain of depth 5 instead of Horner's 13, so that
 /// loops with many independent exponentials keep more of them in flight.
@@ -546,6 +574,27 @@ mod tests {
         }
         assert!(worst < 4.0 * f64::EPSILON, "worst relative error {worst:e}");
         assert!(super::exp(-1e300) < 1e-307 && super::exp_ilp(-1e300) < 1e-307);
+        // The degree-11 variant: same contract, on the same grid and densely on the
+        // reduced range's edges (|r| ≈ ln2/2, where the polynomial error peaks).
+        let mut worst11 = 0.0_f64;
+        let mut check = |x: f64| {
+            let (a, b) = (super::exp11(x), x.exp());
+            worst11 = worst11.max(((a - b) / b).abs());
+        };
+        let mut x = -708.0;
+        while x < 709.0 {
+            check(x);
+            x += 0.012_345_678_9;
+        }
+        let h = 0.5 * std::f64::consts::LN_2;
+        for k in -3000..3000 {
+            for c in [-h, h, 3.0 * h, -5.0 * h] {
+                check(c + k as f64 * 1e-7);
+            }
+        }
+        assert!(worst11 < 4.0 * f64::EPSILON, "exp11: worst {worst11:e}");
+        assert!(super::exp11(-1e300) < 1e-307);
+        assert_eq!(super::exp11(0.0), 1.0);
         assert_eq!(super::exp(0.0), 1.0);
         assert_eq!(super::exp_ilp(0.0), 1.0);
     }

@@ -4,10 +4,13 @@
 //! ours, `k = exp(−r²/(2σ²))`, by `σ² = ℓ/2`. Medians follow `numpy.median`: for an even count
 //! the two middle values are averaged (of `r²` or of `r`, as the rule says). They are exact
 //! order statistics of the `m = n(n−1)/2` upper-triangle squared distances — never a full
-//! sort: a histogram of the order-preserving bit patterns finds the bins of the wanted ranks
-//! and `select_nth_unstable` runs on the values of those bins only — and the full `n × n` medians (zero diagonal included) are
-//! read off the upper triangle: sorted, the full list is `n` zeros followed by every
-//! upper-triangle value twice.
+//! sort. The distances are computed in the SVGD pair engine's tile layout (and reused by the
+//! pair pass of the same step); thresholds around the previous fit's median are counted during
+//! that pass and the few values between them collected, so the selection runs on about 1 % of
+//! the values (a deterministic sample gives the thresholds when there is no usable previous
+//! fit; every bracket is checked by counts, so the result is exact either way). The full
+//! `n × n` medians (zero diagonal included) are read off the upper triangle: sorted, the full
+//! list is `n` zeros followed by every upper-triangle value twice.
 //!
 //! **Large n.** Above [`EXACT_MEDIAN_MAX_PAIRS`] pairs (n > 2048) the `m` distances do not fit a
 //! reasonable buffer; the median is then taken over a fixed, deterministic subsample of
@@ -20,6 +23,194 @@ use nalgebra::DMatrix;
 
 use super::{FitKernel, Rbf};
 use crate::error::{Error, Result};
+use crate::fastmath::c8;
+#[cfg(feature = "rayon")]
+use crate::stein::pairwise::PARALLEL_MIN_N;
+use crate::stein::pairwise::{TileLayout, transpose};
+
+/// Sample size (at most) of the exact selection's thresholds.
+const SAMPLE_MAX: usize = 2048;
+/// Number of thresholds of the exact selection.
+const NT: usize = 6;
+/// Threshold positions, in standard errors of the sample quantile around the wanted rank.
+const Z: [f64; NT] = [-6.0, -2.0, -0.7, 0.7, 2.0, 6.0];
+
+/// `cnt[k] += #{v ∈ row : bits(v) < tt[k]}` for `k < nt` (eight lanes at a time, all
+/// thresholds per load).
+/// The thresholds are distances (`+0` ≤ `t` ≤ `+∞`, not NaN), where the order of bit patterns
+/// is the order of the values; a NaN distance compares false in both.
+fn count_lt(row: &[f64], tt: &[f64; NT], nt: usize, cnt: &mut [usize; NT]) {
+    // Counts as f64 (exact below 2⁵³): a compare and a masked add per lane. (Separate
+    // accumulators, not an array: LLVM then keeps them in registers.)
+    #[inline(always)]
+    fn lt8(acc: &mut [f64; 8], v: &[f64; 8], t: f64) {
+        for q in 0..8 {
+            acc[q] += if v[q] < t { 1.0 } else { 0.0 };
+        }
+    }
+    let z = [0.0_f64; 8];
+    let (mut a0, mut a1, mut a2, mut a3, mut a4, mut a5) = (z, z, z, z, z, z);
+    let chunks = row.chunks_exact(8);
+    let rest = chunks.remainder();
+    let six = nt > 4;
+    for ch in chunks {
+        let v = c8(ch, 0);
+        lt8(&mut a0, v, tt[0]);
+        lt8(&mut a1, v, tt[1]);
+        lt8(&mut a2, v, tt[2]);
+        lt8(&mut a3, v, tt[3]);
+        if six {
+            lt8(&mut a4, v, tt[4]);
+            lt8(&mut a5, v, tt[5]);
+        }
+    }
+    for (k, a) in [a0, a1, a2, a3, a4, a5].iter().enumerate().take(nt) {
+        cnt[k] += a.iter().sum::<f64>() as usize + rest.iter().filter(|&&v| v < tt[k]).count();
+    }
+}
+
+/// Appends to `out` the bit patterns `v` of `row` with `lo ≤ v < hi` (`hi = None`: no upper
+/// bound). A vectorised pre-test per eight values skips the chunks without candidates.
+#[inline(never)]
+fn gather_row(row: &[f64], lo: u64, hi: Option<u64>, out: &mut Vec<u64>) {
+    let Some(hi) = hi else {
+        out.extend(row.iter().map(|x| x.to_bits()).filter(|&x| x >= lo));
+        return;
+    };
+    let keep = |v: u64| v >= lo && v < hi;
+    // For distances (≥ +0, or NaN) with `lo`, `hi` distances, the comparisons as f64 equal
+    // those of the bit patterns (NaN fails both, as NaN bits lie above `hi`).
+    let (lo_f, hi_f) = (f64::from_bits(lo), f64::from_bits(hi));
+    let chunks = row.chunks_exact(8);
+    let rest = chunks.remainder();
+    for ch in chunks {
+        let v = c8(ch, 0);
+        let mut hit = false;
+        for &x in v {
+            hit |= (x >= lo_f) & (x < hi_f);
+        }
+        if hit {
+            out.extend(v.iter().map(|x| x.to_bits()).filter(|&x| keep(x)));
+        }
+    }
+    out.extend(rest.iter().map(|x| x.to_bits()).filter(|&x| keep(x)));
+}
+
+/// The order statistics of the previous exact fit (to bracket the next one).
+#[derive(Clone, Copy, Debug)]
+struct Prev {
+    n: usize,
+    v0: f64,
+    v1: f64,
+    /// Relative half-width of the next bracket.
+    width: f64,
+}
+
+/// A range `[lo, hi)` of bit patterns holding the wanted ranks `k0 ≤ k1`: `below` stored
+/// values lie under `lo`, `above` under `hi` (`hi = None`: no bound, `above = m`).
+#[derive(Clone, Copy, Debug)]
+struct Bracket {
+    lo: u64,
+    below: usize,
+    hi: Option<u64>,
+    above: usize,
+}
+
+impl Bracket {
+    /// Intersects with the tightest bracket that thresholds `th` (ascending) with counts
+    /// `counts` (values below each) give for ranks `k0 ≤ k1`.
+    fn narrow(&mut self, th: &[u64], counts: &[usize], k0: usize, k1: usize) {
+        for (&t, &c) in th.iter().zip(counts) {
+            if c <= k0 && c >= self.below {
+                (self.lo, self.below) = (t, c);
+            }
+            if c > k1 && c < self.above {
+                (self.hi, self.above) = (Some(t), c);
+            }
+        }
+    }
+}
+
+/// Calls `f` on every run of upper-triangle distances (pairs `i < j` of real particles) in
+/// chunk `c` of a tile store.
+fn visit_rows(lay: TileLayout, c: usize, chunk: &[f64], mut f: impl FnMut(&[f64])) {
+    for i in lay.chunk_rows(c) {
+        for j in i..lay.nb {
+            let tile = &chunk[lay.local_offset(i, j)..][..lay.len(i) * lay.len(j)];
+            visit_tile(lay, i, j, tile, &mut f);
+        }
+    }
+}
+
+/// Calls `f` on every run of upper-triangle distances of tile `(i, j)`.
+fn visit_tile(lay: TileLayout, i: usize, j: usize, tile: &[f64], f: &mut impl FnMut(&[f64])) {
+    let (vi, vj, tj) = (lay.valid(i), lay.valid(j), lay.len(j));
+    if i != j && vj == tj {
+        f(&tile[..vi * tj]);
+        return;
+    }
+    for ii in 0..vi {
+        let from = if i == j { ii + 1 } else { 0 };
+        if from < vj {
+            f(&tile[ii * tj + from..ii * tj + vj]);
+        }
+    }
+}
+
+/// Fills chunk `c` of a tile store with squared distances and, with thresholds `th`, counts
+/// the upper-triangle values below each and collects into `out` those in `[th[1], th[2])`
+/// while each tile is still in cache.
+fn fill_chunk(
+    lay: TileLayout,
+    d: usize,
+    xt: &[f64],
+    th: Option<&[f64; 4]>,
+    c: usize,
+    chunk: &mut [f64],
+    out: &mut Vec<u64>,
+) -> [usize; NT] {
+    let mut cnt = [0; NT];
+    out.clear();
+    let mut tt = [f64::INFINITY; NT];
+    if let Some(th) = th {
+        tt[..4].copy_from_slice(th);
+    }
+    for i in lay.chunk_rows(c) {
+        let ti = lay.len(i);
+        for j in i..lay.nb {
+            let tj = lay.len(j);
+            let tile = &mut chunk[lay.local_offset(i, j)..][..ti * tj];
+            crate::fastmath::dist_tile(d, lay.np, xt, i * lay.t, ti, j * lay.t, tj, tile);
+            if let Some(th) = th {
+                let (lo, hi) = (th[1].to_bits(), Some(th[2].to_bits()));
+                if i == j {
+                    // Count over the whole (symmetric, zero-diagonal) square in long runs,
+                    // then halve: r²(i, j) and r²(j, i) have the same bits ((a − b)² =
+                    // (b − a)², summed in the same order) and r²(i, i) = +0 exactly.
+                    let vi = lay.valid(i);
+                    let mut cd = [0; NT];
+                    if vi == tj {
+                        count_lt(&tile[..vi * tj], &tt, 4, &mut cd);
+                    } else {
+                        for ii in 0..vi {
+                            count_lt(&tile[ii * tj..ii * tj + vi], &tt, 4, &mut cd);
+                        }
+                    }
+                    for (c, (&x, &t)) in cnt.iter_mut().zip(cd.iter().zip(th)) {
+                        *c += (x - if t > 0.0 { vi } else { 0 }) / 2;
+                    }
+                    visit_tile(lay, i, j, tile, &mut |row| gather_row(row, lo, hi, out));
+                } else {
+                    visit_tile(lay, i, j, tile, &mut |row| {
+                        count_lt(row, &tt, 4, &mut cnt);
+                        gather_row(row, lo, hi, out);
+                    });
+                }
+            }
+        }
+    }
+    cnt
+}
 
 /// Above this many pairs `n(n−1)/2` the median uses a deterministic subsample (n > 2048).
 ///
@@ -174,11 +365,21 @@ impl FitKernel for Bandwidth {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct MedianScratch {
+    /// Subsampled path: the squared distances of the sampled pairs (bit patterns).
     dist: Vec<u64>,
     xt: Vec<f64>,
-    tile: Vec<f64>,
+    /// Exact path: the squared distances of all pairs in the pair engine's tile store.
+    store: Vec<f64>,
+    /// The layout of `store` and whether it still belongs to the current particles.
+    lay: Option<TileLayout>,
+    fresh: bool,
     hist: Vec<u32>,
     cand: Vec<u64>,
+    parts: Vec<Vec<u64>>,
+    sample: Vec<u64>,
+    prev: Option<Prev>,
+    /// Thresholds and counts of the last distance pass (see [`MedianScratch::fill`]).
+    pre: Option<([u64; 4], [usize; 4])>,
     /// `None`: all pairs; `Some(s)`: `s` hashed pairs.
     subsample: Option<usize>,
 }
@@ -198,8 +399,9 @@ impl MedianScratch {
     pub fn new(n: usize) -> Self {
         let m = n * n.saturating_sub(1) / 2;
         if m <= EXACT_MEDIAN_MAX_PAIRS {
+            let lay = TileLayout::new(n);
             Self {
-                dist: Vec::with_capacity(m),
+                store: Vec::with_capacity(if m > 0 { lay.store_len() } else { 0 }),
                 subsample: None,
                 ..Self::default()
             }
@@ -243,37 +445,73 @@ impl MedianScratch {
     fn fill(&mut self, x: &DMatrix<f64>) {
         let (d, n) = x.shape();
         self.dist.clear();
+        self.fresh = false;
+        self.pre = None;
         match self.subsample {
             None => {
-                // Transposed copy (coordinate l of every particle contiguous, padded to a
-                // multiple of 16), then 64 × 64 tiles of the upper triangle through the
-                // register-blocked distance kernel of the pair engine.
-                const T: usize = 64;
-                let np = n.div_ceil(16) * 16;
+                // Transposed copy, then every tile of the pair engine's layout
+                // (kept: the pair pass of the same step reuses them).
+                let lay = TileLayout::new(n);
                 self.xt.clear();
-                self.xt.resize(d * np, 0.0);
-                for (i, col) in x.column_iter().enumerate() {
-                    for (l, v) in col.iter().enumerate() {
-                        self.xt[l * np + i] = *v;
+                self.xt.resize(d * lay.np, 0.0);
+                transpose(x.as_slice(), d, n, lay.np, &mut self.xt);
+                self.store.resize(lay.store_len(), 0.0);
+                // Around the previous fit's order statistics (they move little from one step
+                // to the next): thresholds at (1 ± w), (1 ± 4w) times them, counted, and the
+                // candidates in the narrow bracket collected, during the distance pass.
+                let th = self.prev.filter(|p| p.n == n).map(|p| {
+                    let w = p.width;
+                    [
+                        p.v0 * (1.0 - 4.0 * w),
+                        p.v0 * (1.0 - w),
+                        p.v1 * (1.0 + w),
+                        p.v1 * (1.0 + 4.0 * w),
+                    ]
+                });
+                self.parts.resize_with(lay.chunks(), Vec::new);
+                let (xt, th_ref) = (&self.xt[..], th.as_ref());
+                let run = |(c, (chunk, out)): (usize, (&mut [f64], &mut Vec<u64>))| {
+                    fill_chunk(lay, d, xt, th_ref, c, chunk, out)
+                };
+                let add = |mut a: [usize; NT], b: [usize; NT]| {
+                    for (x, y) in a.iter_mut().zip(b) {
+                        *x += y;
                     }
-                }
-                self.tile.resize(T * T, 0.0);
-                for ib in (0..n).step_by(T) {
-                    let ti = (np - ib).min(T);
-                    for jb in (ib..n).step_by(T) {
-                        let tj = (np - jb).min(T);
-                        let tile = &mut self.tile[..ti * tj];
-                        crate::fastmath::dist_tile(d, np, &self.xt, ib, ti, jb, tj, tile);
-                        for ii in 0..ti.min(n - ib) {
-                            let from = if jb == ib { ii + 1 } else { 0 };
-                            let to = tj.min(n - jb);
-                            if from < to {
-                                let row = &tile[ii * tj..][from..to];
-                                self.dist.extend(row.iter().map(|r| r.to_bits()));
-                            }
-                        }
-                    }
-                }
+                    a
+                };
+                let store = &mut self.store[..lay.store_len()];
+                #[cfg(feature = "rayon")]
+                let counts = if n >= PARALLEL_MIN_N {
+                    use rayon::prelude::*;
+                    store
+                        .par_chunks_mut(lay.chunk_len())
+                        .zip(self.parts.par_iter_mut())
+                        .enumerate()
+                        .map(run)
+                        .reduce(|| [0; NT], add)
+                } else {
+                    store
+                        .chunks_mut(lay.chunk_len())
+                        .zip(self.parts.iter_mut())
+                        .enumerate()
+                        .map(run)
+                        .fold([0; NT], add)
+                };
+                #[cfg(not(feature = "rayon"))]
+                let counts = store
+                    .chunks_mut(lay.chunk_len())
+                    .zip(self.parts.iter_mut())
+                    .enumerate()
+                    .map(run)
+                    .fold([0; NT], add);
+                self.pre = th.map(|t| {
+                    (
+                        t.map(f64::to_bits),
+                        [counts[0], counts[1], counts[2], counts[3]],
+                    )
+                });
+                self.lay = Some(lay);
+                self.fresh = true;
             }
             Some(s) => {
                 for t in 0..s as u64 {
@@ -324,26 +562,225 @@ impl MedianScratch {
 
     /// The upper-triangle order statistics of ranks `ranks` (ascending; `None` = 0).
     fn order_stats(&mut self, m: usize, ranks: [Option<usize>; 2]) -> [f64; 2] {
-        let len = self.dist.len();
-        // Rank k among m pairs ↦ rank among the stored values (identity when exact).
-        let map = |k: usize| -> usize {
-            if len == m || m <= 1 {
-                k.min(len - 1)
-            } else {
-                ((k as f64) * (len - 1) as f64 / (m - 1) as f64).round() as usize
+        let mut out = [0.0; 2];
+        let Some(k1) = ranks[1] else {
+            return out;
+        };
+        let (v0, v1) = match (self.subsample, self.lay) {
+            (None, Some(lay)) => self.select_store(lay, ranks[0].unwrap_or(k1), k1),
+            _ => {
+                let len = self.dist.len();
+                // Rank k among m pairs ↦ rank among the stored values.
+                let map = |k: usize| -> usize {
+                    if len == m || m <= 1 {
+                        k.min(len - 1)
+                    } else {
+                        ((k as f64) * (len - 1) as f64 / (m - 1) as f64).round() as usize
+                    }
+                };
+                let k1 = map(k1);
+                self.select_two(ranks[0].map_or(k1, map), k1)
             }
         };
-        let mut out = [0.0; 2];
-        if let Some(k1) = ranks[1] {
-            let k1 = map(k1);
-            let k0 = ranks[0].map(map);
-            let (v0, v1) = self.select_two(k0.unwrap_or(k1), k1);
-            out[1] = f64::from_bits(v1);
-            if k0.is_some() {
-                out[0] = f64::from_bits(v0);
-            }
+        out[1] = f64::from_bits(v1);
+        if ranks[0].is_some() {
+            out[0] = f64::from_bits(v0);
         }
         out
+    }
+
+    /// The exact order statistics of ranks `k0 ≤ k1` among the `m = n(n−1)/2` distances of the
+    /// tile store, by bracketing: a deterministic sample (one entry per tile row, along the
+    /// tile diagonals) gives thresholds around the wanted quantile; one counting pass
+    /// (vectorised comparisons) finds the narrowest threshold bracket holding both ranks, a
+    /// second pass gathers the values inside it and the selection runs on those only. Exact
+    /// whatever the sample (an unlucky sample only widens the bracket, up to all values).
+    /// Both passes run over the store's chunks in parallel with `rayon`; the counts are
+    /// integers and the selected values unique, so the result does not depend on threads.
+    fn select_store(&mut self, lay: TileLayout, k0: usize, k1: usize) -> (u64, u64) {
+        let m = lay.n * (lay.n - 1) / 2;
+        // A valid bracket: `below` values lie under `lo`, the ranks k0, k1 lie in [lo, hi).
+        let mut br = Bracket {
+            lo: 0,
+            below: 0,
+            hi: None,
+            above: m,
+        };
+        // 1. The bracket counted during the distance pass (see `fill`), if it holds the
+        //    ranks: its candidates are already collected.
+        let mut collected = false;
+        if let Some((th, counts)) = self.pre.take() {
+            br.narrow(&th, &counts, k0, k1);
+            if br.lo >= th[1] && br.hi.is_some_and(|h| h <= th[2]) {
+                let (lo, hi) = (br.lo, br.hi.expect("bounded"));
+                self.cand.clear();
+                for p in &self.parts {
+                    self.cand.extend(p.iter().filter(|&&v| v >= lo && v < hi));
+                }
+                collected = true;
+            }
+        }
+        // 2. Otherwise, or if that bracket is wide: thresholds from a deterministic sample
+        //    (one entry per tile row along the tile diagonals) around the wanted quantile.
+        if !collected {
+            if br.above - br.below > m / 32 + 64 {
+                self.sample_thresholds(lay, k0, k1, m, &mut br);
+            }
+            self.gather(lay, br.lo, br.hi);
+        }
+        let (k0, k1) = (k0 - br.below, k1 - br.below);
+        let (_, v1, _) = self.cand.select_nth_unstable(k1);
+        let v1 = *v1;
+        let v0 = if k0 == k1 {
+            v1
+        } else {
+            *self.cand[..k1].select_nth_unstable(k0).1
+        };
+        // The next bracket's width: a few times this fit's relative change.
+        let (f0, f1) = (f64::from_bits(v0), f64::from_bits(v1));
+        let width = match self.prev.filter(|p| p.n == lay.n) {
+            Some(p) => {
+                (3.0 * ((f0 / p.v0 - 1.0).abs()).max((f1 / p.v1 - 1.0).abs())).clamp(1e-4, 0.05)
+            }
+            None => 0.01,
+        };
+        self.prev = (f0 > 0.0 && f1.is_finite()).then_some(Prev {
+            n: lay.n,
+            v0: f0,
+            v1: f1,
+            width: if width.is_finite() { width } else { 0.01 },
+        });
+        (v0, v1)
+    }
+
+    /// Narrows `br` with thresholds from a deterministic sample of the stored distances.
+    fn sample_thresholds(
+        &mut self,
+        lay: TileLayout,
+        k0: usize,
+        k1: usize,
+        m: usize,
+        br: &mut Bracket,
+    ) {
+        self.sample.clear();
+        let rows = lay.nb * (lay.nb + 1) / 2 * lay.t;
+        let step = rows.div_ceil(SAMPLE_MAX).max(1);
+        for i in 0..lay.nb {
+            for j in i..lay.nb {
+                let (vi, vj, tj) = (lay.valid(i), lay.valid(j), lay.len(j));
+                let tile = &self.store[lay.offset(i, j)..];
+                let shift = if i == j { (vj / 2).max(1) } else { 0 };
+                for q in (0..vi).step_by(step) {
+                    if q + shift < vj {
+                        self.sample.push(tile[q * tj + q + shift].to_bits());
+                    }
+                }
+            }
+        }
+        self.sample.sort_unstable();
+        // Thresholds must be distances, not NaN (bit patterns above +∞): drop those.
+        let finite = self
+            .sample
+            .partition_point(|&v| v <= f64::INFINITY.to_bits());
+        self.sample.truncate(finite);
+        let ns = self.sample.len();
+        if ns < 16 {
+            return;
+        }
+        let q = 0.5 * (k0 + k1) as f64 / m as f64;
+        let se = (q * (1.0 - q) * ns as f64).sqrt().max(1.0);
+        let th: [u64; NT] = std::array::from_fn(|k| {
+            let pos = (q * ns as f64 + Z[k] * se)
+                .round()
+                .clamp(0.0, (ns - 1) as f64);
+            self.sample[pos as usize]
+        });
+        let counts = self.count_below(lay, &th);
+        br.narrow(&th, &counts, k0, k1);
+    }
+
+    /// For every threshold `th[k]`, the number of stored distances whose bit pattern is
+    /// below it.
+    fn count_below(&self, lay: TileLayout, th: &[u64]) -> [usize; NT] {
+        let mut thf = [f64::INFINITY; NT];
+        for (f, &t) in thf.iter_mut().zip(th) {
+            *f = f64::from_bits(t);
+        }
+        let nt = th.len();
+        let count = |(c, chunk): (usize, &[f64])| {
+            let mut cnt = [0_usize; NT];
+            visit_rows(lay, c, chunk, |row| count_lt(row, &thf, nt, &mut cnt));
+            cnt
+        };
+        let add = |mut a: [usize; NT], b: [usize; NT]| {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+            a
+        };
+        #[cfg(feature = "rayon")]
+        if lay.n >= PARALLEL_MIN_N {
+            use rayon::prelude::*;
+            return self.store[..lay.store_len()]
+                .par_chunks(lay.chunk_len())
+                .enumerate()
+                .map(count)
+                .reduce(|| [0; NT], add);
+        }
+        self.store[..lay.store_len()]
+            .chunks(lay.chunk_len())
+            .enumerate()
+            .map(count)
+            .fold([0; NT], add)
+    }
+
+    /// Collects into `cand` the stored bit patterns `v` with `lo ≤ v < hi` (`hi = None`: no
+    /// upper bound), chunk by chunk.
+    fn gather(&mut self, lay: TileLayout, lo: u64, hi: Option<u64>) {
+        let run = |(c, (chunk, out)): (usize, (&[f64], &mut Vec<u64>))| {
+            out.clear();
+            visit_rows(lay, c, chunk, |row| gather_row(row, lo, hi, out));
+        };
+        self.parts.resize_with(lay.chunks(), Vec::new);
+        let store = &self.store[..lay.store_len()];
+        #[cfg(feature = "rayon")]
+        if lay.n >= PARALLEL_MIN_N {
+            use rayon::prelude::*;
+            store
+                .par_chunks(lay.chunk_len())
+                .zip(self.parts.par_iter_mut())
+                .enumerate()
+                .for_each(run);
+        } else {
+            store
+                .chunks(lay.chunk_len())
+                .zip(self.parts.iter_mut())
+                .enumerate()
+                .for_each(run);
+        }
+        #[cfg(not(feature = "rayon"))]
+        store
+            .chunks(lay.chunk_len())
+            .zip(self.parts.iter_mut())
+            .enumerate()
+            .for_each(run);
+        self.cand.clear();
+        for p in &self.parts {
+            self.cand.extend_from_slice(p);
+        }
+    }
+
+    /// The tile store of the particles of the last fit, if it is still current (the exact
+    /// path, `n` particles in dimension `d`).
+    pub(crate) fn fresh_store(&self, n: usize, d: usize) -> Option<&[f64]> {
+        let lay = self.lay?;
+        (self.fresh && self.subsample.is_none() && lay.n == n && self.xt.len() == d * lay.np)
+            .then_some(&self.store[..lay.store_len()])
+    }
+
+    /// Marks the stored distances as stale (the particles moved).
+    pub(crate) fn mark_stale(&mut self) {
+        self.fresh = false;
     }
 
     /// The order statistics of ranks `k0 ≤ k1` of `dist` (exact). Large lists go through a

@@ -84,6 +84,27 @@ pub trait Kernel {
     fn radial_block(&self, r2: &[f64], k: &mut [f64], w: &mut [f64], c: &mut [f64]) {
         let _ = (r2, k, w, c);
     }
+
+    /// For the Gaussian kernel `k = exp(−p‖x − y‖²/2)`, the precision `p = 1/σ²`; `None` (the
+    /// default) for every other kernel.
+    ///
+    /// A radial kernel that reports it must also implement [`Kernel::radial_block`]. Then
+    /// `∇ₓk(x, y) = −p(x − y)k`, and the pair engine of [`stein`](crate::stein) folds the
+    /// driving and repulsive sums of SVGD into one product with the feature `s_j − p·x_j`
+    /// (half the pair work of the general radial path).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::kernel::{Imq, Kernel, Rbf};
+    ///
+    /// assert_eq!(Rbf::new(0.5)?.gaussian_precision(), Some(4.0)); // 1/σ²
+    /// assert_eq!(Imq::new(1.0, -0.5)?.gaussian_precision(), None);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
+    fn gaussian_precision(&self) -> Option<f64> {
+        None
+    }
 }
 
 impl<K: Kernel + ?Sized> Kernel for &K {
@@ -101,6 +122,9 @@ impl<K: Kernel + ?Sized> Kernel for &K {
     }
     fn radial_block(&self, r2: &[f64], k: &mut [f64], w: &mut [f64], c: &mut [f64]) {
         (**self).radial_block(r2, k, w, c)
+    }
+    fn gaussian_precision(&self) -> Option<f64> {
+        (**self).gaussian_precision()
     }
 }
 

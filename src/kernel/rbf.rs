@@ -128,6 +128,10 @@ impl Kernel for Rbf {
         true
     }
 
+    fn gaussian_precision(&self) -> Option<f64> {
+        Some(1.0 / (self.sigma * self.sigma))
+    }
+
     #[inline]
     fn radial_block(&self, r2: &[f64], k: &mut [f64], w: &mut [f64], c: &mut [f64]) {
         let s2 = self.sigma * self.sigma;

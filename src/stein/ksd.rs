@@ -86,7 +86,7 @@ where
         });
     }
     let mut p = PairScratch::new(d, n);
-    p.compute(kernel, particles.as_slice(), s.as_slice());
+    p.compute(kernel, particles.as_slice(), s.as_slice(), None);
     let v = p.ksd_v(s.as_slice());
     let u = p.ksd_u(kernel, particles.as_slice(), s.as_slice(), v);
     Ok(Ksd {

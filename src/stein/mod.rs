@@ -23,7 +23,7 @@
 mod ksd;
 mod mmd;
 mod noisy;
-mod pairwise;
+pub(crate) mod pairwise;
 mod svgd;
 
 pub use ksd::ksd;

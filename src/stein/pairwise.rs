@@ -13,15 +13,23 @@
 //! `KSD² = n⁻² Σ_i (s_iᵀa_i + 2 s_iᵀrep_i + div_i)` (the symmetric Stein kernel summed over all
 //! pairs, rearranged using `k(x, y) = k(y, x)`).
 //!
-//! **Radial kernels** (`k = ψ(r²)`): particles are centred (radial kernels are translation
-//! invariant) and transposed to a coordinate-major copy padded to a multiple of 16. The
-//! particles are cut into blocks of `t` (32 for n ≤ 256, else 64) and the engine works on
-//! `t × t` tiles of pairs: `r²` by a register-blocked kernel (4 rows × 16 columns in
-//! registers, summed over coordinates in order), `(k, w, c)` for the whole tile (branch-free
-//! exp), then the sums `Σ_j k s_j`, `Σ_j w x_j`, `Σ_j w`, `Σ_j c` as small matrix products with
-//! register-blocked micro-kernels (dot products over particles for d < 16, vectorised over
-//! coordinates from a particle-major copy for d ≥ 16). `rep_i = Σ_j w_ij x_j − x_i Σ_j w_ij`,
-//! `div_i = −d Σ_j w_ij + Σ_j c_ij`.
+//! **Radial kernels** (`k = ψ(r²)`): particles are transposed to a coordinate-major copy
+//! padded to a multiple of 16 (raw, for the distances) and a centred copy (for the features;
+//! radial kernels are translation invariant). The particles are cut into blocks of `t` (32 for
+//! n ≤ 256, else 64) and the engine works on `t × t` tiles of pairs: `r²` by a register-blocked
+//! kernel (4 rows × 16 columns in registers, summed over coordinates in order) or read from the
+//! median's tile store of the same particles, the kernel values for the whole tile (branch-free
+//! exp), then the sums as small matrix products with register-blocked micro-kernels (dot
+//! products over particles for d < 16, vectorised over coordinates from a particle-major copy
+//! for d ≥ 16).
+//!
+//! *Gaussian kernel* ([`Kernel::gaussian_precision`] = `p`): with `f_j = s_j − p·x_j` the driving
+//! and repulsive sums fold into `g_i = Σ_j k_ij f_j`: `n·φ_i = g_i + p·x_i·K_i` with `K_i = Σ_j
+//! k_ij`, and `KSD²` follows from `g`, `K` and `R_i = Σ_j k_ij r²_ij` (see `PairScratch::ksd_v`)
+//! — one `d`-feature product per side instead of `2d + 2`.
+//!
+//! *Other radial kernels*: `(k, w, c)` per pair, the sums `Σ_j k s_j`, `Σ_j w x_j`, `Σ_j w`,
+//! `Σ_j c`; `rep_i = Σ_j w_ij x_j − x_i Σ_j w_ij`, `div_i = −d Σ_j w_ij + Σ_j c_ij`.
 //!
 //! **Symmetry.** `k_ij = k_ji` (and likewise `w`, `c`), so each unordered pair of blocks
 //! `(I, J)`, `I ≤ J`, is evaluated once: its row side is added to block `I`'s sums in
@@ -62,6 +70,102 @@ const CW: usize = 16;
 /// (≈ 32 MB, of which about half is touched) it falls back to the one-sided engine.
 const SYM_MAX_SLOTS: usize = 1 << 22;
 
+/// How particles are cut into blocks and where the distance tile of a block pair lives in a
+/// tile store; a function of `n` only (shared by the pair engine and the median's distance
+/// store, so that the median's tiles can be reused by the pair pass).
+///
+/// The store holds the tiles `(I, J)`, `J ≥ I`, of `t × t` slots each (a tile of a last,
+/// shorter block uses a prefix). Row blocks `c` and `nb − 1 − c` share chunk `c` of `nb + 1`
+/// tiles (`nb − c` and `c + 1` of them), so the `⌈nb/2⌉` chunks have equal work and can be
+/// filled in parallel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TileLayout {
+    /// Particles.
+    pub(crate) n: usize,
+    /// Particles padded to a multiple of 16.
+    pub(crate) np: usize,
+    /// Tile edge.
+    pub(crate) t: usize,
+    /// Number of blocks.
+    pub(crate) nb: usize,
+}
+
+impl TileLayout {
+    pub(crate) fn new(n: usize) -> Self {
+        let np = n.div_ceil(CW) * CW;
+        let t = if np <= 256 { 32 } else { TMAX };
+        Self {
+            n,
+            np,
+            t,
+            nb: np.div_ceil(t),
+        }
+    }
+    /// Number of chunks of the tile store.
+    pub(crate) fn chunks(&self) -> usize {
+        self.nb.div_ceil(2)
+    }
+    /// `f64`s per chunk.
+    pub(crate) fn chunk_len(&self) -> usize {
+        (self.nb + 1) * self.t * self.t
+    }
+    /// `f64`s of the whole store.
+    pub(crate) fn store_len(&self) -> usize {
+        self.chunks() * self.chunk_len()
+    }
+    /// The row blocks of chunk `c` (one or two).
+    pub(crate) fn chunk_rows(&self, c: usize) -> impl Iterator<Item = usize> {
+        let other = self.nb - 1 - c;
+        std::iter::once(c).chain((other != c).then_some(other))
+    }
+    /// Offset of tile `(i, j)`, `j ≥ i`, inside its chunk.
+    pub(crate) fn local_offset(&self, i: usize, j: usize) -> usize {
+        let c = i.min(self.nb - 1 - i);
+        let tt = self.t * self.t;
+        if i == c {
+            (j - i) * tt
+        } else {
+            (self.nb - c + j - i) * tt
+        }
+    }
+    /// Offset of tile `(i, j)`, `j ≥ i`, in the store.
+    pub(crate) fn offset(&self, i: usize, j: usize) -> usize {
+        i.min(self.nb - 1 - i) * self.chunk_len() + self.local_offset(i, j)
+    }
+    /// Length of block `b` (padding included).
+    pub(crate) fn len(&self, b: usize) -> usize {
+        (self.np - b * self.t).min(self.t)
+    }
+    /// Real particles in block `b`.
+    pub(crate) fn valid(&self, b: usize) -> usize {
+        self.n.saturating_sub(b * self.t).min(self.len(b))
+    }
+}
+
+/// Writes the transposed particles: `xt[l·np + i] = x_{i,l}` for `i < n` (`x` is `d × n`
+/// column-major); the padding `i ≥ n` is left as it is (zero). Distances are taken from this
+/// uncentred copy (a difference of raw coordinates is the most accurate).
+pub(crate) fn transpose(x: &[f64], d: usize, n: usize, np: usize, xt: &mut [f64]) {
+    for l in 0..d {
+        let row = &mut xt[l * np..][..np];
+        for i in 0..n {
+            row[i] = x[i * d + l];
+        }
+    }
+}
+
+/// Writes the centred, transposed particles: `xt[l·np + i] = x_{i,l} − mean_l` for `i < n`
+/// (`x` is `d × n` column-major); the padding `i ≥ n` is left as it is (zero).
+pub(crate) fn transpose_centred(x: &[f64], d: usize, n: usize, np: usize, xt: &mut [f64]) {
+    for l in 0..d {
+        let mean = (0..n).map(|i| x[i * d + l]).sum::<f64>() / n as f64;
+        let row = &mut xt[l * np..][..np];
+        for i in 0..n {
+            row[i] = x[i * d + l] - mean;
+        }
+    }
+}
+
 /// Tile geometry of the radial engine, a function of `(n, d)` only (never of the thread
 /// count, so results do not depend on it).
 #[derive(Clone, Copy, Debug)]
@@ -72,14 +176,14 @@ struct Geometry {
     nb: usize,
     /// `true`: each unordered pair of blocks is evaluated once (k_ij = k_ji).
     symmetric: bool,
-    /// Features per particle in a column-side partial: `a` (d), `Σ w x` (d), `Σ w`, `Σ c`.
+    /// Features per particle in a column-side partial: `a` (d), `Σ w x` (d), `Σ w`, `Σ c`
+    /// (the Gaussian path uses the first `d + 2`).
     nf: usize,
 }
 
 impl Geometry {
-    fn new(d: usize, np: usize) -> Self {
-        let t = if np <= 256 { 32 } else { TMAX };
-        let nb = np.div_ceil(t);
+    fn new(d: usize, lay: TileLayout) -> Self {
+        let (t, nb) = (lay.t, lay.nb);
         let nf = 2 * d + 2;
         let symmetric = nb * nb.saturating_sub(1) * nf * t <= SYM_MAX_SLOTS;
         Self {
@@ -89,7 +193,6 @@ impl Geometry {
             nf,
         }
     }
-    /// `f64`s of the column-side partials (one region of `nb − 1` slots per block).
     /// `f64`s of one block's partial slots (`nb − 1` slots; 1 if not symmetric).
     fn region(&self) -> usize {
         if self.symmetric {
@@ -104,7 +207,7 @@ impl Geometry {
 }
 /// Below this many particles the radial engine stays on the calling thread.
 #[cfg(feature = "rayon")]
-const PARALLEL_MIN_N: usize = 256;
+pub(crate) const PARALLEL_MIN_N: usize = 256;
 
 /// Buffers of the pair engine for `n` particles in dimension `d` (all O(nd)).
 #[derive(Clone, Debug)]
@@ -112,8 +215,13 @@ pub(crate) struct PairScratch {
     d: usize,
     n: usize,
     np: usize,
+    lay: TileLayout,
     geo: Geometry,
+    /// Transposed particles (distances) and their centred copy (features, φ).
+    xr: Vec<f64>,
     xt: Vec<f64>,
+    /// Scores (general radial path) or the features `f = s − p·x` (Gaussian path),
+    /// coordinate-major.
     st: Vec<f64>,
     /// Particle-major copies padded to `dp` coordinates (only for `d ≥ WIDE_D`).
     dp: usize,
@@ -122,15 +230,20 @@ pub(crate) struct PairScratch {
     grad: Vec<f64>,
     wsum: Vec<f64>,
     slots: Vec<f64>,
+    /// Gaussian path: `g_i = Σ_j k_ij f_j`; general: `a_i = Σ_j k_ij s_j`.
     pub(crate) a: Vec<f64>,
     pub(crate) rep: Vec<f64>,
+    /// Gaussian path: `R_i = Σ_j k_ij r²_ij`; general: `div_i`.
     pub(crate) div: Vec<f64>,
+    /// `Some(p)` after a pass of the Gaussian path (`wsum` then holds `K_i = Σ_j k_ij`).
+    gauss: Option<f64>,
 }
 
 impl PairScratch {
     pub(crate) fn new(d: usize, n: usize) -> Self {
-        let np = n.div_ceil(CW) * CW;
-        let geo = Geometry::new(d, np);
+        let lay = TileLayout::new(n);
+        let np = lay.np;
+        let geo = Geometry::new(d, lay);
         let dp = if d >= WIDE_D { d.div_ceil(8) * 8 } else { 0 };
         Self {
             dp,
@@ -139,7 +252,9 @@ impl PairScratch {
             d,
             n,
             np,
+            lay,
             geo,
+            xr: vec![0.0; d * np],
             xt: vec![0.0; d * np],
             st: vec![0.0; d * np],
             grad: vec![0.0; d],
@@ -148,27 +263,44 @@ impl PairScratch {
             a: vec![0.0; d * np],
             rep: vec![0.0; d * np],
             div: vec![0.0; np],
+            gauss: None,
         }
     }
 
-    /// Computes `a`, `rep`, `div` for particles `x` and scores `s` (both `d × n`, column-major).
-    pub(crate) fn compute<K: Kernel + Sync>(&mut self, kernel: &K, x: &[f64], s: &[f64]) {
+    /// Computes the pair sums for particles `x` and scores `s` (both `d × n`, column-major).
+    /// `r2`: the squared distances of these particles in a tile store of this engine's layout
+    /// (filled by the median of the same step), if available: the pass then reads them
+    /// instead of recomputing them (same values, so the same results).
+    pub(crate) fn compute<K: Kernel + Sync>(
+        &mut self,
+        kernel: &K,
+        x: &[f64],
+        s: &[f64],
+        r2: Option<&[f64]>,
+    ) {
+        self.gauss = None;
         if kernel.is_radial() {
-            self.prepare(x, s);
-            self.radial(kernel);
+            transpose(x, self.d, self.n, self.np, &mut self.xr);
+            transpose_centred(x, self.d, self.n, self.np, &mut self.xt);
+            if let Some(p) = kernel.gaussian_precision() {
+                self.prepare_gauss(s, p);
+                self.gauss = Some(p);
+                self.gauss_pass(p, r2);
+            } else {
+                self.prepare(s);
+                self.radial(kernel);
+            }
         } else {
             self.generic(kernel, x, s);
         }
     }
 
-    /// Centres, transposes and pads.
-    fn prepare(&mut self, x: &[f64], s: &[f64]) {
+    /// Transposes the scores, particle-major copies for wide `d`.
+    fn prepare(&mut self, s: &[f64]) {
         let (d, n, np) = (self.d, self.n, self.np);
         for l in 0..d {
-            let mean = (0..n).map(|i| x[i * d + l]).sum::<f64>() / n as f64;
-            let (xrow, srow) = (&mut self.xt[l * np..][..np], &mut self.st[l * np..][..np]);
+            let (xrow, srow) = (&self.xt[l * np..][..np], &mut self.st[l * np..][..np]);
             for i in 0..n {
-                xrow[i] = x[i * d + l] - mean;
                 srow[i] = s[i * d + l];
             }
             if self.dp > 0 {
@@ -180,10 +312,28 @@ impl PairScratch {
         }
     }
 
+    /// The features `f_j = s_j − p·x_j` (centred `x`), coordinate-major in `st` and for wide
+    /// `d` particle-major in `sp`.
+    fn prepare_gauss(&mut self, s: &[f64], p: f64) {
+        let (d, n, np) = (self.d, self.n, self.np);
+        for l in 0..d {
+            let (xrow, frow) = (&self.xt[l * np..][..np], &mut self.st[l * np..][..np]);
+            for i in 0..n {
+                frow[i] = s[i * d + l] - p * xrow[i];
+            }
+            if self.dp > 0 {
+                for (i, f) in frow[..n].iter().enumerate() {
+                    self.sp[i * self.dp + l] = *f;
+                }
+            }
+        }
+    }
+
     fn radial<K: Kernel + Sync>(&mut self, kernel: &K) {
         let (d, n, np, g) = (self.d, self.n, self.np, self.geo);
         let (t, region) = (g.t, g.region());
         let f = Feats {
+            xr: &self.xr,
             xt: &self.xt,
             st: &self.st,
             xp: &self.xp,
@@ -238,6 +388,62 @@ impl PairScratch {
         }
     }
 
+    /// The Gaussian path: `g = Σ_j k_ij f_j`, `K_i = Σ_j k_ij`, `R_i = Σ_j k_ij r²_ij`.
+    fn gauss_pass(&mut self, p: f64, r2: Option<&[f64]>) {
+        let (d, n, np, g, lay) = (self.d, self.n, self.np, self.geo, self.lay);
+        let (t, region) = (g.t, g.region());
+        let store = r2.filter(|r| g.symmetric && r.len() >= lay.store_len());
+        let f = Feats {
+            xr: &self.xr,
+            xt: &self.xt,
+            st: &self.st,
+            xp: &self.xp,
+            sp: &self.sp,
+            dp: self.dp,
+        };
+        let hp = 0.5 * p;
+        #[cfg(feature = "rayon")]
+        if n >= PARALLEL_MIN_N {
+            use rayon::prelude::*;
+            self.a
+                .par_chunks_mut(t * d)
+                .zip(self.wsum.par_chunks_mut(t))
+                .zip(self.div.par_chunks_mut(t))
+                .zip(self.slots.par_chunks_mut(region))
+                .enumerate()
+                .for_each(|(b, (((ga, ks), rs), sl))| {
+                    gauss_block(d, lay, g, &f, hp, store, b, ga, ks, rs, sl)
+                });
+            let slots = &self.slots[..];
+            self.a
+                .par_chunks_mut(t * d)
+                .zip(self.wsum.par_chunks_mut(t))
+                .zip(self.div.par_chunks_mut(t))
+                .enumerate()
+                .for_each(|(b, ((ga, ks), rs))| gauss_finish(d, g, slots, b, ga, ks, rs));
+            return;
+        }
+        let _ = (n, np);
+        let blocks = self
+            .a
+            .chunks_mut(t * d)
+            .zip(self.wsum.chunks_mut(t))
+            .zip(self.div.chunks_mut(t))
+            .zip(self.slots.chunks_mut(region));
+        for (b, (((ga, ks), rs), sl)) in blocks.enumerate() {
+            gauss_block(d, lay, g, &f, hp, store, b, ga, ks, rs, sl);
+        }
+        let slots = &self.slots[..];
+        let blocks = self
+            .a
+            .chunks_mut(t * d)
+            .zip(self.wsum.chunks_mut(t))
+            .zip(self.div.chunks_mut(t));
+        for (b, ((ga, ks), rs)) in blocks.enumerate() {
+            gauss_finish(d, g, slots, b, ga, ks, rs);
+        }
+    }
+
     fn generic<K: Kernel>(&mut self, kernel: &K, x: &[f64], s: &[f64]) {
         let (d, n) = (self.d, self.n);
         for i in 0..n {
@@ -263,18 +469,53 @@ impl PairScratch {
         }
     }
 
-    /// `φ_i = (a_i + rep_i)/n`.
+    /// `φ_i = (a_i + rep_i)/n`; Gaussian path: `φ_i = (g_i + p·x_i·K_i)/n` (centred `x`).
     pub(crate) fn phi_into(&self, phi: &mut [f64]) {
         let inv = 1.0 / self.n as f64;
+        if let Some(p) = self.gauss {
+            let (d, np) = (self.d, self.np);
+            for (i, (ph, g)) in phi
+                .chunks_exact_mut(d)
+                .zip(self.a.chunks_exact(d))
+                .enumerate()
+            {
+                let pk = p * self.wsum[i];
+                for (l, (ph, g)) in ph.iter_mut().zip(g).enumerate() {
+                    *ph = fmadd(pk, self.xt[l * np + i], *g) * inv;
+                }
+            }
+            return;
+        }
         for ((p, a), r) in phi.iter_mut().zip(&self.a).zip(&self.rep) {
             *p = (a + r) * inv;
         }
     }
 
     /// The V-statistic `KSD² = n⁻² Σ_{i,j} k_π(x_i, x_j)`.
+    ///
+    /// Gaussian path (`k = exp(−p r²/2)`, `f = s − p·x`): `Σ_{i,j} k_π = Σ_i [f_iᵀg_i +
+    /// K_i(‖s_i‖² − ‖f_i‖² + d·p) − p²R_i/2]`, from `Σ_j k_ij s_iᵀ(x_j − x_i)` rewritten with
+    /// `k_ij = k_ji` and `2x_iᵀx_j = ‖x_i‖² + ‖x_j‖² − r²_ij` (see the module docs for the
+    /// rounding).
     pub(crate) fn ksd_v(&self, s: &[f64]) -> f64 {
         let d = self.d;
         let mut total = 0.0;
+        if let Some(p) = self.gauss {
+            let np = self.np;
+            let dpf = d as f64 * p;
+            for i in 0..self.n {
+                let (si, g) = (&s[i * d..][..d], &self.a[i * d..][..d]);
+                let (mut fg, mut ss, mut ff) = (0.0, 0.0, 0.0);
+                for l in 0..d {
+                    let f = self.st[l * np + i];
+                    fg = fmadd(f, g[l], fg);
+                    ss = fmadd(si[l], si[l], ss);
+                    ff = fmadd(f, f, ff);
+                }
+                total += fg + self.wsum[i] * ((ss - ff) + dpf) - 0.5 * p * p * self.div[i];
+            }
+            return total / (self.n as f64 * self.n as f64);
+        }
         for i in 0..self.n {
             let si = &s[i * d..][..d];
             let (a, r) = (&self.a[i * d..][..d], &self.rep[i * d..][..d]);
@@ -292,6 +533,15 @@ impl PairScratch {
             return f64::NAN;
         }
         let mut diag = 0.0;
+        if let Some(p) = self.gauss {
+            // k(x, x) = 1, ∇ₓk(x, x) = 0, ∇ₓ·∇ᵧk(x, x) = d·p.
+            let dp = d as f64 * p;
+            for si in s.chunks_exact(d) {
+                diag += si.iter().map(|v| v * v).sum::<f64>() + dp;
+            }
+            let nf = n as f64;
+            return (v * nf * nf - diag) / (nf * (nf - 1.0));
+        }
         for i in 0..n {
             let (xi, si) = (&x[i * d..][..d], &s[i * d..][..d]);
             let k = kernel.value_grad_x(xi, xi, &mut self.grad);
@@ -314,6 +564,18 @@ fn sum8(a: &[f64]) -> f64 {
         }
     }
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+}
+
+/// `Σ a_i b_i` for slices whose length is a multiple of 8, with 8 accumulators in a fixed order.
+#[inline(always)]
+fn dot8(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0; 8];
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        for t in 0..8 {
+            acc[t] = fmadd(x[t], y[t], acc[t]);
+        }
+    }
+    hsum8(&acc)
 }
 
 /// Horizontal sum of 8 lanes in a fixed order.
@@ -523,6 +785,7 @@ fn row_axpy(
 /// scores `st` (`np` per coordinate), and for `d ≥ WIDE_D` particle-major copies `xp`, `sp`
 /// (`dp` per particle; `dp = 0` otherwise).
 struct Feats<'a> {
+    xr: &'a [f64],
     xt: &'a [f64],
     st: &'a [f64],
     xp: &'a [f64],
@@ -697,7 +960,7 @@ fn block_tiles<K: Kernel>(
             &mut wv[..len],
             &mut cv[..len],
         );
-        dist_tile(d, np, xt, i0, ti, j0, tj, r2);
+        dist_tile(d, np, f.xr, i0, ti, j0, tj, r2);
         kernel.radial_block(r2, kv, wv, cv);
         // Padding rows and columns contribute nothing.
         let (vi, vj) = (n.saturating_sub(i0).min(ti), n.saturating_sub(j0).min(tj));
@@ -772,6 +1035,145 @@ fn block_finish(
             wx[jj * d + l] -= ws[jj] * xt[l * np + j0 + jj];
         }
         cs[jj] += -df * ws[jj];
+    }
+}
+
+/// Gaussian path, one tile: `kv = exp(−hp·r2)` (zero on padding), the row sums `ks[ii] +=
+/// Σ_jj kv`, `rs[ii] += Σ_jj kv·r2` and, if `COLS`, the column sums written to `ck`, `cr`.
+#[allow(clippy::too_many_arguments)]
+fn gauss_tile<const COLS: bool>(
+    r2: &[f64],
+    kv: &mut [f64],
+    ti: usize,
+    tj: usize,
+    vi: usize,
+    vj: usize,
+    hp: f64,
+    ks: &mut [f64],
+    rs: &mut [f64],
+    ck: &mut [f64],
+    cr: &mut [f64],
+) {
+    // Plain loops over whole slices: LLVM's loop vectoriser turns them into full-width code.
+    for (k, r) in kv[..vi * tj].iter_mut().zip(&r2[..vi * tj]) {
+        *k = crate::fastmath::exp11(-hp * r);
+    }
+    if vj < tj {
+        for ii in 0..vi {
+            kv[ii * tj + vj..(ii + 1) * tj].fill(0.0);
+        }
+    }
+    let mut colk = [0.0_f64; TMAX];
+    let mut colr = [0.0_f64; TMAX];
+    for ii in 0..vi {
+        let (rrow, krow) = (&r2[ii * tj..][..tj], &kv[ii * tj..][..tj]);
+        ks[ii] += sum8(krow);
+        rs[ii] += dot8(krow, rrow);
+        if COLS {
+            for ((ck, cr), (k, r)) in colk[..tj]
+                .iter_mut()
+                .zip(&mut colr[..tj])
+                .zip(krow.iter().zip(rrow))
+            {
+                *ck += k;
+                *cr = fmadd(*k, *r, *cr);
+            }
+        }
+    }
+    kv[vi * tj..ti * tj].fill(0.0);
+    if COLS {
+        ck[..tj].copy_from_slice(&colk[..tj]);
+        cr[..tj].copy_from_slice(&colr[..tj]);
+    }
+}
+
+/// Gaussian path, phase 1 for row block `b` (see [`block_pass`]): row sides accumulate into
+/// `ga = Σ_j k f_j`, `ks = Σ_j k`, `rs = Σ_j k r²` in increasing `J`; column sides of tiles
+/// `J > b` go to the block's partial slots (`d` features, then `K`, then `R`).
+#[allow(clippy::too_many_arguments)]
+fn gauss_block(
+    d: usize,
+    lay: TileLayout,
+    g: Geometry,
+    f: &Feats,
+    hp: f64,
+    store: Option<&[f64]>,
+    b: usize,
+    ga: &mut [f64],
+    ks: &mut [f64],
+    rs: &mut [f64],
+    slots: &mut [f64],
+) {
+    ga.fill(0.0);
+    ks.fill(0.0);
+    rs.fill(0.0);
+    let (np, t) = (lay.np, g.t);
+    TILES.with_borrow_mut(|buf| {
+        if buf.len() < 2 * TMAX * TMAX {
+            buf.resize(2 * TMAX * TMAX, 0.0);
+        }
+        let (r2buf, kvbuf) = buf.split_at_mut(TMAX * TMAX);
+        let i0 = b * t;
+        let ti = ks.len();
+        let vi = lay.valid(b);
+        let first = if g.symmetric { b } else { 0 };
+        for jblk in first..g.nb {
+            let j0 = jblk * t;
+            let tj = lay.len(jblk);
+            let len = ti * tj;
+            let r2: &[f64] = match store {
+                Some(st) => &st[lay.offset(b, jblk)..][..len],
+                None => {
+                    dist_tile(d, np, f.xr, i0, ti, j0, tj, &mut r2buf[..len]);
+                    &r2buf[..len]
+                }
+            };
+            let kv = &mut kvbuf[..len];
+            let vj = lay.valid(jblk);
+            if g.symmetric && jblk > b {
+                let slot = &mut slots[(jblk - b - 1) * g.slot_len()..][..(d + 2) * t];
+                let (sg, rest) = slot.split_at_mut(d * t);
+                let (sk, sr) = rest.split_at_mut(t);
+                gauss_tile::<true>(r2, kv, ti, tj, vi, vj, hp, ks, rs, sk, sr);
+                col_axpy(kv, ti, tj, f.st, np, i0, d, t, sg);
+            } else {
+                gauss_tile::<false>(r2, kv, ti, tj, vi, vj, hp, ks, rs, &mut [], &mut []);
+            }
+            if f.dp > 0 {
+                row_axpy(kv, ti, tj, f.sp, f.dp, j0, d, ga);
+            } else {
+                row_dots(kv, ti, tj, f.st, np, j0, d, ga);
+            }
+        }
+    });
+}
+
+/// Gaussian path, phase 2 for block `jblk`: adds the column-side partials of the tiles
+/// `(I, jblk)`, `I < jblk`, in increasing `I`.
+fn gauss_finish(
+    d: usize,
+    g: Geometry,
+    slots: &[f64],
+    jblk: usize,
+    ga: &mut [f64],
+    ks: &mut [f64],
+    rs: &mut [f64],
+) {
+    if !g.symmetric {
+        return;
+    }
+    let t = g.t;
+    let tj = ks.len();
+    let region = (g.nb - 1) * g.slot_len();
+    for i in 0..jblk {
+        let slot = &slots[i * region + (jblk - i - 1) * g.slot_len()..][..(d + 2) * t];
+        for jj in 0..tj {
+            for l in 0..d {
+                ga[jj * d + l] += slot[l * t + jj];
+            }
+            ks[jj] += slot[d * t + jj];
+            rs[jj] += slot[(d + 1) * t + jj];
+        }
     }
 }
 
@@ -850,7 +1252,7 @@ pub fn stein_direction<K: Kernel + Sync>(
     crate::error::finite_input("particles", x.as_slice())?;
     crate::error::finite_input("scores", s.as_slice())?;
     let mut p = PairScratch::new(d, n);
-    p.compute(kernel, x.as_slice(), s.as_slice());
+    p.compute(kernel, x.as_slice(), s.as_slice(), None);
     p.phi_into(phi.as_mut_slice());
     let v = p.ksd_v(s.as_slice());
     let u = p.ksd_u(kernel, x.as_slice(), s.as_slice(), v);
@@ -894,6 +1296,64 @@ mod tests {
         (x, s)
     }
 
+    /// The Gaussian path reading the median's tile store gives bit-for-bit the results of
+    /// recomputing the distances (same layout, same raw transposed copy), and the general
+    /// radial path (a, rep, div) agrees with it to rounding: φ to 1e-13 of its scale.
+    #[test]
+    fn reused_distances_and_gaussian_path() {
+        use crate::kernel::{Bandwidth, FitKernel, MedianScratch};
+        for (d, n) in [(3, 301), (20, 203), (2, 100), (1, 5)] {
+            let (x, s) = data(d, n);
+            let xm = DMatrix::from_column_slice(d, n, &x);
+            let mut med = MedianScratch::new(n);
+            let k = Bandwidth::Median.fit(&xm, &mut med).unwrap();
+            let store = med.fresh_store(n, d).expect("fresh store");
+            let mut p1 = PairScratch::new(d, n);
+            p1.compute(&k, &x, &s, Some(store));
+            let mut p2 = PairScratch::new(d, n);
+            p2.compute(&k, &x, &s, None);
+            let (mut phi1, mut phi2) = (vec![0.0; d * n], vec![0.0; d * n]);
+            p1.phi_into(&mut phi1);
+            p2.phi_into(&mut phi2);
+            assert_eq!(phi1, phi2);
+            assert_eq!(p1.ksd_v(&s).to_bits(), p2.ksd_v(&s).to_bits());
+            med.mark_stale();
+            assert!(med.fresh_store(n, d).is_none());
+            // The general radial path on the same kernel (a wrapper without the hook).
+            struct Plain(crate::kernel::Rbf);
+            impl Kernel for Plain {
+                fn value(&self, x: &[f64], y: &[f64]) -> f64 {
+                    self.0.value(x, y)
+                }
+                fn value_grad_x(&self, x: &[f64], y: &[f64], g: &mut [f64]) -> f64 {
+                    self.0.value_grad_x(x, y, g)
+                }
+                fn div_grad(&self, x: &[f64], y: &[f64]) -> f64 {
+                    self.0.div_grad(x, y)
+                }
+                fn is_radial(&self) -> bool {
+                    true
+                }
+                fn radial_block(&self, r2: &[f64], k: &mut [f64], w: &mut [f64], c: &mut [f64]) {
+                    self.0.radial_block(r2, k, w, c)
+                }
+            }
+            let mut p3 = PairScratch::new(d, n);
+            p3.compute(&Plain(k), &x, &s, None);
+            assert!(p3.gauss.is_none() && p1.gauss.is_some());
+            let mut phi3 = vec![0.0; d * n];
+            p3.phi_into(&mut phi3);
+            let scale = phi3.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+            let err = phi1
+                .iter()
+                .zip(&phi3)
+                .fold(0.0_f64, |m, (a, b)| m.max((a - b).abs()));
+            assert!(err <= 1e-13 * scale, "d={d} n={n}: {err:e} vs {scale:e}");
+            let (v1, v3) = (p1.ksd_v(&s), p3.ksd_v(&s));
+            assert!((v1 - v3).abs() <= 1e-12 * v3.abs(), "{v1} vs {v3}");
+        }
+    }
+
     /// The symmetric engine (each pair of blocks once, column sides reduced in a fixed order)
     /// agrees with the one-sided engine (every tile evaluated from both ends, the fallback
     /// for large n) to rounding: 1e-12 relative to the largest |sum|, for narrow (dot form)
@@ -907,17 +1367,19 @@ mod tests {
                 p.geo.symmetric = symmetric;
                 p.slots = vec![0.0; p.geo.nb * p.geo.region()];
                 kernel(&mut p);
-                (
-                    p.a[..d * n].to_vec(),
-                    p.rep[..d * n].to_vec(),
-                    p.div[..n].to_vec(),
-                )
+                // Gaussian path: (g, K, R); general: (a, rep, div).
+                let second = if p.gauss.is_some() {
+                    p.wsum[..n].to_vec()
+                } else {
+                    p.rep[..d * n].to_vec()
+                };
+                (p.a[..d * n].to_vec(), second, p.div[..n].to_vec())
             };
             let rbf = Rbf::new(0.9).unwrap();
             let imq = Imq::new(1.0, -0.5).unwrap();
             let kernels: [&dyn Fn(&mut PairScratch); 2] = [
-                &|p: &mut PairScratch| p.compute(&rbf, &x, &s),
-                &|p: &mut PairScratch| p.compute(&imq, &x, &s),
+                &|p: &mut PairScratch| p.compute(&rbf, &x, &s, None),
+                &|p: &mut PairScratch| p.compute(&imq, &x, &s, None),
             ];
             for k in kernels {
                 let (a0, r0, v0) = run(true, k);

@@ -609,7 +609,12 @@ where
             state.kernel = self.kernel.fit(&state.particles, &mut state.median)?;
         }
         let (x, s) = (state.particles.as_slice(), state.scores.as_slice());
-        state.pairs.compute(&state.kernel, x, s);
+        let (d, n) = state.particles.shape();
+        // The median of this step's fit (or of init, for step 0) computed every squared
+        // distance of these particles in the pair engine's layout: reuse them.
+        let r2 = state.median.fresh_store(n, d);
+        state.pairs.compute(&state.kernel, x, s, r2);
+        state.median.mark_stale();
         state.pairs.phi_into(state.phi.as_mut_slice());
         let ksd2 = state.pairs.ksd_v(s);
         let ksd2_u = state.pairs.ksd_u(&state.kernel, x, s, ksd2);
