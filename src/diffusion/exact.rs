@@ -8,6 +8,7 @@ use rand::{Rng, RngExt};
 use crate::diffusion::{ForwardOu, ScoreModel};
 use crate::dim::{Alloc, check_len, fill_standard_normal};
 use crate::error::{Error, Result, finite_input, positive};
+use crate::fastmath::{exp_fast, fmadd};
 use crate::gaussian::Gaussian;
 use crate::linalg::sym_eigen;
 use crate::potential::GaussianMixture;
@@ -158,11 +159,17 @@ where
 /// `l_j = log w_j + (e^{−t}⟨x, μ_j⟩ − e^{−2t}‖μ_j‖²/2)/c` (the common `−‖x‖²/2c` dropped) the
 /// score is `(e^{−t} Σ_j softmax(l)_j μ_j − x)/c`.
 ///
-/// Up to [`STACK`] components two fused kernels run, both vectorised: for `d ≤ SMALL_D`
+/// Up to [`STACK`] components two fused kernels run, both vectorised, both with the softmax
+/// weights by [`exp_fast`] (relative error below `10⁻¹³`): for `d ≤ SMALL_D`
 /// ([`lanes`](IsoCore::lanes)) [`LANES`] points at a time, transposed so that every operation
-/// works on all of them at once; for larger `d` ([`wide`](IsoCore::wide)) one point at a time,
-/// its [`GROUP`] dot products with the means accumulated together in 8-wide partial sums.
-/// Beyond `STACK` components a streaming log-sum-exp.
+/// works on all of them at once, with the number of components a compile-time constant (the
+/// logits and weights stay in registers); for larger `d` ([`wide_weights`](IsoCore::wide_weights)
+/// and [`wide_chunk`](IsoCore::wide_chunk)) one point at a time, its dot products with up to
+/// [`GROUP`] means as one vector (the components in the lanes), the weighted mean over tiles
+/// (coordinates in the lanes). Beyond `STACK` components a streaming log-sum-exp.
+///
+/// Both kernels can combine the score with the point while it is in registers
+/// ([`ScoreModel::score_step_batch`]), bit for bit as storing it and combining afterwards.
 #[derive(Clone, Debug)]
 struct IsoCore<D: Dim>
 where
@@ -174,6 +181,9 @@ where
     /// (zero-padded) and each [`W`] coordinates (zero-padded), the `GROUP × W` block of those
     /// coordinates of those means, component after component.
     flat: Vec<f64>,
+    /// Large `d`, up to `STACK` components: for each group of `GROUP` components and each
+    /// coordinate `i`, the `GROUP` values `μ_{j,i}` (zero-padded).
+    by_coord: Vec<f64>,
     log_weights: Vec<f64>,
     half_norms: Vec<f64>,
     variance: f64,
@@ -185,10 +195,72 @@ const STACK: usize = 16;
 const LANES: usize = 8;
 /// Largest dimension of the small-dimension kernel.
 const SMALL_D: usize = 4;
-/// Components whose dot products the wide kernel accumulates together.
-const GROUP: usize = 8; // the pairwise sums in `wide` are written out for 8
-/// Width of the wide kernel's partial sums.
+/// Components whose dot products the wide kernel computes as one vector.
+const GROUP: usize = 8;
+/// Width of the wide kernel's tiles (coordinates per vector in the weighted mean).
 const W: usize = 8;
+
+/// One block's constants of the small-dimension kernel for `K` component slots (components
+/// `k..K` are padding: zero mean, logit offset `−10³⁰⁰`, so weight `e^{−708}`, invisible
+/// next to the weight 1 of the largest logit).
+struct LanesConsts<const K: usize> {
+    /// `α μ_j`, `α = e^{−t}/c`.
+    am: [[f64; SMALL_D]; K],
+    /// `μ_j`.
+    mu: [[f64; SMALL_D]; K],
+    /// `log w_j − α e^{−t}‖μ_j‖²/2`.
+    beta: [f64; K],
+    alpha: f64,
+    inv_c: f64,
+}
+
+/// `s = f·acc − inv_c·x`, the score from the weighted mean (one rounding for `f·acc`).
+#[inline(always)]
+fn score_value(f: f64, acc: f64, inv_c: f64, x: f64) -> f64 {
+    fmadd(f, acc, -(inv_c * x))
+}
+
+/// `p·x + q·s`, as in [`ScoreModel::score_step_batch`]'s default.
+#[inline(always)]
+fn step_value(p: f64, q: f64, x: f64, s: f64) -> f64 {
+    p * x + q * s
+}
+
+/// `max(a, b)` lane-wise (branch free).
+#[inline(always)]
+fn v_max(mut a: [f64; LANES], b: [f64; LANES]) -> [f64; LANES] {
+    for (av, bv) in a.iter_mut().zip(&b) {
+        *av = if *av > *bv { *av } else { *bv };
+    }
+    a
+}
+
+/// `a + b` lane-wise.
+#[inline(always)]
+fn v_add(mut a: [f64; LANES], b: [f64; LANES]) -> [f64; LANES] {
+    for (av, bv) in a.iter_mut().zip(&b) {
+        *av += bv;
+    }
+    a
+}
+
+/// `a·b + c` lane-wise, `b` a scalar.
+#[inline(always)]
+fn v_fma(a: [f64; LANES], b: f64, mut c: [f64; LANES]) -> [f64; LANES] {
+    for (cv, av) in c.iter_mut().zip(&a) {
+        *cv = fmadd(*av, b, *cv);
+    }
+    c
+}
+
+/// `a − b` lane-wise.
+#[inline(always)]
+fn v_sub(mut a: [f64; LANES], b: [f64; LANES]) -> [f64; LANES] {
+    for (av, bv) in a.iter_mut().zip(&b) {
+        *av -= bv;
+    }
+    a
+}
 
 impl<D: Dim> IsoCore<D>
 where
@@ -199,24 +271,31 @@ where
         let log_weights = weights.iter().map(|w| (w / total).ln()).collect();
         let half_norms = means.iter().map(|m| 0.5 * m.norm_squared()).collect();
         let (k, d) = (means.len(), means[0].len());
-        let flat = if k > STACK {
-            Vec::new()
+        let (flat, by_coord) = if k > STACK {
+            (Vec::new(), Vec::new())
         } else if d <= SMALL_D {
-            means.iter().flat_map(|m| m.iter().copied()).collect()
+            (
+                means.iter().flat_map(|m| m.iter().copied()).collect(),
+                Vec::new(),
+            )
         } else {
             let chunks = d.div_ceil(W);
-            let mut flat = vec![0.0; k.div_ceil(GROUP) * chunks * GROUP * W];
+            let groups = k.div_ceil(GROUP);
+            let mut flat = vec![0.0; groups * chunks * GROUP * W];
+            let mut by_coord = vec![0.0; groups * d * GROUP];
             for (j, m) in means.iter().enumerate() {
                 let (g, jj) = (j / GROUP, j % GROUP);
                 for (i, v) in m.iter().enumerate() {
                     flat[((g * chunks + i / W) * GROUP + jj) * W + i % W] = *v;
+                    by_coord[(g * d + i) * GROUP + jj] = *v;
                 }
             }
-            flat
+            (flat, by_coord)
         };
         Self {
             means,
             flat,
+            by_coord,
             log_weights,
             half_norms,
             variance,
@@ -231,21 +310,95 @@ where
         }
     }
 
-    /// Small dimension, at most `STACK` components: up to `LANES` points (`xs.len() ≥ 1`; a
-    /// short group is padded with copies of its first point), transposed into lanes.
+    fn lanes_consts<const K: usize>(&self, t: f64) -> LanesConsts<K> {
+        let (a, inv_c) = self.consts(t);
+        let alpha = a * inv_c;
+        let k = self.means.len();
+        let mut beta = [-1e300; K];
+        self.offsets(a, inv_c, &mut beta[..k]);
+        let mut am = [[0.0; SMALL_D]; K];
+        let mut mu = [[0.0; SMALL_D]; K];
+        for (j, m) in self.means.iter().enumerate() {
+            for (i, v) in m.iter().enumerate() {
+                mu[j][i] = *v;
+                am[j][i] = alpha * v;
+            }
+        }
+        LanesConsts {
+            am,
+            mu,
+            beta,
+            alpha,
+            inv_c,
+        }
+    }
+
+    /// Small dimension, `K` component slots: the scores of the `LANES` points `xt` (transposed:
+    /// `xt[i][lane]`, coordinates `0..d`), transposed likewise.
     ///
     /// Every exponential is evaluated (no skipping of far components): a term with
     /// `l_j − max l < −37` is below half an ulp of the sum, which holds the 1 of the maximum.
-    #[inline]
-    fn lanes(
-        &self,
-        alpha: f64,
-        inv_c: f64,
-        beta: &[f64],
-        xs: &[OVector<f64, D>],
-        out: &mut [OVector<f64, D>],
-    ) {
-        let d = xs[0].len();
+    #[inline(always)]
+    fn lanes<const K: usize>(
+        c: &LanesConsts<K>,
+        d: usize,
+        xt: &[[f64; LANES]; SMALL_D],
+    ) -> [[f64; LANES]; SMALL_D] {
+        // Logits, then their maximum over two interleaved chains. Every line below is one
+        // operation on all lanes (helpers on `[f64; LANES]` by value keep LLVM vectorising
+        // along the lanes, not across components).
+        let mut l = [[0.0f64; LANES]; K];
+        for (lj, (b, am)) in l.iter_mut().zip(c.beta.iter().zip(&c.am)) {
+            let mut v = [*b; LANES];
+            for (row, ai) in xt.iter().zip(am).take(d) {
+                v = v_fma(*row, *ai, v);
+            }
+            *lj = v;
+        }
+        let mut m0 = l[0];
+        let mut m1 = l[K - 1];
+        for j in 1..K / 2 {
+            m0 = v_max(m0, l[j]);
+            m1 = v_max(m1, l[K - 1 - j]);
+        }
+        let m = v_max(m0, m1);
+        // All K exponentials are independent: their latencies overlap. One flat loop over
+        // contiguous values (a loop over the components of lane-wise calls is vectorised
+        // across the components, with gathers and scatters).
+        let mut w = [[0.0f64; LANES]; K];
+        for (wj, lj) in w.iter_mut().zip(&l) {
+            *wj = v_sub(*lj, m);
+        }
+        for wv in w.as_flattened_mut() {
+            *wv = exp_fast(*wv);
+        }
+        // Sums over the components in two chains (even and odd j), then combined.
+        let mut sum = [[0.0f64; LANES]; 2];
+        let mut acc = [[[0.0f64; LANES]; SMALL_D]; 2];
+        for (j, (wj, mu)) in w.iter().zip(&c.mu).enumerate() {
+            let h = j % 2;
+            sum[h] = v_add(sum[h], *wj);
+            for (row, mi) in acc[h].iter_mut().zip(mu).take(d) {
+                *row = v_fma(*wj, *mi, *row);
+            }
+        }
+        let mut f = [0.0f64; LANES];
+        for (fv, (s0, s1)) in f.iter_mut().zip(sum[0].iter().zip(&sum[1])) {
+            *fv = c.alpha / (s0 + s1);
+        }
+        let mut s = [[0.0f64; LANES]; SMALL_D];
+        for i in 0..d {
+            for lane in 0..LANES {
+                let a = acc[0][i][lane] + acc[1][i][lane];
+                s[i][lane] = score_value(f[lane], a, c.inv_c, xt[i][lane]);
+            }
+        }
+        s
+    }
+
+    /// `xs` transposed into lanes (a short group padded with copies of its first point).
+    #[inline(always)]
+    fn transpose_in(xs: &[OVector<f64, D>], d: usize) -> [[f64; LANES]; SMALL_D] {
         let mut xt = [[0.0f64; LANES]; SMALL_D];
         for lane in 0..LANES {
             let x = &xs[if lane < xs.len() { lane } else { 0 }];
@@ -253,130 +406,164 @@ where
                 row[lane] = x[i];
             }
         }
-        let mut l = [[0.0f64; LANES]; STACK];
-        let mut m = [f64::NEG_INFINITY; LANES];
-        for ((lj, b), mu) in l.iter_mut().zip(beta).zip(self.flat.chunks_exact(d)) {
-            let mut acc = [0.0f64; LANES];
-            for (row, mi) in xt.iter().zip(mu) {
-                for (a, xv) in acc.iter_mut().zip(row) {
-                    *a += xv * mi;
+        xt
+    }
+
+    fn lanes_batch<const K: usize>(
+        &self,
+        t: f64,
+        xs: &[OVector<f64, D>],
+        out: &mut [OVector<f64, D>],
+    ) {
+        let c = self.lanes_consts::<K>(t);
+        let d = self.means[0].len();
+        for (xg, og) in xs.chunks(LANES).zip(out.chunks_mut(LANES)) {
+            let s = Self::lanes(&c, d, &Self::transpose_in(xg, d));
+            for (lane, o) in og.iter_mut().enumerate() {
+                for i in 0..d {
+                    o[i] = s[i][lane];
                 }
-            }
-            for ((lv, a), mv) in lj.iter_mut().zip(&acc).zip(m.iter_mut()) {
-                *lv = alpha * a + b;
-                *mv = mv.max(*lv);
-            }
-        }
-        // All exponentials in one flat loop of independent lanes (the polynomial's latency
-        // hides behind the other components'), then the sums.
-        let k = beta.len();
-        let mut w = [[0.0f64; LANES]; STACK];
-        for (wj, lj) in w.iter_mut().zip(&l).take(k) {
-            for ((wv, lv), mv) in wj.iter_mut().zip(lj).zip(&m) {
-                *wv = lv - mv;
-            }
-        }
-        for wv in w.as_flattened_mut()[..k * LANES].iter_mut() {
-            *wv = crate::fastmath::exp_ilp(*wv);
-        }
-        let mut sum = [0.0f64; LANES];
-        let mut acc = [[0.0f64; LANES]; SMALL_D];
-        for (wj, mu) in w.iter().zip(self.flat.chunks_exact(d)).take(k) {
-            for (sv, wv) in sum.iter_mut().zip(wj) {
-                *sv += wv;
-            }
-            for (row, mi) in acc.iter_mut().zip(mu) {
-                for (a, wv) in row.iter_mut().zip(wj) {
-                    *a += wv * mi;
-                }
-            }
-        }
-        for (lane, o) in out.iter_mut().enumerate() {
-            let f = alpha / sum[lane];
-            let x = &xs[lane];
-            for i in 0..d {
-                o[i] = f * acc[i][lane] - inv_c * x[i];
             }
         }
     }
 
-    /// Any dimension, at most `STACK` components, one point: the dot products with a group of
-    /// means accumulate together, `W` coordinates at a time, in one pass over the tiles.
-    #[inline]
-    fn wide(
-        &self,
-        alpha: f64,
-        inv_c: f64,
-        beta: &[f64],
-        x: &OVector<f64, D>,
-        out: &mut OVector<f64, D>,
-    ) {
-        let k = beta.len();
-        let x = x.as_slice();
+    fn lanes_step<const K: usize>(&self, t: f64, p: f64, q: f64, xs: &mut [OVector<f64, D>]) {
+        let c = self.lanes_consts::<K>(t);
+        let d = self.means[0].len();
+        for xg in xs.chunks_mut(LANES) {
+            let xt = Self::transpose_in(xg, d);
+            let s = Self::lanes(&c, d, &xt);
+            for (lane, x) in xg.iter_mut().enumerate() {
+                for i in 0..d {
+                    x[i] = step_value(p, q, xt[i][lane], s[i][lane]);
+                }
+            }
+        }
+    }
+
+    /// Large dimension, at most `STACK` components: the softmax weights of one point (zero for
+    /// padding components) and `f = α/Σ_j w_j`. The dot products with a group of means are one
+    /// vector (a component per lane), accumulated coordinate by coordinate in four chains.
+    #[inline(always)]
+    fn wide_weights(&self, alpha: f64, beta: &[f64; STACK], x: &[f64]) -> ([f64; STACK], f64) {
+        let k = self.means.len();
         let d = x.len();
-        let split = d - d % W;
-        let chunks = d.div_ceil(W);
-        // Selects, not a copy: a copy of a few values becomes a `memcpy` call.
-        let x_tail: [f64; W] = std::array::from_fn(|i| x.get(split + i).copied().unwrap_or(0.0));
-        let tile = GROUP * W;
-        let mut l = [0.0f64; STACK];
-        for (tiles, lg) in self
-            .flat
-            .chunks_exact(chunks * tile)
-            .zip(l.chunks_exact_mut(GROUP))
+        let mut l = [[f64::NEG_INFINITY; GROUP]; STACK / GROUP];
+        for ((cols, lg), bg) in self
+            .by_coord
+            .chunks_exact(d * GROUP)
+            .zip(l.iter_mut())
+            .zip(beta.chunks_exact(GROUP))
         {
-            let mut acc = [[0.0f64; W]; GROUP];
-            let (main, tail) = tiles.split_at(split / W * tile);
-            for (xc, t) in x[..split].chunks_exact(W).zip(main.chunks_exact(tile)) {
-                dots_tile(&mut acc, xc, t);
+            // Separate locals, not an array of accumulators: they stay in registers.
+            let z = [0.0f64; GROUP];
+            let (mut a0, mut a1, mut a2, mut a3) = (z, z, z, z);
+            let mut rows = cols.chunks_exact(4 * GROUP);
+            let mut xq = x.chunks_exact(4);
+            for (r4, x4) in (&mut rows).zip(&mut xq) {
+                let r4: &[f64; 4 * GROUP] = r4.try_into().expect("four rows");
+                let row = |h: usize| -> [f64; GROUP] {
+                    r4[h * GROUP..(h + 1) * GROUP].try_into().expect("one row")
+                };
+                a0 = v_fma(row(0), x4[0], a0);
+                a1 = v_fma(row(1), x4[1], a1);
+                a2 = v_fma(row(2), x4[2], a2);
+                a3 = v_fma(row(3), x4[3], a3);
             }
-            if split < d {
-                dots_tile(&mut acc, &x_tail, tail);
+            for (row, xv) in rows.remainder().chunks_exact(GROUP).zip(xq.remainder()) {
+                a0 = v_fma(row.try_into().expect("one row"), *xv, a0);
             }
-            for (a, lj) in acc.iter().zip(lg.iter_mut()) {
-                *lj = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+            let dots = v_add(v_add(a0, a1), v_add(a2, a3));
+            for ((lv, dv), bv) in lg.iter_mut().zip(&dots).zip(bg) {
+                *lv = fmadd(alpha, *dv, *bv);
             }
         }
-        let mut m = f64::NEG_INFINITY;
-        for (lj, b) in l.iter_mut().zip(beta) {
-            *lj = alpha * *lj + b;
-            m = m.max(*lj);
-        }
+        let l = l.as_flattened();
+        let m = l.iter().fold(f64::NEG_INFINITY, |m, v| m.max(*v));
         // Padding components get weight 0 (their tiles are zero too).
         let mut w = [0.0f64; STACK];
-        for (j, (wj, lj)) in w.iter_mut().zip(&l).enumerate() {
-            let e = crate::fastmath::exp_ilp(lj - m);
+        for (j, (wj, lj)) in w.iter_mut().zip(l).enumerate() {
+            let e = exp_fast(lj - m);
             *wj = if j < k { e } else { 0.0 };
         }
-        let f = alpha / pairwise_sum(&w);
-        let groups = self.flat.len() / (chunks * tile);
-        let out = out.as_mut_slice();
-        for c in 0..chunks {
-            let mut acc = [0.0f64; W];
-            for (g, wg) in w.chunks_exact(GROUP).take(groups).enumerate() {
-                let t = &self.flat[(g * chunks + c) * tile..(g * chunks + c + 1) * tile];
-                let t: &[f64; GROUP * W] = t.try_into().expect("one tile");
-                let wg: &[f64; GROUP] = wg.try_into().expect("one group");
-                // A pairwise tree over the group (depth 3, not a chain of 8 additions).
-                for (lane, a) in acc.iter_mut().enumerate() {
-                    let p = |j: usize| wg[j] * t[j * W + lane];
-                    *a += ((p(0) + p(1)) + (p(2) + p(3))) + ((p(4) + p(5)) + (p(6) + p(7)));
-                }
-            }
-            let lo = c * W;
-            if lo + W <= d {
-                // A full chunk: fixed-size arrays, so no remainder loop and no spill of `acc`.
-                let o: &mut [f64; W] = (&mut out[lo..lo + W]).try_into().expect("W values");
-                let xc: &[f64; W] = x[lo..lo + W].try_into().expect("W values");
-                for ((o, a), xv) in o.iter_mut().zip(&acc).zip(xc) {
-                    *o = f * a - inv_c * xv;
-                }
-            } else {
-                for ((o, a), xv) in out[lo..].iter_mut().zip(&acc).zip(&x[lo..]) {
-                    *o = f * a - inv_c * xv;
+        (w, alpha / pairwise_sum(&w))
+    }
+
+    /// `Σ_j w_j μ_j` on the coordinates `c W..(c + 1) W` (zero beyond `d`).
+    #[inline(always)]
+    fn wide_chunk(&self, w: &[f64; STACK], chunks: usize, c: usize) -> [f64; W] {
+        const TILE: usize = GROUP * W;
+        let groups = self.flat.len() / (chunks * TILE);
+        let (mut a0, mut a1) = ([0.0f64; W], [0.0f64; W]);
+        for (g, wg) in w.chunks_exact(GROUP).take(groups).enumerate() {
+            let o = (g * chunks + c) * TILE;
+            let t: &[f64; TILE] = self.flat[o..o + TILE].try_into().expect("one tile");
+            // Two chains (even and odd components) of fused multiply-adds.
+            for jj in (0..GROUP).step_by(2) {
+                for lane in 0..W {
+                    a0[lane] = fmadd(wg[jj], t[jj * W + lane], a0[lane]);
+                    a1[lane] = fmadd(wg[jj + 1], t[(jj + 1) * W + lane], a1[lane]);
                 }
             }
         }
+        v_add(a0, a1)
+    }
+
+    fn wide_batch(&self, t: f64, xs: &[OVector<f64, D>], out: &mut [OVector<f64, D>]) {
+        let (a, inv_c, beta) = self.wide_consts(t);
+        let alpha = a * inv_c;
+        for (x, o) in xs.iter().zip(out.iter_mut()) {
+            let (x, o) = (x.as_slice(), o.as_mut_slice());
+            let (w, f) = self.wide_weights(alpha, &beta, x);
+            let chunks = x.len().div_ceil(W);
+            let full = x.len() / W;
+            for (c, (xc, oc)) in x.chunks_exact(W).zip(o.chunks_exact_mut(W)).enumerate() {
+                let acc = self.wide_chunk(&w, chunks, c);
+                let (xc, oc): (&[f64; W], &mut [f64; W]) =
+                    (xc.try_into().expect("W"), oc.try_into().expect("W"));
+                for lane in 0..W {
+                    oc[lane] = score_value(f, acc[lane], inv_c, xc[lane]);
+                }
+            }
+            if full < chunks {
+                let acc = self.wide_chunk(&w, chunks, full);
+                for ((ov, xv), av) in o[full * W..].iter_mut().zip(&x[full * W..]).zip(&acc) {
+                    *ov = score_value(f, *av, inv_c, *xv);
+                }
+            }
+        }
+    }
+
+    fn wide_step(&self, t: f64, p: f64, q: f64, xs: &mut [OVector<f64, D>]) {
+        let (a, inv_c, beta) = self.wide_consts(t);
+        let alpha = a * inv_c;
+        for x in xs.iter_mut() {
+            let x = x.as_mut_slice();
+            let (w, f) = self.wide_weights(alpha, &beta, x);
+            let chunks = x.len().div_ceil(W);
+            let full = x.len() / W;
+            for (c, xc) in x.chunks_exact_mut(W).enumerate() {
+                let acc = self.wide_chunk(&w, chunks, c);
+                let xc: &mut [f64; W] = xc.try_into().expect("W");
+                for lane in 0..W {
+                    let xv = xc[lane];
+                    xc[lane] = step_value(p, q, xv, score_value(f, acc[lane], inv_c, xv));
+                }
+            }
+            if full < chunks {
+                let acc = self.wide_chunk(&w, chunks, full);
+                for (xv, av) in x[full * W..].iter_mut().zip(&acc) {
+                    *xv = step_value(p, q, *xv, score_value(f, *av, inv_c, *xv));
+                }
+            }
+        }
+    }
+
+    fn wide_consts(&self, t: f64) -> (f64, f64, [f64; STACK]) {
+        let (a, inv_c) = self.consts(t);
+        let mut beta = [0.0f64; STACK];
+        self.offsets(a, inv_c, &mut beta[..self.means.len()]);
+        (a, inv_c, beta)
     }
 
     /// Any number of components (finite data sets): a streaming log-sum-exp that rescales the
@@ -418,25 +605,52 @@ where
     }
 
     fn score_batch(&self, t: f64, xs: &[OVector<f64, D>], out: &mut [OVector<f64, D>]) {
-        let (a, inv_c) = self.consts(t);
         let k = self.means.len();
-        if k <= STACK {
-            let mut beta = [0.0f64; STACK];
-            self.offsets(a, inv_c, &mut beta[..k]);
-            let alpha = a * inv_c;
-            if self.means[0].len() <= SMALL_D {
-                for (x, o) in xs.chunks(LANES).zip(out.chunks_mut(LANES)) {
-                    self.lanes(alpha, inv_c, &beta[..k], x, o);
-                }
-            } else {
-                for (x, o) in xs.iter().zip(out.iter_mut()) {
-                    self.wide(alpha, inv_c, &beta[..k], x, o);
-                }
-            }
-        } else {
+        if k > STACK {
+            let (a, inv_c) = self.consts(t);
             for (x, o) in xs.iter().zip(out.iter_mut()) {
                 self.score_streaming(a, inv_c, x, o);
             }
+        } else if self.means[0].len() > SMALL_D {
+            self.wide_batch(t, xs, out);
+        } else if k <= 2 {
+            self.lanes_batch::<2>(t, xs, out);
+        } else if k <= 4 {
+            self.lanes_batch::<4>(t, xs, out);
+        } else if k <= 8 {
+            self.lanes_batch::<8>(t, xs, out);
+        } else {
+            self.lanes_batch::<STACK>(t, xs, out);
+        }
+    }
+
+    /// `xs[i] ← p xs[i] + q s(t, xs[i])`, fused where a kernel applies (`scratch` otherwise).
+    fn score_step_batch(
+        &self,
+        t: f64,
+        p: f64,
+        q: f64,
+        xs: &mut [OVector<f64, D>],
+        scratch: &mut [OVector<f64, D>],
+    ) {
+        let k = self.means.len();
+        if k > STACK {
+            self.score_batch(t, xs, scratch);
+            for (x, s) in xs.iter_mut().zip(scratch.iter()) {
+                for (xv, sv) in x.as_mut_slice().iter_mut().zip(s.as_slice()) {
+                    *xv = step_value(p, q, *xv, *sv);
+                }
+            }
+        } else if self.means[0].len() > SMALL_D {
+            self.wide_step(t, p, q, xs);
+        } else if k <= 2 {
+            self.lanes_step::<2>(t, p, q, xs);
+        } else if k <= 4 {
+            self.lanes_step::<4>(t, p, q, xs);
+        } else if k <= 8 {
+            self.lanes_step::<8>(t, p, q, xs);
+        } else {
+            self.lanes_step::<STACK>(t, p, q, xs);
         }
     }
 }
@@ -451,17 +665,6 @@ fn pairwise_sum(v: &[f64; STACK]) -> f64 {
         }
     }
     h[0]
-}
-
-/// `acc[j] += x_c ⊙ tile[j]` for the `GROUP` rows of one tile.
-#[inline(always)]
-fn dots_tile(acc: &mut [[f64; W]; GROUP], xc: &[f64], tile: &[f64]) {
-    let xc: &[f64; W] = xc.try_into().expect("W coordinates");
-    for (a, row) in acc.iter_mut().zip(tile.chunks_exact(W)) {
-        for ((av, xv), mv) in a.iter_mut().zip(xc).zip(row) {
-            *av += xv * mv;
-        }
-    }
 }
 
 #[derive(Clone, Debug)]
@@ -643,6 +846,28 @@ where
             }
         }
     }
+    fn score_step_batch(
+        &self,
+        t: f64,
+        p: f64,
+        q: f64,
+        xs: &mut [OVector<f64, D>],
+        scratch: &mut [OVector<f64, D>],
+    ) where
+        DefaultAllocator: Allocator<D>,
+    {
+        match &self.inner {
+            MixtureInner::Iso(core) => core.score_step_batch(t, p, q, xs, scratch),
+            MixtureInner::Full(_) => {
+                self.score_batch(t, xs, scratch);
+                for (x, s) in xs.iter_mut().zip(scratch.iter()) {
+                    for (xv, sv) in x.as_mut_slice().iter_mut().zip(s.as_slice()) {
+                        *xv = step_value(p, q, *xv, *sv);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The exact score of the noised empirical law of a finite data set `{x_i}`:
@@ -752,6 +977,18 @@ where
         DefaultAllocator: Allocator<D>,
     {
         self.core.score_batch(t, xs, out);
+    }
+    fn score_step_batch(
+        &self,
+        t: f64,
+        p: f64,
+        q: f64,
+        xs: &mut [OVector<f64, D>],
+        scratch: &mut [OVector<f64, D>],
+    ) where
+        DefaultAllocator: Allocator<D>,
+    {
+        self.core.score_step_batch(t, p, q, xs, scratch);
     }
 }
 
