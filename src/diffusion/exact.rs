@@ -433,9 +433,17 @@ where
         for xg in xs.chunks_mut(LANES) {
             let xt = Self::transpose_in(xg, d);
             let s = Self::lanes(&c, d, &xt);
+            // Combine in the transposed layout (one vector operation per coordinate), then
+            // transpose back.
+            let mut y = [[0.0f64; LANES]; SMALL_D];
+            for ((yr, xr), sr) in y.iter_mut().zip(&xt).zip(&s).take(d) {
+                for ((yv, xv), sv) in yr.iter_mut().zip(xr).zip(sr) {
+                    *yv = step_value(p, q, *xv, *sv);
+                }
+            }
             for (lane, x) in xg.iter_mut().enumerate() {
-                for i in 0..d {
-                    x[i] = step_value(p, q, xt[i][lane], s[i][lane]);
+                for (i, yr) in y.iter().enumerate().take(d) {
+                    x[i] = yr[lane];
                 }
             }
         }
