@@ -161,9 +161,9 @@ where
 ///
 /// Up to [`STACK`] components two fused kernels run, both vectorised, both with the softmax
 /// weights by [`exp_fast`] (relative error below `10⁻¹³`): for `d ≤ SMALL_D`
-/// ([`lanes`](IsoCore::lanes)) [`LANES`] points at a time, transposed so that every operation
-/// works on all of them at once, with the number of components a compile-time constant (the
-/// logits and weights stay in registers); for larger `d` ([`wide_weights`](IsoCore::wide_weights)
+/// ([`small_point`](IsoCore::small_point)) scalar code for one point with the number of
+/// components and the dimension compile-time constants, in a loop over the points that LLVM
+/// vectorises (8 points per vector); for larger `d` ([`wide_weights`](IsoCore::wide_weights)
 /// and [`wide_chunk`](IsoCore::wide_chunk)) one point at a time, its dot products with up to
 /// [`GROUP`] means as one vector (the components in the lanes), the weighted mean over tiles
 /// (coordinates in the lanes). Beyond `STACK` components a streaming log-sum-exp.
@@ -191,7 +191,7 @@ where
 
 /// Up to this many components the logits live in a stack buffer (two passes, no rescaling).
 const STACK: usize = 16;
-/// Points per pass of the small-dimension kernel.
+/// Width of the lane-wise helpers (`GROUP` components, `W` coordinates).
 const LANES: usize = 8;
 /// Largest dimension of the small-dimension kernel.
 const SMALL_D: usize = 4;
@@ -200,14 +200,14 @@ const GROUP: usize = 8;
 /// Width of the wide kernel's tiles (coordinates per vector in the weighted mean).
 const W: usize = 8;
 
-/// One block's constants of the small-dimension kernel for `K` component slots (components
-/// `k..K` are padding: zero mean, logit offset `−10³⁰⁰`, so weight `e^{−708}`, invisible
-/// next to the weight 1 of the largest logit).
-struct LanesConsts<const K: usize> {
+/// One block's constants of the small-dimension kernel for `K` component slots and `DD`
+/// coordinates (components `k..K` are padding: zero mean, logit offset `−10³⁰⁰`, so weight
+/// `e^{−708}`, invisible next to the weight 1 of the largest logit).
+struct SmallConsts<const K: usize, const DD: usize> {
     /// `α μ_j`, `α = e^{−t}/c`.
-    am: [[f64; SMALL_D]; K],
+    am: [[f64; DD]; K],
     /// `μ_j`.
-    mu: [[f64; SMALL_D]; K],
+    mu: [[f64; DD]; K],
     /// `log w_j − α e^{−t}‖μ_j‖²/2`.
     beta: [f64; K],
     alpha: f64,
@@ -226,15 +226,6 @@ fn step_value(p: f64, q: f64, x: f64, s: f64) -> f64 {
     p * x + q * s
 }
 
-/// `max(a, b)` lane-wise (branch free).
-#[inline(always)]
-fn v_max(mut a: [f64; LANES], b: [f64; LANES]) -> [f64; LANES] {
-    for (av, bv) in a.iter_mut().zip(&b) {
-        *av = if *av > *bv { *av } else { *bv };
-    }
-    a
-}
-
 /// `a + b` lane-wise.
 #[inline(always)]
 fn v_add(mut a: [f64; LANES], b: [f64; LANES]) -> [f64; LANES] {
@@ -251,15 +242,6 @@ fn v_fma(a: [f64; LANES], b: f64, mut c: [f64; LANES]) -> [f64; LANES] {
         *cv = fmadd(*av, b, *cv);
     }
     c
-}
-
-/// `a − b` lane-wise.
-#[inline(always)]
-fn v_sub(mut a: [f64; LANES], b: [f64; LANES]) -> [f64; LANES] {
-    for (av, bv) in a.iter_mut().zip(&b) {
-        *av -= bv;
-    }
-    a
 }
 
 impl<D: Dim> IsoCore<D>
@@ -310,21 +292,21 @@ where
         }
     }
 
-    fn lanes_consts<const K: usize>(&self, t: f64) -> LanesConsts<K> {
+    fn small_consts<const K: usize, const DD: usize>(&self, t: f64) -> SmallConsts<K, DD> {
         let (a, inv_c) = self.consts(t);
         let alpha = a * inv_c;
         let k = self.means.len();
         let mut beta = [-1e300; K];
         self.offsets(a, inv_c, &mut beta[..k]);
-        let mut am = [[0.0; SMALL_D]; K];
-        let mut mu = [[0.0; SMALL_D]; K];
+        let mut am = [[0.0; DD]; K];
+        let mut mu = [[0.0; DD]; K];
         for (j, m) in self.means.iter().enumerate() {
             for (i, v) in m.iter().enumerate() {
                 mu[j][i] = *v;
                 am[j][i] = alpha * v;
             }
         }
-        LanesConsts {
+        SmallConsts {
             am,
             mu,
             beta,
@@ -333,119 +315,109 @@ where
         }
     }
 
-    /// Small dimension, `K` component slots: the scores of the `LANES` points `xt` (transposed:
-    /// `xt[i][lane]`, coordinates `0..d`), transposed likewise.
+    /// Small dimension, `K` component slots, `DD = d` coordinates: the score of one point,
+    /// written as plain scalar code with every loop of constant length. Called in a loop over
+    /// the points, it is that loop that LLVM vectorises: each operation below then runs on 8
+    /// points at once, the per-component constants broadcast, the coordinates of consecutive
+    /// points de-interleaved by shuffles.
     ///
     /// Every exponential is evaluated (no skipping of far components): a term with
     /// `l_j − max l < −37` is below half an ulp of the sum, which holds the 1 of the maximum.
     #[inline(always)]
-    fn lanes<const K: usize>(
-        c: &LanesConsts<K>,
-        d: usize,
-        xt: &[[f64; LANES]; SMALL_D],
-    ) -> [[f64; LANES]; SMALL_D] {
-        // Logits, then their maximum over two interleaved chains. Every line below is one
-        // operation on all lanes (helpers on `[f64; LANES]` by value keep LLVM vectorising
-        // along the lanes, not across components).
-        let mut l = [[0.0f64; LANES]; K];
+    fn small_point<const K: usize, const DD: usize>(
+        c: &SmallConsts<K, DD>,
+        x: &[f64; DD],
+    ) -> [f64; DD] {
+        let mut l = [0.0f64; K];
         for (lj, (b, am)) in l.iter_mut().zip(c.beta.iter().zip(&c.am)) {
-            let mut v = [*b; LANES];
-            for (row, ai) in xt.iter().zip(am).take(d) {
-                v = v_fma(*row, *ai, v);
+            let mut v = *b;
+            for (xv, av) in x.iter().zip(am) {
+                v = fmadd(*xv, *av, v);
             }
             *lj = v;
         }
-        let mut m0 = l[0];
-        let mut m1 = l[K - 1];
-        for j in 1..K / 2 {
-            m0 = v_max(m0, l[j]);
-            m1 = v_max(m1, l[K - 1 - j]);
+        let m = l
+            .iter()
+            .fold(f64::NEG_INFINITY, |m, v| if *v > m { *v } else { m });
+        let mut w = [0.0f64; K];
+        for (wv, lv) in w.iter_mut().zip(&l) {
+            *wv = exp_fast(lv - m);
         }
-        let m = v_max(m0, m1);
-        // All K exponentials are independent: their latencies overlap. One flat loop over
-        // contiguous values (a loop over the components of lane-wise calls is vectorised
-        // across the components, with gathers and scatters).
-        let mut w = [[0.0f64; LANES]; K];
-        for (wj, lj) in w.iter_mut().zip(&l) {
-            *wj = v_sub(*lj, m);
-        }
-        for wv in w.as_flattened_mut() {
-            *wv = exp_fast(*wv);
-        }
-        // Sums over the components in two chains (even and odd j), then combined.
-        let mut sum = [[0.0f64; LANES]; 2];
-        let mut acc = [[[0.0f64; LANES]; SMALL_D]; 2];
-        for (j, (wj, mu)) in w.iter().zip(&c.mu).enumerate() {
-            let h = j % 2;
-            sum[h] = v_add(sum[h], *wj);
-            for (row, mi) in acc[h].iter_mut().zip(mu).take(d) {
-                *row = v_fma(*wj, *mi, *row);
+        // Two chains (even and odd components), then combined.
+        let (mut s0, mut s1) = (0.0, 0.0);
+        let (mut a0, mut a1) = ([0.0f64; DD], [0.0f64; DD]);
+        for (j, (wv, mu)) in w.iter().zip(&c.mu).enumerate() {
+            let (s, a) = if j % 2 == 0 {
+                (&mut s0, &mut a0)
+            } else {
+                (&mut s1, &mut a1)
+            };
+            *s += wv;
+            for (av, mv) in a.iter_mut().zip(mu) {
+                *av = fmadd(*wv, *mv, *av);
             }
         }
-        let mut f = [0.0f64; LANES];
-        for (fv, (s0, s1)) in f.iter_mut().zip(sum[0].iter().zip(&sum[1])) {
-            *fv = c.alpha / (s0 + s1);
+        let f = c.alpha / (s0 + s1);
+        let mut out = [0.0f64; DD];
+        for (((o, x), u), v) in out.iter_mut().zip(x).zip(&a0).zip(&a1) {
+            *o = score_value(f, u + v, c.inv_c, *x);
         }
-        let mut s = [[0.0f64; LANES]; SMALL_D];
-        for i in 0..d {
-            for lane in 0..LANES {
-                let a = acc[0][i][lane] + acc[1][i][lane];
-                s[i][lane] = score_value(f[lane], a, c.inv_c, xt[i][lane]);
-            }
-        }
-        s
+        out
     }
 
-    /// `xs` transposed into lanes (a short group padded with copies of its first point).
-    #[inline(always)]
-    fn transpose_in(xs: &[OVector<f64, D>], d: usize) -> [[f64; LANES]; SMALL_D] {
-        let mut xt = [[0.0f64; LANES]; SMALL_D];
-        for lane in 0..LANES {
-            let x = &xs[if lane < xs.len() { lane } else { 0 }];
-            for (i, row) in xt.iter_mut().enumerate().take(d) {
-                row[lane] = x[i];
-            }
-        }
-        xt
-    }
-
-    fn lanes_batch<const K: usize>(
+    fn small_batch<const K: usize, const DD: usize>(
         &self,
         t: f64,
         xs: &[OVector<f64, D>],
         out: &mut [OVector<f64, D>],
     ) {
-        let c = self.lanes_consts::<K>(t);
-        let d = self.means[0].len();
-        for (xg, og) in xs.chunks(LANES).zip(out.chunks_mut(LANES)) {
-            let s = Self::lanes(&c, d, &Self::transpose_in(xg, d));
-            for (lane, o) in og.iter_mut().enumerate() {
-                for i in 0..d {
-                    o[i] = s[i][lane];
-                }
+        let c = self.small_consts::<K, DD>(t);
+        for (x, o) in xs.iter().zip(out.iter_mut()) {
+            let x: &[f64; DD] = x.as_slice().try_into().expect("d coordinates");
+            let o: &mut [f64; DD] = o.as_mut_slice().try_into().expect("d coordinates");
+            *o = Self::small_point(&c, x);
+        }
+    }
+
+    fn small_step<const K: usize, const DD: usize>(
+        &self,
+        t: f64,
+        p: f64,
+        q: f64,
+        xs: &mut [OVector<f64, D>],
+    ) {
+        let c = self.small_consts::<K, DD>(t);
+        for x in xs.iter_mut() {
+            let x: &mut [f64; DD] = x.as_mut_slice().try_into().expect("d coordinates");
+            let s = Self::small_point(&c, x);
+            for (xv, sv) in x.iter_mut().zip(&s) {
+                *xv = step_value(p, q, *xv, *sv);
             }
         }
     }
 
-    fn lanes_step<const K: usize>(&self, t: f64, p: f64, q: f64, xs: &mut [OVector<f64, D>]) {
-        let c = self.lanes_consts::<K>(t);
-        let d = self.means[0].len();
-        for xg in xs.chunks_mut(LANES) {
-            let xt = Self::transpose_in(xg, d);
-            let s = Self::lanes(&c, d, &xt);
-            // Combine in the transposed layout (one vector operation per coordinate), then
-            // transpose back.
-            let mut y = [[0.0f64; LANES]; SMALL_D];
-            for ((yr, xr), sr) in y.iter_mut().zip(&xt).zip(&s).take(d) {
-                for ((yv, xv), sv) in yr.iter_mut().zip(xr).zip(sr) {
-                    *yv = step_value(p, q, *xv, *sv);
-                }
-            }
-            for (lane, x) in xg.iter_mut().enumerate() {
-                for (i, yr) in y.iter().enumerate().take(d) {
-                    x[i] = yr[lane];
-                }
-            }
+    /// The small-dimension kernel for `K` slots, dispatched on `d`.
+    fn small_batch_k<const K: usize>(
+        &self,
+        t: f64,
+        xs: &[OVector<f64, D>],
+        out: &mut [OVector<f64, D>],
+    ) {
+        match self.means[0].len() {
+            1 => self.small_batch::<K, 1>(t, xs, out),
+            2 => self.small_batch::<K, 2>(t, xs, out),
+            3 => self.small_batch::<K, 3>(t, xs, out),
+            _ => self.small_batch::<K, SMALL_D>(t, xs, out),
+        }
+    }
+
+    /// The small-dimension step for `K` slots, dispatched on `d`.
+    fn small_step_k<const K: usize>(&self, t: f64, p: f64, q: f64, xs: &mut [OVector<f64, D>]) {
+        match self.means[0].len() {
+            1 => self.small_step::<K, 1>(t, p, q, xs),
+            2 => self.small_step::<K, 2>(t, p, q, xs),
+            3 => self.small_step::<K, 3>(t, p, q, xs),
+            _ => self.small_step::<K, SMALL_D>(t, p, q, xs),
         }
     }
 
@@ -622,13 +594,13 @@ where
         } else if self.means[0].len() > SMALL_D {
             self.wide_batch(t, xs, out);
         } else if k <= 2 {
-            self.lanes_batch::<2>(t, xs, out);
+            self.small_batch_k::<2>(t, xs, out);
         } else if k <= 4 {
-            self.lanes_batch::<4>(t, xs, out);
+            self.small_batch_k::<4>(t, xs, out);
         } else if k <= 8 {
-            self.lanes_batch::<8>(t, xs, out);
+            self.small_batch_k::<8>(t, xs, out);
         } else {
-            self.lanes_batch::<STACK>(t, xs, out);
+            self.small_batch_k::<STACK>(t, xs, out);
         }
     }
 
@@ -652,13 +624,13 @@ where
         } else if self.means[0].len() > SMALL_D {
             self.wide_step(t, p, q, xs);
         } else if k <= 2 {
-            self.lanes_step::<2>(t, p, q, xs);
+            self.small_step_k::<2>(t, p, q, xs);
         } else if k <= 4 {
-            self.lanes_step::<4>(t, p, q, xs);
+            self.small_step_k::<4>(t, p, q, xs);
         } else if k <= 8 {
-            self.lanes_step::<8>(t, p, q, xs);
+            self.small_step_k::<8>(t, p, q, xs);
         } else {
-            self.lanes_step::<STACK>(t, p, q, xs);
+            self.small_step_k::<STACK>(t, p, q, xs);
         }
     }
 }

@@ -58,7 +58,9 @@ pub use param::{FnNetwork, FromPrediction, Network, Parameterisation};
 /// plug into the same samplers. Implementations must be pure (same input, same output); the
 /// samplers call [`score_batch`](ScoreModel::score_batch) on blocks of particles, which by default
 /// loops over [`score`](ScoreModel::score) and which a model may override with a fused loop
-/// (precomputing what depends on `t` only once per block).
+/// (precomputing what depends on `t` only once per block), and the exponential-integrator and
+/// Euler steps call [`score_step_batch`](ScoreModel::score_step_batch), which a model may
+/// override to combine the score with the point in the same pass.
 ///
 /// # Example
 ///
