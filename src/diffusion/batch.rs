@@ -7,7 +7,7 @@ use rand::{Rng, RngExt, SeedableRng};
 
 use crate::dim::{check_len, fill_standard_normal};
 use crate::error::{Error, Result, finite_input};
-use crate::fastmath::fill_normals;
+use crate::fastmath::fill_normals_fma;
 
 /// Particles per block. Every step draws one `u64` seed from the caller's RNG; block `b` then
 /// draws its noise from `ChaCha8Rng::seed_from_u64(seed)` on stream `b`. The blocks are the
@@ -368,49 +368,66 @@ type Chunk<'a, D> = &'a mut [OVector<f64, D>];
 /// What the zipped, enumerated chunk iterators yield.
 type BlockItem<'a, D> = (usize, ((Chunk<'a, D>, Chunk<'a, D>), Chunk<'a, D>));
 
-/// Normals drawn per bulk refill in [`with_noise`].
+/// Normals drawn per bulk refill in [`add_noise`].
 const NOISE_BUF: usize = 1024;
 
-/// Calls `f(x, s, z)` on every particle `x` with its score `s` and fresh standard normals `z`
-/// (equal-length slices; for `d > NOISE_BUF` on consecutive pieces of the particle, so `f` must
-/// act elementwise). The normals come from `rng` in bulk ([`fill_normals`]), particle after
-/// particle, so the draws depend only on the block's stream.
-pub(crate) fn with_noise<D: Dim>(
-    xs: &mut [OVector<f64, D>],
-    ss: &[OVector<f64, D>],
-    rng: &mut ChaCha8Rng,
-    mut f: impl FnMut(&mut [f64], &[f64], &[f64]),
-) where
+/// Adds `c·z` to every particle, `z` fresh standard normals, elementwise `x + c * z`, and
+/// returns whether every result is finite (checked in the same pass). The normals come from
+/// `rng` in bulk ([`fill_normals`], refills of `NOISE_BUF`: as many whole particles as fit, or
+/// consecutive pieces of one particle when `d > NOISE_BUF`), particle after particle, so the
+/// draws depend only on the block's stream.
+pub(crate) fn add_noise<D: Dim>(xs: &mut [OVector<f64, D>], c: f64, rng: &mut ChaCha8Rng) -> bool
+where
     DefaultAllocator: Allocator<D>,
 {
     let Some(d) = xs.first().map(|x| x.len()) else {
-        return;
+        return true;
     };
+    // Not short-circuiting, so it vectorises.
+    let mut ok = true;
     let mut z = [0.0f64; NOISE_BUF];
     if d == 0 {
     } else if d <= NOISE_BUF {
         let g = NOISE_BUF / d;
-        for (xc, sc) in xs.chunks_mut(g).zip(ss.chunks(g)) {
+        for xc in xs.chunks_mut(g) {
             let z = &mut z[..xc.len() * d];
-            fill_normals(rng, z);
-            for ((x, s), zc) in xc.iter_mut().zip(sc).zip(z.chunks_exact(d)) {
-                f(x.as_mut_slice(), s.as_slice(), zc);
+            fill_normals_fma(rng, z);
+            for (x, zc) in xc.iter_mut().zip(z.chunks_exact(d)) {
+                for (xv, zv) in x.as_mut_slice().iter_mut().zip(zc) {
+                    *xv += c * zv;
+                    ok &= xv.is_finite();
+                }
             }
         }
     } else {
-        for (x, s) in xs.iter_mut().zip(ss) {
-            let pieces = x.as_mut_slice().chunks_mut(NOISE_BUF);
-            for (xc, sc) in pieces.zip(s.as_slice().chunks(NOISE_BUF)) {
+        for x in xs.iter_mut() {
+            for xc in x.as_mut_slice().chunks_mut(NOISE_BUF) {
                 let z = &mut z[..xc.len()];
-                fill_normals(rng, z);
-                f(xc, sc, z);
+                fill_normals_fma(rng, z);
+                for (xv, zv) in xc.iter_mut().zip(z.iter()) {
+                    *xv += c * zv;
+                    ok &= xv.is_finite();
+                }
             }
         }
     }
+    ok
+}
+
+/// Whether every coordinate of every particle is finite (not short-circuiting, so it
+/// vectorises).
+pub(crate) fn all_finite<D: Dim>(xs: &[OVector<f64, D>]) -> bool
+where
+    DefaultAllocator: Allocator<D>,
+{
+    xs.iter().fold(true, |ok, v| {
+        v.as_slice().iter().fold(ok, |ok, e| ok & e.is_finite())
+    })
 }
 
 /// Runs `f` on every block with its own RNG stream, in parallel with the `rayon` feature, and
-/// returns `NonFinite` if a particle is not finite afterwards.
+/// returns `NonFinite` unless every block's `f` reports its particles finite afterwards (with
+/// [`all_finite`], or fused into its last pass).
 pub(crate) fn run_blocks<D, R, F>(
     state: &mut DiffusionState<D>,
     step: usize,
@@ -422,17 +439,13 @@ where
     DefaultAllocator: Allocator<D>,
     OVector<f64, D>: MaybeSend,
     R: Rng + ?Sized,
-    F: Fn(Block<'_, D>, &mut ChaCha8Rng) + MaybeSync,
+    F: Fn(Block<'_, D>, &mut ChaCha8Rng) -> bool + MaybeSync,
 {
     let seed: u64 = rng.random();
     let job = |(b, ((x, s), aux)): BlockItem<'_, D>| {
         let mut r = ChaCha8Rng::seed_from_u64(seed);
         r.set_stream(b as u64);
-        f(Block { x: &mut *x, s, aux }, &mut r);
-        // Not short-circuiting, so it vectorises.
-        x.iter().fold(true, |ok, v| {
-            v.as_slice().iter().fold(ok, |ok, e| ok & e.is_finite())
-        })
+        f(Block { x, s, aux }, &mut r)
     };
     let DiffusionState {
         particles,

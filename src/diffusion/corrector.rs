@@ -7,7 +7,7 @@ use rand::rngs::ChaCha8Rng;
 use rand::{Rng, RngExt};
 use rand_distr::StandardNormal;
 
-use crate::diffusion::batch::{Block, MaybeSend, MaybeSync, run_blocks};
+use crate::diffusion::batch::{Block, MaybeSend, MaybeSync, all_finite, run_blocks};
 use crate::diffusion::ddpm::{finished_error, sample_all, sde_block};
 use crate::diffusion::flow::ode_block;
 use crate::diffusion::{
@@ -383,9 +383,12 @@ where
         run_blocks(state, k + 1, rng, |mut b, r| {
             match self.predictor {
                 Predictor::Flow(scheme) => ode_block(score, scheme, t, t_next, &mut b),
-                Predictor::Sde(scheme) => sde_block(score, scheme, t, t - t_next, &mut b, r),
+                Predictor::Sde(scheme) => {
+                    sde_block(score, scheme, t, t - t_next, &mut b, r);
+                }
             }
             corrector_block(score, &self.corrector, t_next, &mut b, r);
+            all_finite(b.x)
         })?;
         state.index = k + 1;
         state.time = t_next;

@@ -6,7 +6,7 @@ use nalgebra::{DefaultAllocator, Dim, OVector};
 use rand::Rng;
 use rand::rngs::ChaCha8Rng;
 
-use crate::diffusion::batch::{Block, MaybeSend, MaybeSync, run_blocks, with_noise};
+use crate::diffusion::batch::{Block, MaybeSend, MaybeSync, add_noise, run_blocks};
 use crate::diffusion::{DiffusionInfo, DiffusionInit, DiffusionState, ScoreModel, TimeGrid};
 use crate::error::{Error, Result};
 use crate::sampler::Sampler;
@@ -60,7 +60,8 @@ impl SdeScheme {
     }
 }
 
-/// One SDE step on a block: scores at `t`, then the update.
+/// One SDE step on a block: scores at `t`, then the update; returns whether the particles
+/// are finite.
 pub(crate) fn sde_block<S: ScoreModel>(
     score: &S,
     scheme: SdeScheme,
@@ -68,16 +69,14 @@ pub(crate) fn sde_block<S: ScoreModel>(
     h: f64,
     block: &mut Block<'_, S::Dim>,
     rng: &mut ChaCha8Rng,
-) where
+) -> bool
+where
     DefaultAllocator: Allocator<S::Dim>,
 {
-    score.score_batch(t, block.x, block.s);
+    // y ← (a y + b s) + c ξ: the drift fused with the score pass where the model supports it.
     let (a, b, c) = scheme.coefficients(h);
-    with_noise(block.x, block.s, rng, |x, s, z| {
-        for ((xv, sv), zv) in x.iter_mut().zip(s).zip(z) {
-            *xv = a * *xv + b * sv + c * zv;
-        }
-    });
+    score.score_step_batch(t, a, b, block.x, block.s);
+    add_noise(block.x, c, rng)
 }
 
 pub(crate) fn finished_error(index: usize) -> Error {

@@ -8,6 +8,7 @@ use rand::{Rng, RngExt};
 use crate::diffusion::{ForwardOu, ScoreModel};
 use crate::dim::{Alloc, check_len, fill_standard_normal};
 use crate::error::{Error, Result, finite_input, positive};
+use crate::fastmath::{exp_fast, fmadd};
 use crate::gaussian::Gaussian;
 use crate::linalg::sym_eigen;
 use crate::potential::GaussianMixture;
@@ -158,11 +159,17 @@ where
 /// `l_j = log w_j + (e^{−t}⟨x, μ_j⟩ − e^{−2t}‖μ_j‖²/2)/c` (the common `−‖x‖²/2c` dropped) the
 /// score is `(e^{−t} Σ_j softmax(l)_j μ_j − x)/c`.
 ///
-/// Up to [`STACK`] components two fused kernels run, both vectorised: for `d ≤ SMALL_D`
-/// ([`lanes`](IsoCore::lanes)) [`LANES`] points at a time, transposed so that every operation
-/// works on all of them at once; for larger `d` ([`wide`](IsoCore::wide)) one point at a time,
-/// its [`GROUP`] dot products with the means accumulated together in 8-wide partial sums.
-/// Beyond `STACK` components a streaming log-sum-exp.
+/// Up to [`STACK`] components two fused kernels run, both vectorised, both with the softmax
+/// weights by [`exp_fast`] (relative error below `10⁻¹³`): for `d ≤ SMALL_D`
+/// ([`small_point`](IsoCore::small_point)) scalar code for one point with the number of
+/// components and the dimension compile-time constants, in a loop over the points that LLVM
+/// vectorises (8 points per vector); for larger `d` ([`wide_weights`](IsoCore::wide_weights)
+/// and [`wide_chunk`](IsoCore::wide_chunk)) one point at a time, its dot products with up to
+/// [`GROUP`] means as one vector (the components in the lanes), the weighted mean over tiles
+/// (coordinates in the lanes). Beyond `STACK` components a streaming log-sum-exp.
+///
+/// Both kernels can combine the score with the point while it is in registers
+/// ([`ScoreModel::score_step_batch`]), bit for bit as storing it and combining afterwards.
 #[derive(Clone, Debug)]
 struct IsoCore<D: Dim>
 where
@@ -174,6 +181,9 @@ where
     /// (zero-padded) and each [`W`] coordinates (zero-padded), the `GROUP × W` block of those
     /// coordinates of those means, component after component.
     flat: Vec<f64>,
+    /// Large `d`, up to `STACK` components: for each group of `GROUP` components and each
+    /// coordinate `i`, the `GROUP` values `μ_{j,i}` (zero-padded).
+    by_coord: Vec<f64>,
     log_weights: Vec<f64>,
     half_norms: Vec<f64>,
     variance: f64,
@@ -181,14 +191,58 @@ where
 
 /// Up to this many components the logits live in a stack buffer (two passes, no rescaling).
 const STACK: usize = 16;
-/// Points per pass of the small-dimension kernel.
+/// Width of the lane-wise helpers (`GROUP` components, `W` coordinates).
 const LANES: usize = 8;
 /// Largest dimension of the small-dimension kernel.
 const SMALL_D: usize = 4;
-/// Components whose dot products the wide kernel accumulates together.
-const GROUP: usize = 8; // the pairwise sums in `wide` are written out for 8
-/// Width of the wide kernel's partial sums.
+/// Components whose dot products the wide kernel computes as one vector.
+const GROUP: usize = 8;
+/// Width of the wide kernel's tiles (coordinates per vector in the weighted mean).
 const W: usize = 8;
+
+/// One block's constants of the small-dimension kernel for `K` component slots and `DD`
+/// coordinates (components `k..K` are padding: zero mean, logit offset `−10³⁰⁰`, so weight
+/// `e^{−708}`, invisible next to the weight 1 of the largest logit).
+struct SmallConsts<const K: usize, const DD: usize> {
+    /// `α μ_j`, `α = e^{−t}/c`.
+    am: [[f64; DD]; K],
+    /// `μ_j`.
+    mu: [[f64; DD]; K],
+    /// `log w_j − α e^{−t}‖μ_j‖²/2`.
+    beta: [f64; K],
+    alpha: f64,
+    inv_c: f64,
+}
+
+/// `s = f·acc − inv_c·x`, the score from the weighted mean (one rounding for `f·acc`).
+#[inline(always)]
+fn score_value(f: f64, acc: f64, inv_c: f64, x: f64) -> f64 {
+    fmadd(f, acc, -(inv_c * x))
+}
+
+/// `p·x + q·s`, as in [`ScoreModel::score_step_batch`]'s default.
+#[inline(always)]
+fn step_value(p: f64, q: f64, x: f64, s: f64) -> f64 {
+    p * x + q * s
+}
+
+/// `a + b` lane-wise.
+#[inline(always)]
+fn v_add(mut a: [f64; LANES], b: [f64; LANES]) -> [f64; LANES] {
+    for (av, bv) in a.iter_mut().zip(&b) {
+        *av += bv;
+    }
+    a
+}
+
+/// `a·b + c` lane-wise, `b` a scalar.
+#[inline(always)]
+fn v_fma(a: [f64; LANES], b: f64, mut c: [f64; LANES]) -> [f64; LANES] {
+    for (cv, av) in c.iter_mut().zip(&a) {
+        *cv = fmadd(*av, b, *cv);
+    }
+    c
+}
 
 impl<D: Dim> IsoCore<D>
 where
@@ -199,24 +253,31 @@ where
         let log_weights = weights.iter().map(|w| (w / total).ln()).collect();
         let half_norms = means.iter().map(|m| 0.5 * m.norm_squared()).collect();
         let (k, d) = (means.len(), means[0].len());
-        let flat = if k > STACK {
-            Vec::new()
+        let (flat, by_coord) = if k > STACK {
+            (Vec::new(), Vec::new())
         } else if d <= SMALL_D {
-            means.iter().flat_map(|m| m.iter().copied()).collect()
+            (
+                means.iter().flat_map(|m| m.iter().copied()).collect(),
+                Vec::new(),
+            )
         } else {
             let chunks = d.div_ceil(W);
-            let mut flat = vec![0.0; k.div_ceil(GROUP) * chunks * GROUP * W];
+            let groups = k.div_ceil(GROUP);
+            let mut flat = vec![0.0; groups * chunks * GROUP * W];
+            let mut by_coord = vec![0.0; groups * d * GROUP];
             for (j, m) in means.iter().enumerate() {
                 let (g, jj) = (j / GROUP, j % GROUP);
                 for (i, v) in m.iter().enumerate() {
                     flat[((g * chunks + i / W) * GROUP + jj) * W + i % W] = *v;
+                    by_coord[(g * d + i) * GROUP + jj] = *v;
                 }
             }
-            flat
+            (flat, by_coord)
         };
         Self {
             means,
             flat,
+            by_coord,
             log_weights,
             half_norms,
             variance,
@@ -231,152 +292,258 @@ where
         }
     }
 
-    /// Small dimension, at most `STACK` components: up to `LANES` points (`xs.len() ≥ 1`; a
-    /// short group is padded with copies of its first point), transposed into lanes.
+    fn small_consts<const K: usize, const DD: usize>(&self, t: f64) -> SmallConsts<K, DD> {
+        let (a, inv_c) = self.consts(t);
+        let alpha = a * inv_c;
+        let k = self.means.len();
+        let mut beta = [-1e300; K];
+        self.offsets(a, inv_c, &mut beta[..k]);
+        let mut am = [[0.0; DD]; K];
+        let mut mu = [[0.0; DD]; K];
+        for (j, m) in self.means.iter().enumerate() {
+            for (i, v) in m.iter().enumerate() {
+                mu[j][i] = *v;
+                am[j][i] = alpha * v;
+            }
+        }
+        SmallConsts {
+            am,
+            mu,
+            beta,
+            alpha,
+            inv_c,
+        }
+    }
+
+    /// Small dimension, `K` component slots, `DD = d` coordinates: the score of one point,
+    /// written as plain scalar code with every loop of constant length. Called in a loop over
+    /// the points, it is that loop that LLVM vectorises: each operation below then runs on 8
+    /// points at once, the per-component constants broadcast, the coordinates of consecutive
+    /// points de-interleaved by shuffles.
     ///
     /// Every exponential is evaluated (no skipping of far components): a term with
     /// `l_j − max l < −37` is below half an ulp of the sum, which holds the 1 of the maximum.
-    #[inline]
-    fn lanes(
+    #[inline(always)]
+    fn small_point<const K: usize, const DD: usize>(
+        c: &SmallConsts<K, DD>,
+        x: &[f64; DD],
+    ) -> [f64; DD] {
+        let mut l = [0.0f64; K];
+        for (lj, (b, am)) in l.iter_mut().zip(c.beta.iter().zip(&c.am)) {
+            let mut v = *b;
+            for (xv, av) in x.iter().zip(am) {
+                v = fmadd(*xv, *av, v);
+            }
+            *lj = v;
+        }
+        let m = l
+            .iter()
+            .fold(f64::NEG_INFINITY, |m, v| if *v > m { *v } else { m });
+        let mut w = [0.0f64; K];
+        for (wv, lv) in w.iter_mut().zip(&l) {
+            *wv = exp_fast(lv - m);
+        }
+        // Two chains (even and odd components), then combined.
+        let (mut s0, mut s1) = (0.0, 0.0);
+        let (mut a0, mut a1) = ([0.0f64; DD], [0.0f64; DD]);
+        for (j, (wv, mu)) in w.iter().zip(&c.mu).enumerate() {
+            let (s, a) = if j % 2 == 0 {
+                (&mut s0, &mut a0)
+            } else {
+                (&mut s1, &mut a1)
+            };
+            *s += wv;
+            for (av, mv) in a.iter_mut().zip(mu) {
+                *av = fmadd(*wv, *mv, *av);
+            }
+        }
+        let f = c.alpha / (s0 + s1);
+        let mut out = [0.0f64; DD];
+        for (((o, x), u), v) in out.iter_mut().zip(x).zip(&a0).zip(&a1) {
+            *o = score_value(f, u + v, c.inv_c, *x);
+        }
+        out
+    }
+
+    fn small_batch<const K: usize, const DD: usize>(
         &self,
-        alpha: f64,
-        inv_c: f64,
-        beta: &[f64],
+        t: f64,
         xs: &[OVector<f64, D>],
         out: &mut [OVector<f64, D>],
     ) {
-        let d = xs[0].len();
-        let mut xt = [[0.0f64; LANES]; SMALL_D];
-        for lane in 0..LANES {
-            let x = &xs[if lane < xs.len() { lane } else { 0 }];
-            for (i, row) in xt.iter_mut().enumerate().take(d) {
-                row[lane] = x[i];
-            }
+        let c = self.small_consts::<K, DD>(t);
+        for (x, o) in xs.iter().zip(out.iter_mut()) {
+            let x: &[f64; DD] = x.as_slice().try_into().expect("d coordinates");
+            let o: &mut [f64; DD] = o.as_mut_slice().try_into().expect("d coordinates");
+            *o = Self::small_point(&c, x);
         }
-        let mut l = [[0.0f64; LANES]; STACK];
-        let mut m = [f64::NEG_INFINITY; LANES];
-        for ((lj, b), mu) in l.iter_mut().zip(beta).zip(self.flat.chunks_exact(d)) {
-            let mut acc = [0.0f64; LANES];
-            for (row, mi) in xt.iter().zip(mu) {
-                for (a, xv) in acc.iter_mut().zip(row) {
-                    *a += xv * mi;
-                }
-            }
-            for ((lv, a), mv) in lj.iter_mut().zip(&acc).zip(m.iter_mut()) {
-                *lv = alpha * a + b;
-                *mv = mv.max(*lv);
-            }
-        }
-        // All exponentials in one flat loop of independent lanes (the polynomial's latency
-        // hides behind the other components'), then the sums.
-        let k = beta.len();
-        let mut w = [[0.0f64; LANES]; STACK];
-        for (wj, lj) in w.iter_mut().zip(&l).take(k) {
-            for ((wv, lv), mv) in wj.iter_mut().zip(lj).zip(&m) {
-                *wv = lv - mv;
-            }
-        }
-        for wv in w.as_flattened_mut()[..k * LANES].iter_mut() {
-            *wv = crate::fastmath::exp_ilp(*wv);
-        }
-        let mut sum = [0.0f64; LANES];
-        let mut acc = [[0.0f64; LANES]; SMALL_D];
-        for (wj, mu) in w.iter().zip(self.flat.chunks_exact(d)).take(k) {
-            for (sv, wv) in sum.iter_mut().zip(wj) {
-                *sv += wv;
-            }
-            for (row, mi) in acc.iter_mut().zip(mu) {
-                for (a, wv) in row.iter_mut().zip(wj) {
-                    *a += wv * mi;
-                }
-            }
-        }
-        for (lane, o) in out.iter_mut().enumerate() {
-            let f = alpha / sum[lane];
-            let x = &xs[lane];
-            for i in 0..d {
-                o[i] = f * acc[i][lane] - inv_c * x[i];
+    }
+
+    fn small_step<const K: usize, const DD: usize>(
+        &self,
+        t: f64,
+        p: f64,
+        q: f64,
+        xs: &mut [OVector<f64, D>],
+    ) {
+        let c = self.small_consts::<K, DD>(t);
+        for x in xs.iter_mut() {
+            let x: &mut [f64; DD] = x.as_mut_slice().try_into().expect("d coordinates");
+            let s = Self::small_point(&c, x);
+            for (xv, sv) in x.iter_mut().zip(&s) {
+                *xv = step_value(p, q, *xv, *sv);
             }
         }
     }
 
-    /// Any dimension, at most `STACK` components, one point: the dot products with a group of
-    /// means accumulate together, `W` coordinates at a time, in one pass over the tiles.
-    #[inline]
-    fn wide(
+    /// The small-dimension kernel for `K` slots, dispatched on `d`.
+    fn small_batch_k<const K: usize>(
         &self,
-        alpha: f64,
-        inv_c: f64,
-        beta: &[f64],
-        x: &OVector<f64, D>,
-        out: &mut OVector<f64, D>,
+        t: f64,
+        xs: &[OVector<f64, D>],
+        out: &mut [OVector<f64, D>],
     ) {
-        let k = beta.len();
-        let x = x.as_slice();
+        match self.means[0].len() {
+            1 => self.small_batch::<K, 1>(t, xs, out),
+            2 => self.small_batch::<K, 2>(t, xs, out),
+            3 => self.small_batch::<K, 3>(t, xs, out),
+            _ => self.small_batch::<K, SMALL_D>(t, xs, out),
+        }
+    }
+
+    /// The small-dimension step for `K` slots, dispatched on `d`.
+    fn small_step_k<const K: usize>(&self, t: f64, p: f64, q: f64, xs: &mut [OVector<f64, D>]) {
+        match self.means[0].len() {
+            1 => self.small_step::<K, 1>(t, p, q, xs),
+            2 => self.small_step::<K, 2>(t, p, q, xs),
+            3 => self.small_step::<K, 3>(t, p, q, xs),
+            _ => self.small_step::<K, SMALL_D>(t, p, q, xs),
+        }
+    }
+
+    /// Large dimension, at most `STACK` components: the softmax weights of one point (zero for
+    /// padding components) and `f = α/Σ_j w_j`. The dot products with a group of means are one
+    /// vector (a component per lane), accumulated coordinate by coordinate in four chains.
+    #[inline(always)]
+    fn wide_weights(&self, alpha: f64, beta: &[f64; STACK], x: &[f64]) -> ([f64; STACK], f64) {
+        let k = self.means.len();
         let d = x.len();
-        let split = d - d % W;
-        let chunks = d.div_ceil(W);
-        // Selects, not a copy: a copy of a few values becomes a `memcpy` call.
-        let x_tail: [f64; W] = std::array::from_fn(|i| x.get(split + i).copied().unwrap_or(0.0));
-        let tile = GROUP * W;
-        let mut l = [0.0f64; STACK];
-        for (tiles, lg) in self
-            .flat
-            .chunks_exact(chunks * tile)
-            .zip(l.chunks_exact_mut(GROUP))
+        let mut l = [[f64::NEG_INFINITY; GROUP]; STACK / GROUP];
+        for ((cols, lg), bg) in self
+            .by_coord
+            .chunks_exact(d * GROUP)
+            .zip(l.iter_mut())
+            .zip(beta.chunks_exact(GROUP))
         {
-            let mut acc = [[0.0f64; W]; GROUP];
-            let (main, tail) = tiles.split_at(split / W * tile);
-            for (xc, t) in x[..split].chunks_exact(W).zip(main.chunks_exact(tile)) {
-                dots_tile(&mut acc, xc, t);
+            // Separate locals, not an array of accumulators: they stay in registers.
+            let z = [0.0f64; GROUP];
+            let (mut a0, mut a1, mut a2, mut a3) = (z, z, z, z);
+            let mut rows = cols.chunks_exact(4 * GROUP);
+            let mut xq = x.chunks_exact(4);
+            for (r4, x4) in (&mut rows).zip(&mut xq) {
+                let r4: &[f64; 4 * GROUP] = r4.try_into().expect("four rows");
+                let row = |h: usize| -> [f64; GROUP] {
+                    r4[h * GROUP..(h + 1) * GROUP].try_into().expect("one row")
+                };
+                a0 = v_fma(row(0), x4[0], a0);
+                a1 = v_fma(row(1), x4[1], a1);
+                a2 = v_fma(row(2), x4[2], a2);
+                a3 = v_fma(row(3), x4[3], a3);
             }
-            if split < d {
-                dots_tile(&mut acc, &x_tail, tail);
+            for (row, xv) in rows.remainder().chunks_exact(GROUP).zip(xq.remainder()) {
+                a0 = v_fma(row.try_into().expect("one row"), *xv, a0);
             }
-            for (a, lj) in acc.iter().zip(lg.iter_mut()) {
-                *lj = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+            let dots = v_add(v_add(a0, a1), v_add(a2, a3));
+            for ((lv, dv), bv) in lg.iter_mut().zip(&dots).zip(bg) {
+                *lv = fmadd(alpha, *dv, *bv);
             }
         }
-        let mut m = f64::NEG_INFINITY;
-        for (lj, b) in l.iter_mut().zip(beta) {
-            *lj = alpha * *lj + b;
-            m = m.max(*lj);
-        }
+        let l = l.as_flattened();
+        let m = l.iter().fold(f64::NEG_INFINITY, |m, v| m.max(*v));
         // Padding components get weight 0 (their tiles are zero too).
         let mut w = [0.0f64; STACK];
-        for (j, (wj, lj)) in w.iter_mut().zip(&l).enumerate() {
-            let e = crate::fastmath::exp_ilp(lj - m);
+        for (j, (wj, lj)) in w.iter_mut().zip(l).enumerate() {
+            let e = exp_fast(lj - m);
             *wj = if j < k { e } else { 0.0 };
         }
-        let f = alpha / pairwise_sum(&w);
-        let groups = self.flat.len() / (chunks * tile);
-        let out = out.as_mut_slice();
-        for c in 0..chunks {
-            let mut acc = [0.0f64; W];
-            for (g, wg) in w.chunks_exact(GROUP).take(groups).enumerate() {
-                let t = &self.flat[(g * chunks + c) * tile..(g * chunks + c + 1) * tile];
-                let t: &[f64; GROUP * W] = t.try_into().expect("one tile");
-                let wg: &[f64; GROUP] = wg.try_into().expect("one group");
-                // A pairwise tree over the group (depth 3, not a chain of 8 additions).
-                for (lane, a) in acc.iter_mut().enumerate() {
-                    let p = |j: usize| wg[j] * t[j * W + lane];
-                    *a += ((p(0) + p(1)) + (p(2) + p(3))) + ((p(4) + p(5)) + (p(6) + p(7)));
-                }
-            }
-            let lo = c * W;
-            if lo + W <= d {
-                // A full chunk: fixed-size arrays, so no remainder loop and no spill of `acc`.
-                let o: &mut [f64; W] = (&mut out[lo..lo + W]).try_into().expect("W values");
-                let xc: &[f64; W] = x[lo..lo + W].try_into().expect("W values");
-                for ((o, a), xv) in o.iter_mut().zip(&acc).zip(xc) {
-                    *o = f * a - inv_c * xv;
-                }
-            } else {
-                for ((o, a), xv) in out[lo..].iter_mut().zip(&acc).zip(&x[lo..]) {
-                    *o = f * a - inv_c * xv;
+        (w, alpha / pairwise_sum(&w))
+    }
+
+    /// `Σ_j w_j μ_j` on the coordinates `c W..(c + 1) W` (zero beyond `d`).
+    #[inline(always)]
+    fn wide_chunk(&self, w: &[f64; STACK], chunks: usize, c: usize) -> [f64; W] {
+        const TILE: usize = GROUP * W;
+        let groups = self.flat.len() / (chunks * TILE);
+        let (mut a0, mut a1) = ([0.0f64; W], [0.0f64; W]);
+        for (g, wg) in w.chunks_exact(GROUP).take(groups).enumerate() {
+            let o = (g * chunks + c) * TILE;
+            let t: &[f64; TILE] = self.flat[o..o + TILE].try_into().expect("one tile");
+            // Two chains (even and odd components) of fused multiply-adds.
+            for jj in (0..GROUP).step_by(2) {
+                for lane in 0..W {
+                    a0[lane] = fmadd(wg[jj], t[jj * W + lane], a0[lane]);
+                    a1[lane] = fmadd(wg[jj + 1], t[(jj + 1) * W + lane], a1[lane]);
                 }
             }
         }
+        v_add(a0, a1)
+    }
+
+    fn wide_batch(&self, t: f64, xs: &[OVector<f64, D>], out: &mut [OVector<f64, D>]) {
+        let (a, inv_c, beta) = self.wide_consts(t);
+        let alpha = a * inv_c;
+        for (x, o) in xs.iter().zip(out.iter_mut()) {
+            let (x, o) = (x.as_slice(), o.as_mut_slice());
+            let (w, f) = self.wide_weights(alpha, &beta, x);
+            let chunks = x.len().div_ceil(W);
+            let full = x.len() / W;
+            for (c, (xc, oc)) in x.chunks_exact(W).zip(o.chunks_exact_mut(W)).enumerate() {
+                let acc = self.wide_chunk(&w, chunks, c);
+                let (xc, oc): (&[f64; W], &mut [f64; W]) =
+                    (xc.try_into().expect("W"), oc.try_into().expect("W"));
+                for lane in 0..W {
+                    oc[lane] = score_value(f, acc[lane], inv_c, xc[lane]);
+                }
+            }
+            if full < chunks {
+                let acc = self.wide_chunk(&w, chunks, full);
+                for ((ov, xv), av) in o[full * W..].iter_mut().zip(&x[full * W..]).zip(&acc) {
+                    *ov = score_value(f, *av, inv_c, *xv);
+                }
+            }
+        }
+    }
+
+    fn wide_step(&self, t: f64, p: f64, q: f64, xs: &mut [OVector<f64, D>]) {
+        let (a, inv_c, beta) = self.wide_consts(t);
+        let alpha = a * inv_c;
+        for x in xs.iter_mut() {
+            let x = x.as_mut_slice();
+            let (w, f) = self.wide_weights(alpha, &beta, x);
+            let chunks = x.len().div_ceil(W);
+            let full = x.len() / W;
+            for (c, xc) in x.chunks_exact_mut(W).enumerate() {
+                let acc = self.wide_chunk(&w, chunks, c);
+                let xc: &mut [f64; W] = xc.try_into().expect("W");
+                for lane in 0..W {
+                    let xv = xc[lane];
+                    xc[lane] = step_value(p, q, xv, score_value(f, acc[lane], inv_c, xv));
+                }
+            }
+            if full < chunks {
+                let acc = self.wide_chunk(&w, chunks, full);
+                for (xv, av) in x[full * W..].iter_mut().zip(&acc) {
+                    *xv = step_value(p, q, *xv, score_value(f, *av, inv_c, *xv));
+                }
+            }
+        }
+    }
+
+    fn wide_consts(&self, t: f64) -> (f64, f64, [f64; STACK]) {
+        let (a, inv_c) = self.consts(t);
+        let mut beta = [0.0f64; STACK];
+        self.offsets(a, inv_c, &mut beta[..self.means.len()]);
+        (a, inv_c, beta)
     }
 
     /// Any number of components (finite data sets): a streaming log-sum-exp that rescales the
@@ -418,25 +585,52 @@ where
     }
 
     fn score_batch(&self, t: f64, xs: &[OVector<f64, D>], out: &mut [OVector<f64, D>]) {
-        let (a, inv_c) = self.consts(t);
         let k = self.means.len();
-        if k <= STACK {
-            let mut beta = [0.0f64; STACK];
-            self.offsets(a, inv_c, &mut beta[..k]);
-            let alpha = a * inv_c;
-            if self.means[0].len() <= SMALL_D {
-                for (x, o) in xs.chunks(LANES).zip(out.chunks_mut(LANES)) {
-                    self.lanes(alpha, inv_c, &beta[..k], x, o);
-                }
-            } else {
-                for (x, o) in xs.iter().zip(out.iter_mut()) {
-                    self.wide(alpha, inv_c, &beta[..k], x, o);
-                }
-            }
-        } else {
+        if k > STACK {
+            let (a, inv_c) = self.consts(t);
             for (x, o) in xs.iter().zip(out.iter_mut()) {
                 self.score_streaming(a, inv_c, x, o);
             }
+        } else if self.means[0].len() > SMALL_D {
+            self.wide_batch(t, xs, out);
+        } else if k <= 2 {
+            self.small_batch_k::<2>(t, xs, out);
+        } else if k <= 4 {
+            self.small_batch_k::<4>(t, xs, out);
+        } else if k <= 8 {
+            self.small_batch_k::<8>(t, xs, out);
+        } else {
+            self.small_batch_k::<STACK>(t, xs, out);
+        }
+    }
+
+    /// `xs[i] ← p xs[i] + q s(t, xs[i])`, fused where a kernel applies (`scratch` otherwise).
+    fn score_step_batch(
+        &self,
+        t: f64,
+        p: f64,
+        q: f64,
+        xs: &mut [OVector<f64, D>],
+        scratch: &mut [OVector<f64, D>],
+    ) {
+        let k = self.means.len();
+        if k > STACK {
+            self.score_batch(t, xs, scratch);
+            for (x, s) in xs.iter_mut().zip(scratch.iter()) {
+                for (xv, sv) in x.as_mut_slice().iter_mut().zip(s.as_slice()) {
+                    *xv = step_value(p, q, *xv, *sv);
+                }
+            }
+        } else if self.means[0].len() > SMALL_D {
+            self.wide_step(t, p, q, xs);
+        } else if k <= 2 {
+            self.small_step_k::<2>(t, p, q, xs);
+        } else if k <= 4 {
+            self.small_step_k::<4>(t, p, q, xs);
+        } else if k <= 8 {
+            self.small_step_k::<8>(t, p, q, xs);
+        } else {
+            self.small_step_k::<STACK>(t, p, q, xs);
         }
     }
 }
@@ -451,17 +645,6 @@ fn pairwise_sum(v: &[f64; STACK]) -> f64 {
         }
     }
     h[0]
-}
-
-/// `acc[j] += x_c ⊙ tile[j]` for the `GROUP` rows of one tile.
-#[inline(always)]
-fn dots_tile(acc: &mut [[f64; W]; GROUP], xc: &[f64], tile: &[f64]) {
-    let xc: &[f64; W] = xc.try_into().expect("W coordinates");
-    for (a, row) in acc.iter_mut().zip(tile.chunks_exact(W)) {
-        for ((av, xv), mv) in a.iter_mut().zip(xc).zip(row) {
-            *av += xv * mv;
-        }
-    }
 }
 
 #[derive(Clone, Debug)]
@@ -643,6 +826,28 @@ where
             }
         }
     }
+    fn score_step_batch(
+        &self,
+        t: f64,
+        p: f64,
+        q: f64,
+        xs: &mut [OVector<f64, D>],
+        scratch: &mut [OVector<f64, D>],
+    ) where
+        DefaultAllocator: Allocator<D>,
+    {
+        match &self.inner {
+            MixtureInner::Iso(core) => core.score_step_batch(t, p, q, xs, scratch),
+            MixtureInner::Full(_) => {
+                self.score_batch(t, xs, scratch);
+                for (x, s) in xs.iter_mut().zip(scratch.iter()) {
+                    for (xv, sv) in x.as_mut_slice().iter_mut().zip(s.as_slice()) {
+                        *xv = step_value(p, q, *xv, *sv);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The exact score of the noised empirical law of a finite data set `{x_i}`:
@@ -752,6 +957,18 @@ where
         DefaultAllocator: Allocator<D>,
     {
         self.core.score_batch(t, xs, out);
+    }
+    fn score_step_batch(
+        &self,
+        t: f64,
+        p: f64,
+        q: f64,
+        xs: &mut [OVector<f64, D>],
+        scratch: &mut [OVector<f64, D>],
+    ) where
+        DefaultAllocator: Allocator<D>,
+    {
+        self.core.score_step_batch(t, p, q, xs, scratch);
     }
 }
 

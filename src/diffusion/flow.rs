@@ -4,7 +4,7 @@ use nalgebra::allocator::Allocator;
 use nalgebra::{DefaultAllocator, OVector};
 use rand::Rng;
 
-use crate::diffusion::batch::{Block, MaybeSend, MaybeSync, run_blocks};
+use crate::diffusion::batch::{Block, MaybeSend, MaybeSync, all_finite, run_blocks};
 use crate::diffusion::ddpm::{finished_error, sample_all};
 use crate::diffusion::{DiffusionInfo, DiffusionInit, DiffusionState, ScoreModel, TimeGrid};
 use crate::error::Result;
@@ -72,16 +72,13 @@ pub(crate) fn ode_block<S: ScoreModel>(
     DefaultAllocator: Allocator<S::Dim>,
 {
     let h = t - t_next;
-    score.score_batch(t, block.x, block.s);
     match scheme {
         OdeScheme::ExponentialIntegrator => {
             let em1 = h.exp_m1();
-            for (x, s) in block.x.iter_mut().zip(block.s.iter()) {
-                *x *= 1.0 + em1;
-                x.axpy(em1, s, 1.0);
-            }
+            score.score_step_batch(t, 1.0 + em1, em1, block.x, block.s);
         }
         OdeScheme::Heun => {
+            score.score_batch(t, block.x, block.s);
             let half = 0.5 * h;
             for ((x, s), y) in block
                 .x
@@ -277,7 +274,8 @@ where
         }
         let (t, t_next) = (self.grid.times()[k], self.grid.times()[k + 1]);
         run_blocks(state, k + 1, rng, |mut b, _| {
-            ode_block(&self.score, self.scheme, t, t_next, &mut b)
+            ode_block(&self.score, self.scheme, t, t_next, &mut b);
+            all_finite(b.x)
         })?;
         state.index = k + 1;
         state.time = t_next;

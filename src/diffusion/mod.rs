@@ -58,7 +58,9 @@ pub use param::{FnNetwork, FromPrediction, Network, Parameterisation};
 /// plug into the same samplers. Implementations must be pure (same input, same output); the
 /// samplers call [`score_batch`](ScoreModel::score_batch) on blocks of particles, which by default
 /// loops over [`score`](ScoreModel::score) and which a model may override with a fused loop
-/// (precomputing what depends on `t` only once per block).
+/// (precomputing what depends on `t` only once per block), and the exponential-integrator and
+/// Euler steps call [`score_step_batch`](ScoreModel::score_step_batch), which a model may
+/// override to combine the score with the point in the same pass.
 ///
 /// # Example
 ///
@@ -108,6 +110,48 @@ pub trait ScoreModel {
             self.score(t, x, o);
         }
     }
+
+    /// Replaces every `xs[i]` by `p·xs[i] + q·s(t, xs[i])`, elementwise `p * x + q * s`
+    /// (two products and a sum, each rounded): the drift part of the exponential-integrator
+    /// and Euler steps. `scratch` has the length of `xs` and may be overwritten.
+    ///
+    /// The default calls [`score_batch`](ScoreModel::score_batch) into `scratch`, then
+    /// combines. A model may override it to combine while the score is still in registers
+    /// (one pass over the points instead of two); it must give the same result bit for bit.
+    /// Must not allocate.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::diffusion::{GaussianScore, ScoreModel};
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::{Const, Vector2};
+    ///
+    /// // Data N(0, I): s(t, x) = −x, so p x + q s = (p − q) x.
+    /// let s = GaussianScore::new(&Gaussian::standard(Const::<2>));
+    /// let mut xs = vec![Vector2::new(1.0, -2.0), Vector2::new(0.5, 4.0)];
+    /// let mut scratch = xs.clone();
+    /// s.score_step_batch(0.7, 3.0, 0.5, &mut xs, &mut scratch);
+    /// assert!((xs[0] - Vector2::new(2.5, -5.0)).norm() < 1e-12);
+    /// assert!((xs[1] - Vector2::new(1.25, 10.0)).norm() < 1e-12);
+    /// ```
+    fn score_step_batch(
+        &self,
+        t: f64,
+        p: f64,
+        q: f64,
+        xs: &mut [OVector<f64, Self::Dim>],
+        scratch: &mut [OVector<f64, Self::Dim>],
+    ) where
+        DefaultAllocator: Allocator<Self::Dim>,
+    {
+        self.score_batch(t, xs, scratch);
+        for (x, s) in xs.iter_mut().zip(scratch.iter()) {
+            for (xv, sv) in x.as_mut_slice().iter_mut().zip(s.as_slice()) {
+                *xv = p * *xv + q * sv;
+            }
+        }
+    }
 }
 
 impl<S: ScoreModel + ?Sized> ScoreModel for &S {
@@ -126,5 +170,17 @@ impl<S: ScoreModel + ?Sized> ScoreModel for &S {
         DefaultAllocator: Allocator<S::Dim>,
     {
         (**self).score_batch(t, xs, out)
+    }
+    fn score_step_batch(
+        &self,
+        t: f64,
+        p: f64,
+        q: f64,
+        xs: &mut [OVector<f64, S::Dim>],
+        scratch: &mut [OVector<f64, S::Dim>],
+    ) where
+        DefaultAllocator: Allocator<S::Dim>,
+    {
+        (**self).score_step_batch(t, p, q, xs, scratch)
     }
 }
