@@ -409,8 +409,8 @@ const GROUP_WORDS: usize = 8;
 /// Normals per group of [`fill_normals_grouped`]: the cosine and sine draws of its words.
 pub(crate) const NORMAL_GROUP: usize = 2 * GROUP_WORDS;
 
-/// Fills `out` with independent standard normal draws, like [`fill_normals`] (same Box–Muller
-/// transform of one 64-bit word per pair, same accuracy) but in groups of 8 words (one
+/// Fills `out` with independent standard normal draws, like [`fill_normals_fma`] (same
+/// division-free Box–Muller transform of one 64-bit word per pair, same accuracy) but in groups of 8 words (one
 /// AVX-512 vector): a group gives 8 cosine draws, then the 8 sine draws, so a short slice
 /// (a chain of dimension 10, say) costs one group instead of a refill of 128.
 ///
@@ -449,8 +449,8 @@ fn normal_group(w: &[u64; GROUP_WORDS]) -> ([f64; GROUP_WORDS], [f64; GROUP_WORD
     let mut c = [0.0; GROUP_WORDS];
     let mut s = [0.0; GROUP_WORDS];
     for k in 0..GROUP_WORDS {
-        let r = box_muller_radius(w[k]);
-        (c[k], s[k]) = box_muller_angle(w[k], r);
+        let r = box_muller_radius::<true>(w[k]);
+        (c[k], s[k]) = box_muller_angle::<true>(w[k], r);
     }
     (c, s)
 }
