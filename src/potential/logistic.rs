@@ -359,7 +359,7 @@ fn sigmoid_from(eta: f64, e: f64) -> f64 {
 /// The largest dimension evaluated by the fused kernel ([`fused_tile`]); above it the batch
 /// goes through the two matrix products. At `d ≤ 16` a tile's `Θ` and gradient accumulators
 /// (`2d` vectors) stay in registers; measured with 100 chains the fused kernel is faster at
-/// `d = 10, 12, 16` (ULA 21–30 %, MALA 20–35 %); at small `d` the products are dominated by
+/// `d = 10, 12, 16` (ULA 17–29 %, MALA 18–31 % less time); at small `d` the products are dominated by
 /// packing and their narrow output.
 pub(crate) const FUSED_MAX_D: usize = 16;
 
