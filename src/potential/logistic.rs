@@ -359,8 +359,8 @@ fn sigmoid_from(eta: f64, e: f64) -> f64 {
 /// The largest dimension evaluated by the fused kernel ([`fused_tile`]); above it the batch
 /// goes through the two matrix products. At `d ≤ 16` a tile's `Θ` and gradient accumulators
 /// (`2d` vectors) stay in registers; measured with 100 chains the fused kernel is faster at
-/// `d = 10, 12, 16` (ULA 17–29 %, MALA 18–31 % less time); at small `d` the products are dominated by
-/// packing and their narrow output.
+/// `d = 10, 12, 16` (ULA 17–29 %, MALA 18–31 % less time); at small `d` the products are
+/// dominated by packing and their narrow output.
 pub(crate) const FUSED_MAX_D: usize = 16;
 
 /// Observations per partial sum of [`fused_tile`] (the partial sums are then added, so the
