@@ -1,5 +1,6 @@
 //! Ensembles of Langevin chains stepped together, so that the gradient of all chains is one
-//! call of [`BatchPotential::energy_grad_batch`] (two matrix products for logistic regression).
+//! call of [`BatchPotential::energy_grad_batch`] (for logistic regression a fused pass over the
+//! observations for `d ≤ 16`, two matrix products above).
 
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut};
 use rand::rngs::ChaCha8Rng;
@@ -30,7 +31,7 @@ pub const ENSEMBLE_BLOCK: usize = 64;
 /// - [`UlaEnsemble::step_streams`] takes one RNG per chain and then equals, bit for bit,
 ///   `C` independent [`Ula`](crate::langevin::Ula) chains fed the same streams, whenever the
 ///   batched gradient equals the single-point one bit for bit (the default
-///   `energy_grad_columns`, the diagonal Gaussian); with the matrix-product override of
+///   `energy_grad_columns`, the diagonal Gaussian); with the batched override of
 ///   [`LogisticRegression`](crate::potential::LogisticRegression) the gradients agree to
 ///   rounding (≈ 1e-15 relative), so the chains agree to rounding for a while and remain equal
 ///   in law.

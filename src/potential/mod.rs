@@ -221,7 +221,8 @@ impl BatchWorkspace {
 /// that an ensemble can hand each thread its own block of columns. The defaults loop over
 /// [`Potential::energy_grad`], one column at a time, with identical arithmetic (so a batched
 /// sampler gives bit for bit the chains of the single-point sampler).
-/// [`LogisticRegression`] overrides both with two matrix products (`AX` and `AᵀR`), which is
+/// [`LogisticRegression`] overrides both (a fused pass over the observations with the chains
+/// along the vector lanes for `d ≤ 16`, two matrix products `AX` and `AᵀR` above), which is
 /// what makes an ensemble of chains cheaper than the chains one by one; the diagonal
 /// [`Gaussian`] works on the columns in place. Implement the trait with an empty body
 /// (`impl BatchPotential for MyTarget {}`) to use the defaults.
