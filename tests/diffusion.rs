@@ -947,3 +947,149 @@ fn fused_drift_equals_score_then_combine() {
         assert_eq!(want[1].to_bits(), y[1].to_bits());
     }
 }
+
+/// Runs `f` on 1- and 2-thread rayon pools (once without the `rayon` feature).
+fn on_pools(f: impl Fn() + Send + Sync) {
+    #[cfg(feature = "rayon")]
+    for threads in [1, 2] {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(&f);
+    }
+    #[cfg(not(feature = "rayon"))]
+    f();
+}
+
+/// The bits of every coordinate of every particle.
+fn particle_bits<const N: usize>(ys: &[SVector<f64, N>]) -> Vec<u64> {
+    ys.iter()
+        .flat_map(|y| y.iter().map(|v| v.to_bits()))
+        .collect()
+}
+
+/// `advance(k)` equals `k` calls of `step` bit for bit (particles, steps done, time, summed
+/// score evaluations, and the caller's RNG afterwards) for DDPM, the probability flow and the
+/// predictor–corrector, on 1- and 2-thread pools: 600 particles (blocks of 256, 256, 88), a
+/// 12-step grid advanced by 5, 0, 4 and then 10 (clamped to the 3 left), after which a further
+/// `advance(1)` is the "finished" error, as `step` is. `sample` (one `advance` over the whole
+/// grid) equals stepping too.
+#[test]
+fn advance_equals_repeated_steps_bit_for_bit() {
+    fn check<S>(
+        s: &S,
+        advance: impl Fn(
+            &S,
+            &mut S::State,
+            usize,
+            &mut rand::rngs::ChaCha8Rng,
+        ) -> klflow::Result<klflow::diffusion::DiffusionInfo>,
+    ) where
+        S: Sampler<
+                Init = DiffusionInit<Const<2>>,
+                State = klflow::diffusion::DiffusionState<Const<2>>,
+                Info = klflow::diffusion::DiffusionInfo,
+            >,
+    {
+        let (mut r1, mut r2) = (rng(31), rng(31));
+        let mut a = s.init(600.into(), &mut r1).unwrap();
+        let mut b = s.init(600.into(), &mut r2).unwrap();
+        for (k, taken) in [(5, 5), (0, 0), (4, 4), (10, 3)] {
+            let info = advance(s, &mut a, k, &mut r1).unwrap();
+            let mut evals = 0;
+            for _ in 0..taken {
+                evals += s.step(&mut b, &mut r2).unwrap().score_evaluations;
+            }
+            assert_eq!(particle_bits(a.particles()), particle_bits(b.particles()));
+            assert_eq!((a.steps_done(), a.time()), (b.steps_done(), b.time()));
+            assert_eq!((info.time, info.score_evaluations), (b.time(), evals));
+            // Both callers' RNGs are at the same place (this draws one more from each).
+            assert_eq!(r1.random::<u64>(), r2.random::<u64>());
+        }
+        assert!(s.is_finished(&a));
+        assert!(matches!(
+            advance(s, &mut a, 1, &mut r1),
+            Err(Error::InvalidParameter { name: "state", .. })
+        ));
+        assert!(s.step(&mut b, &mut r2).is_err());
+    }
+    let data2 = GaussianMixture::new(
+        &[1.0, 2.0],
+        vec![
+            Gaussian::isotropic(Vector2::new(-2.0, 0.5), 0.3).unwrap(),
+            Gaussian::isotropic(Vector2::new(1.5, -1.0), 0.5).unwrap(),
+        ],
+    )
+    .unwrap();
+    let score = MixtureScore::new(&data2);
+    let grid = TimeGrid::geometric(5.0, 1e-2, 12).unwrap();
+    on_pools(|| {
+        let ddpm = Ddpm::new(&score, grid.clone(), SdeScheme::ExponentialIntegrator);
+        check(&ddpm, |s, st, k, r| s.advance(st, k, r));
+        let flow = ProbabilityFlow::new(&score, grid.clone(), OdeScheme::Heun);
+        check(&flow, |s, st, k, r| s.advance(st, k, r));
+        let pc = PredictorCorrector::new(
+            &score,
+            grid.clone(),
+            Predictor::Sde(SdeScheme::EulerMaruyama),
+            Corrector::underdamped(2.0, 0.05, 2).unwrap(),
+        );
+        check(&pc, |s, st, k, r| s.advance(st, k, r));
+        // `sample` goes through `advance`: the same as stepping to the end.
+        let ys = ddpm.sample(600, &mut rng(8)).unwrap();
+        let mut r = rng(8);
+        let mut st = ddpm.init(600.into(), &mut r).unwrap();
+        while !ddpm.is_finished(&st) {
+            ddpm.step(&mut st, &mut r).unwrap();
+        }
+        assert_eq!(particle_bits(&ys), particle_bits(st.particles()));
+    });
+}
+
+/// A score that turns NaN for particles with `y₀ > 2` from forward time 1 on: `advance` over
+/// the whole grid fails at the same step as single steps (the earliest step at which any block
+/// failed), with the same completed-step count and time, on 1- and 2-thread pools.
+#[test]
+fn advance_reports_the_first_non_finite_step() {
+    struct Cliff;
+    impl ScoreModel for Cliff {
+        type Dim = Const<2>;
+        fn dim(&self) -> Const<2> {
+            Const
+        }
+        fn score(&self, t: f64, x: &Vector2<f64>, out: &mut Vector2<f64>) {
+            *out = -x;
+            if t <= 1.0 && x[0] > 2.0 {
+                out[0] = f64::NAN;
+            }
+        }
+    }
+    let grid = TimeGrid::uniform(3.0, 0.0, 30).unwrap();
+    on_pools(|| {
+        let ddpm = Ddpm::new(Cliff, grid.clone(), SdeScheme::EulerMaruyama);
+        let (mut r1, mut r2) = (rng(5), rng(5));
+        let mut a = ddpm.init(700.into(), &mut r1).unwrap();
+        let mut b = ddpm.init(700.into(), &mut r2).unwrap();
+        let ea = ddpm.advance(&mut a, usize::MAX, &mut r1).unwrap_err();
+        let eb = loop {
+            if let Err(e) = ddpm.step(&mut b, &mut r2) {
+                break e;
+            }
+        };
+        // Forward time 1 is grid index 20: the 21st step is the first that can fail.
+        assert!(
+            matches!(
+                eb,
+                Error::NonFinite {
+                    step: 21,
+                    quantity: "particles"
+                }
+            ),
+            "{eb:?}"
+        );
+        assert_eq!(ea, eb);
+        assert_eq!((a.steps_done(), a.time()), (b.steps_done(), b.time()));
+        assert_eq!(a.steps_done(), 20);
+    });
+}

@@ -451,3 +451,174 @@ fn ensembles_are_bit_identical_for_any_thread_count() {
     // The shared-RNG runs differ from the per-chain ones (different streams) but all moved.
     assert_ne!(a1.positions(), b1.positions());
 }
+
+/// Runs `f` on 1- and 2-thread rayon pools (once without the `rayon` feature).
+fn on_pools(f: impl Fn() + Send + Sync) {
+    #[cfg(feature = "rayon")]
+    for threads in [1, 2] {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(&f);
+    }
+    #[cfg(not(feature = "rayon"))]
+    f();
+}
+
+/// `advance(k)` and `advance_streams(k)` equal `k` calls of `step` / `step_streams` bit for
+/// bit, for ULA (with and without energies) and MALA on logistic regression with 150 chains
+/// (3 blocks of 50), on 1- and 2-thread pools: positions, gradients, energies, the iteration,
+/// acceptance and divergence counts, the summed accepted/divergent counts of the infos (the
+/// mean acceptance probability to 1e-12: it is summed in another order), and the caller's RNG
+/// afterwards. Segments of 7, 0, 1 and 12 steps.
+#[test]
+fn advance_equals_repeated_steps_bit_for_bit() {
+    use klflow::langevin::{EnsembleInfo, EnsembleState};
+    type Step<'a, S> =
+        &'a dyn Fn(&S, &mut EnsembleState, &mut ChaCha8Rng) -> klflow::Result<EnsembleInfo>;
+    type Adv<'a, S> =
+        &'a dyn Fn(&S, &mut EnsembleState, usize, &mut ChaCha8Rng) -> klflow::Result<EnsembleInfo>;
+    type StepS<'a, S> =
+        &'a dyn Fn(&S, &mut EnsembleState, &mut [ChaCha8Rng]) -> klflow::Result<EnsembleInfo>;
+    type AdvS<'a, S> = &'a dyn Fn(
+        &S,
+        &mut EnsembleState,
+        usize,
+        &mut [ChaCha8Rng],
+    ) -> klflow::Result<EnsembleInfo>;
+    fn same(a: &EnsembleState, b: &EnsembleState) {
+        assert_eq!(a.positions(), b.positions());
+        assert_eq!(a.gradients(), b.gradients());
+        let bits = |s: &EnsembleState| s.energies().iter().map(|u| u.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(a), bits(b));
+        assert_eq!(a.iteration(), b.iteration());
+        assert_eq!(a.acceptance_rate(), b.acceptance_rate());
+        assert_eq!(a.divergences(), b.divergences());
+    }
+    fn check<S: Sampler<Init = DMatrix<f64>, State = EnsembleState>>(
+        s: &S,
+        step: Step<'_, S>,
+        advance: Adv<'_, S>,
+        step_s: StepS<'_, S>,
+        advance_s: AdvS<'_, S>,
+    ) {
+        let c = 150;
+        let (mut r1, mut r2) = (rng(12), rng(12));
+        let (mut q1, mut q2) = (streams(13, c), streams(13, c));
+        let start = DMatrix::from_fn(5, c, |i, j| 0.1 * ((i + j) % 7) as f64 - 0.3);
+        let a0 = s.init(start, &mut r1).unwrap();
+        let (mut a, mut b, mut sa, mut sb) = (a0.clone(), a0.clone(), a0.clone(), a0);
+        for k in [7, 0, 1, 12] {
+            let ia = advance(s, &mut a, k, &mut r1).unwrap();
+            let ja = advance_s(s, &mut sa, k, &mut q1).unwrap();
+            let (mut acc, mut div, mut prob, mut acc_s) = (0, 0, 0.0, 0);
+            for _ in 0..k {
+                let i = step(s, &mut b, &mut r2).unwrap();
+                acc += i.accepted;
+                div += i.divergent;
+                prob += i.mean_accept_prob;
+                acc_s += step_s(s, &mut sb, &mut q2).unwrap().accepted;
+            }
+            same(&a, &b);
+            same(&sa, &sb);
+            assert_eq!((ia.accepted, ia.divergent, ja.accepted), (acc, div, acc_s));
+            if k > 0 {
+                assert!((ia.mean_accept_prob - prob / k as f64).abs() < 1e-12);
+            }
+            assert_eq!(r1.random::<u64>(), r2.random::<u64>());
+            assert_eq!(q1[149].random::<u64>(), q2[149].random::<u64>());
+        }
+        // The per-chain and shared-RNG runs differ, and everything moved.
+        assert_ne!(a.positions(), sa.positions());
+    }
+    let post = logistic(200, 5, 4, 1.0);
+    on_pools(|| {
+        let ula = UlaEnsemble::new(&post, 1e-3).unwrap();
+        check(
+            &ula,
+            &|s, st, r| s.step(st, r),
+            &|s, st, k, r| s.advance(st, k, r),
+            &|s, st, r| s.step_streams(st, r),
+            &|s, st, k, r| s.advance_streams(st, k, r),
+        );
+        let fast = UlaEnsemble::new(&post, 1e-3).unwrap().without_energies();
+        check(
+            &fast,
+            &|s, st, r| s.step(st, r),
+            &|s, st, k, r| s.advance(st, k, r),
+            &|s, st, r| s.step_streams(st, r),
+            &|s, st, k, r| s.advance_streams(st, k, r),
+        );
+        let mala = MalaEnsemble::new(&post, 0.02).unwrap();
+        check(
+            &mala,
+            &|s, st, r| s.step(st, r),
+            &|s, st, k, r| s.advance(st, k, r),
+            &|s, st, r| s.step_streams(st, r),
+            &|s, st, k, r| s.advance_streams(st, k, r),
+        );
+    });
+}
+
+/// A potential infinite on x₀ ≥ 1 (finite gradient): ULA's `advance` fails at the same step
+/// as single steps (the earliest step any block failed at), naming the energy, with the same
+/// iteration and acceptance counts; MALA's `advance` counts the same divergences as single
+/// steps. 200 chains (4 blocks; ULA from 0, MALA from 0.9) on 1- and 2-thread pools.
+#[test]
+fn advance_non_finite_matches_single_steps() {
+    struct Wall;
+    impl Potential for Wall {
+        type Dim = Dyn;
+        fn dim(&self) -> Dyn {
+            Dyn(1)
+        }
+        fn energy(&self, x: &DVector<f64>) -> f64 {
+            if x[0] < 1.0 {
+                0.5 * x[0] * x[0]
+            } else {
+                f64::INFINITY
+            }
+        }
+        fn energy_grad(&self, x: &DVector<f64>, g: &mut DVector<f64>) -> f64 {
+            g[0] = x[0];
+            self.energy(x)
+        }
+    }
+    impl BatchPotential for Wall {}
+    on_pools(|| {
+        let ula = UlaEnsemble::new(Wall, 0.01).unwrap();
+        let (mut r1, mut r2) = (rng(9), rng(9));
+        let mut a = ula.init(DMatrix::zeros(1, 200), &mut r1).unwrap();
+        let mut b = a.clone();
+        let ea = ula.advance(&mut a, 1000, &mut r1).unwrap_err();
+        let eb = (0..1000)
+            .find_map(|_| ula.step(&mut b, &mut r2).err())
+            .unwrap();
+        assert!(
+            matches!(eb, Error::NonFinite { quantity: "energy", step } if step > 1),
+            "{eb:?}"
+        );
+        assert_eq!(ea, eb);
+        assert_eq!(
+            (a.iteration(), a.acceptance_rate()),
+            (b.iteration(), b.acceptance_rate())
+        );
+        let mala = MalaEnsemble::new(Wall, 0.5).unwrap();
+        // After the error `advance` has drawn all its seeds, single steps only those before it.
+        let (mut r1, mut r2) = (rng(10), rng(10));
+        let mut m = mala
+            .init(DMatrix::from_element(1, 200, 0.9), &mut r1)
+            .unwrap();
+        let mut n = m.clone();
+        mala.advance(&mut m, 50, &mut r1).unwrap();
+        for _ in 0..50 {
+            mala.step(&mut n, &mut r2).unwrap();
+        }
+        assert!(n.divergences() > 0);
+        assert_eq!(
+            (m.divergences(), m.positions()),
+            (n.divergences(), n.positions())
+        );
+    });
+}

@@ -2,7 +2,8 @@
 //! test) for 10 000 steps, statistics over the second half, on `--target aniso` (N(0, diag(1/λ)), λ log-spaced in [1, 100], h = 1e-3, x₀ = 1) or
 //! `--target logreg` (Bayesian logistic regression on 1000 synthetic points, prior N(0, I),
 //! h = 2e-4, x₀ = 0). Each chain has its own stream of the `--rng` generator; `--batch` steps
-//! the chains as one ensemble, `--threads K` runs them on a K-thread pool.
+//! the chains as one ensemble (10 steps per `advance_streams` call, one parallel region;
+//! statistics every 10th step), `--threads K` runs them on a K-thread pool.
 
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -204,11 +205,17 @@ where
     Ok(stats.finish(per_iter))
 }
 
+/// Steps per `advance_streams` call in the ensemble runs: the statistics see every
+/// `ENSEMBLE_CHUNK`-th step (thinning; the autocorrelation times of both targets are far
+/// longer).
+const ENSEMBLE_CHUNK: usize = 10;
+
 /// The same run with the chains as one ensemble (`--batch`): one batched gradient per step,
-/// chain `c` driven by stream `c`.
+/// chain `c` driven by stream `c`, [`ENSEMBLE_CHUNK`] steps per `advance_streams` call (one
+/// parallel region), statistics after each call.
 fn run_ensemble<S, R>(
     sampler: &S,
-    step_streams: impl Fn(&S, &mut EnsembleState, &mut [R]) -> klflow::Result<EnsembleInfo>,
+    advance_streams: impl Fn(&S, &mut EnsembleState, usize, &mut [R]) -> klflow::Result<EnsembleInfo>,
     x0: &DVector<f64>,
     chains: usize,
     steps: usize,
@@ -226,23 +233,30 @@ where
     let mut stats = Stats::new(x0.len(), steps / 2);
     let mut k = 0usize;
     let mut err = None;
-    let per_iter = median_per_iter(steps, 5, || {
-        k += 1;
-        match step_streams(sampler, &mut state, &mut rngs) {
+    let mut chunk = |n: usize| {
+        k += n;
+        match advance_streams(sampler, &mut state, n, &mut rngs) {
             Ok(info) => {
                 stats.accepted += info.accepted as f64;
-                stats.proposals += chains as f64;
+                stats.proposals += (chains * n) as f64;
             }
             Err(e) => {
                 err.get_or_insert(e);
             }
         }
         stats.push(k, state.positions().as_slice());
-    });
+    };
+    let chunks = steps / ENSEMBLE_CHUNK;
+    let per_chunk = median_per_iter(chunks, 5, || chunk(ENSEMBLE_CHUNK));
+    // What `median_per_iter` ran: 5 segments of ⌊chunks/5⌋ (at least 1) chunks.
+    let rest = steps.saturating_sub(5 * (chunks / 5).max(1) * ENSEMBLE_CHUNK);
+    if rest > 0 {
+        chunk(rest);
+    }
     if let Some(e) = err {
         return Err(e.to_string());
     }
-    Ok(stats.finish(per_iter))
+    Ok(stats.finish(per_chunk / ENSEMBLE_CHUNK as f64))
 }
 
 /// The run through `run::run_chains` on a `threads`-thread rayon pool (`--threads`): the
@@ -348,7 +362,7 @@ fn run_algo<P: BatchPotential + Sync, R: Streams>(
             in_pool(threads, || {
                 run_ensemble::<_, R>(
                     &s,
-                    |s, st, r| s.step_streams(st, r),
+                    |s, st, n, r| s.advance_streams(st, n, r),
                     x0,
                     chains,
                     steps,
@@ -364,7 +378,7 @@ fn run_algo<P: BatchPotential + Sync, R: Streams>(
             in_pool(threads, || {
                 run_ensemble::<_, R>(
                     &s,
-                    |s, st, r| s.step_streams(st, r),
+                    |s, st, n, r| s.advance_streams(st, n, r),
                     x0,
                     chains,
                     steps,

@@ -3,7 +3,7 @@
 use nalgebra::allocator::Allocator;
 use nalgebra::{DefaultAllocator, Dim, OVector, U1};
 use rand::rngs::ChaCha8Rng;
-use rand::{Rng, RngExt, SeedableRng};
+use rand::{Rng, SeedableRng};
 
 use crate::dim::{check_len, fill_standard_normal};
 use crate::error::{Error, Result, finite_input};
@@ -425,27 +425,37 @@ where
     })
 }
 
-/// Runs `f` on every block with its own RNG stream, in parallel with the `rayon` feature, and
-/// returns `NonFinite` unless every block's `f` reports its particles finite afterwards (with
-/// [`all_finite`], or fused into its last pass).
-pub(crate) fn run_blocks<D, R, F>(
+/// Runs `seeds.len()` consecutive steps in one parallel region: every block advances through
+/// all of them, step `j` calling `f(j, block, r)` with `r` the stream `(seeds[j], b)`, exactly
+/// the stream `Sampler::step` gives block `b` in that step. A block stops at its own first non-finite step; the
+/// error names the earliest such step over all blocks (`first + j`, `first` the 1-based number
+/// of step 0).
+pub(crate) fn run_blocks_multi<D, F>(
     state: &mut DiffusionState<D>,
-    step: usize,
-    rng: &mut R,
+    first: usize,
+    seeds: &[u64],
     f: F,
 ) -> Result<()>
 where
     D: Dim,
     DefaultAllocator: Allocator<D>,
     OVector<f64, D>: MaybeSend,
-    R: Rng + ?Sized,
-    F: Fn(Block<'_, D>, &mut ChaCha8Rng) -> bool + MaybeSync,
+    F: Fn(usize, Block<'_, D>, &mut ChaCha8Rng) -> bool + MaybeSync,
 {
-    let seed: u64 = rng.random();
     let job = |(b, ((x, s), aux)): BlockItem<'_, D>| {
-        let mut r = ChaCha8Rng::seed_from_u64(seed);
-        r.set_stream(b as u64);
-        f(Block { x, s, aux }, &mut r)
+        for (j, &seed) in seeds.iter().enumerate() {
+            let mut r = ChaCha8Rng::seed_from_u64(seed);
+            r.set_stream(b as u64);
+            let block = Block {
+                x: &mut *x,
+                s: &mut *s,
+                aux: &mut *aux,
+            };
+            if !f(j, block, &mut r) {
+                return j;
+            }
+        }
+        usize::MAX
     };
     let DiffusionState {
         particles,
@@ -454,7 +464,7 @@ where
         ..
     } = state;
     #[cfg(feature = "rayon")]
-    let ok = {
+    let failed = {
         use rayon::prelude::*;
         particles
             .par_chunks_mut(BLOCK)
@@ -462,21 +472,23 @@ where
             .zip(aux.par_chunks_mut(BLOCK))
             .enumerate()
             .map(job)
-            .reduce(|| true, |a, b| a & b)
+            .min()
+            .unwrap_or(usize::MAX)
     };
     #[cfg(not(feature = "rayon"))]
-    let ok = particles
+    let failed = particles
         .chunks_mut(BLOCK)
         .zip(scores.chunks_mut(BLOCK))
         .zip(aux.chunks_mut(BLOCK))
         .enumerate()
         .map(job)
-        .fold(true, |a, b| a & b);
-    if ok {
+        .min()
+        .unwrap_or(usize::MAX);
+    if failed == usize::MAX {
         Ok(())
     } else {
         Err(Error::NonFinite {
-            step,
+            step: first + failed,
             quantity: "particles",
         })
     }

@@ -3,10 +3,10 @@
 
 use nalgebra::allocator::Allocator;
 use nalgebra::{DefaultAllocator, Dim, OVector};
-use rand::Rng;
 use rand::rngs::ChaCha8Rng;
+use rand::{Rng, RngExt};
 
-use crate::diffusion::batch::{Block, MaybeSend, MaybeSync, add_noise, run_blocks};
+use crate::diffusion::batch::{Block, MaybeSend, MaybeSync, add_noise, run_blocks_multi};
 use crate::diffusion::{DiffusionInfo, DiffusionInit, DiffusionState, ScoreModel, TimeGrid};
 use crate::error::{Error, Result};
 use crate::sampler::Sampler;
@@ -87,24 +87,81 @@ pub(crate) fn finished_error(index: usize) -> Error {
     }
 }
 
-/// Runs `sampler` from `init` to its final time and returns the particles.
-pub(crate) fn sample_all<D, S, R>(
-    sampler: &S,
-    init: S::Init,
+/// The body of the `advance` methods: clamps `steps` to the rest of `grid`, draws one seed per
+/// step (what that many calls of `step` draw), runs every block through all of them in one
+/// parallel region (`f(k, block, r)` does grid step `k` on a block) and updates the index and
+/// time. On `NonFinite` the state counts the steps before the failing one.
+pub(crate) fn advance_grid<D, R, F>(
+    grid: &TimeGrid,
+    state: &mut DiffusionState<D>,
+    steps: usize,
+    evaluations: usize,
     rng: &mut R,
-) -> Result<Vec<OVector<f64, D>>>
+    f: F,
+) -> Result<DiffusionInfo>
 where
     D: Dim,
-    S: Sampler<State = DiffusionState<D>>,
     DefaultAllocator: Allocator<D>,
+    OVector<f64, D>: MaybeSend,
     R: Rng + ?Sized,
+    F: Fn(usize, Block<'_, D>, &mut ChaCha8Rng) -> bool + MaybeSync,
 {
-    let mut state = sampler.init(init, rng)?;
-    while !sampler.is_finished(&state) {
-        sampler.step(&mut state, rng)?;
+    let k0 = state.index;
+    if steps == 0 {
+        return Ok(DiffusionInfo {
+            time: state.time,
+            score_evaluations: 0,
+        });
     }
-    Ok(state.into_particles())
+    if k0 >= grid.steps() {
+        return Err(finished_error(k0));
+    }
+    let n = steps.min(grid.steps() - k0);
+    // One step (`Sampler::step`) needs no allocation.
+    let (one, many): ([u64; 1], Vec<u64>);
+    let seeds: &[u64] = if n == 1 {
+        one = [rng.random()];
+        &one
+    } else {
+        many = (0..n).map(|_| rng.random()).collect();
+        &many
+    };
+    let out = run_blocks_multi(state, k0 + 1, seeds, |j, b, r| f(k0 + j, b, r));
+    let done = match out {
+        Ok(()) => n,
+        Err(Error::NonFinite { step, .. }) => step - 1 - k0,
+        Err(_) => 0,
+    };
+    state.index = k0 + done;
+    state.time = grid.times()[k0 + done];
+    out.map(|()| DiffusionInfo {
+        time: state.time,
+        score_evaluations: evaluations * n,
+    })
 }
+
+/// The doc text shared by the `advance` methods.
+macro_rules! advance_doc {
+    () => {
+        "Runs up to `steps` steps in one parallel region (`rayon` feature): every block of \
+         particles goes through all of them before the threads meet again, which is what makes \
+         short steps scale with the thread count. The result equals `steps` calls of \
+         [`Sampler::step`](crate::Sampler::step) bit for bit (it draws the same seeds from `rng`, \
+         in the same order), for any thread count. Stops at the end of the grid: `steps` is \
+         clamped to the steps left. Returns the time reached and the score evaluations per \
+         particle summed over the steps taken (0 steps: the current time, 0).\n\n\
+         # Errors\n\n\
+         As [`Sampler::step`](crate::Sampler::step): \
+         [`Error::InvalidParameter`](crate::Error::InvalidParameter) naming `state` if the \
+         sampler is already finished and `steps > 0`; \
+         [`Error::NonFinite`](crate::Error::NonFinite) naming the earliest step at which any \
+         block's particles were not finite (each block stops at its own first such step). The \
+         state then counts the steps before that one, as after single steps, but its particles \
+         are unspecified (blocks that were still finite went on) and `rng` has given the seeds of \
+         all the steps."
+    };
+}
+pub(crate) use advance_doc;
 
 /// The DDPM sampler: the reverse SDE from `y_T ~ N(0, I)` (or given particles) down to `δ`,
 /// with the exponential integrator or Euler–Maruyama ([`SdeScheme`]).
@@ -253,7 +310,52 @@ impl<S: ScoreModel> Ddpm<S> {
         DefaultAllocator: Allocator<S::Dim>,
         OVector<f64, S::Dim>: MaybeSend,
     {
-        sample_all(self, init.into(), rng)
+        let mut state = self.init(init.into(), rng)?;
+        self.advance(&mut state, usize::MAX, rng)?;
+        Ok(state.into_particles())
+    }
+
+    #[doc = advance_doc!()]
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::Sampler;
+    /// use klflow::diffusion::{Ddpm, GaussianScore, SdeScheme, TimeGrid};
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::Const;
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let score = GaussianScore::new(&Gaussian::standard(Const::<2>));
+    /// let ddpm = Ddpm::new(score, TimeGrid::uniform(4.0, 0.0, 10)?, SdeScheme::ExponentialIntegrator);
+    /// let (mut r1, mut r2) = (ChaCha8Rng::seed_from_u64(1), ChaCha8Rng::seed_from_u64(1));
+    /// let (mut a, mut b) = (ddpm.init(600.into(), &mut r1)?, ddpm.init(600.into(), &mut r2)?);
+    /// let info = ddpm.advance(&mut a, 6, &mut r1)?;
+    /// for _ in 0..6 {
+    ///     ddpm.step(&mut b, &mut r2)?;
+    /// }
+    /// assert_eq!((a.particles(), info.score_evaluations), (b.particles(), 6));
+    /// // Clamped at the end of the grid: 4 steps were left.
+    /// assert_eq!(ddpm.advance(&mut a, 100, &mut r1)?.time, 0.0);
+    /// assert!(ddpm.is_finished(&a));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
+    pub fn advance<R: Rng + ?Sized>(
+        &self,
+        state: &mut DiffusionState<S::Dim>,
+        steps: usize,
+        rng: &mut R,
+    ) -> Result<DiffusionInfo>
+    where
+        S: MaybeSync,
+        DefaultAllocator: Allocator<S::Dim>,
+        OVector<f64, S::Dim>: MaybeSend,
+    {
+        let grid = &self.grid;
+        advance_grid(grid, state, steps, 1, rng, |k, mut b, r| {
+            let (t, h) = (grid.times()[k], grid.step_size(k));
+            sde_block(&self.score, self.scheme, t, h, &mut b, r)
+        })
     }
 }
 
@@ -272,20 +374,10 @@ where
     }
 
     fn step<R: Rng + ?Sized>(&self, state: &mut Self::State, rng: &mut R) -> Result<DiffusionInfo> {
-        let k = state.index;
-        if k >= self.grid.steps() {
-            return Err(finished_error(k));
+        if state.index >= self.grid.steps() {
+            return Err(finished_error(state.index));
         }
-        let (t, h) = (self.grid.times()[k], self.grid.step_size(k));
-        run_blocks(state, k + 1, rng, |mut b, r| {
-            sde_block(&self.score, self.scheme, t, h, &mut b, r)
-        })?;
-        state.index = k + 1;
-        state.time = self.grid.times()[k + 1];
-        Ok(DiffusionInfo {
-            time: state.time,
-            score_evaluations: 1,
-        })
+        self.advance(state, 1, rng)
     }
 
     fn is_finished(&self, state: &Self::State) -> bool {

@@ -4,8 +4,8 @@ use nalgebra::allocator::Allocator;
 use nalgebra::{DefaultAllocator, OVector};
 use rand::Rng;
 
-use crate::diffusion::batch::{Block, MaybeSend, MaybeSync, all_finite, run_blocks};
-use crate::diffusion::ddpm::{finished_error, sample_all};
+use crate::diffusion::batch::{Block, MaybeSend, MaybeSync, all_finite};
+use crate::diffusion::ddpm::{advance_doc, advance_grid, finished_error};
 use crate::diffusion::{DiffusionInfo, DiffusionInit, DiffusionState, ScoreModel, TimeGrid};
 use crate::error::Result;
 use crate::sampler::Sampler;
@@ -249,7 +249,55 @@ impl<S: ScoreModel> ProbabilityFlow<S> {
         DefaultAllocator: Allocator<S::Dim>,
         OVector<f64, S::Dim>: MaybeSend,
     {
-        sample_all(self, init.into(), rng)
+        let mut state = self.init(init.into(), rng)?;
+        self.advance(&mut state, usize::MAX, rng)?;
+        Ok(state.into_particles())
+    }
+
+    #[doc = advance_doc!()]
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::Sampler;
+    /// use klflow::diffusion::{GaussianScore, OdeScheme, ProbabilityFlow, TimeGrid};
+    /// use klflow::potential::Gaussian;
+    /// use nalgebra::Vector2;
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let score = GaussianScore::new(&Gaussian::isotropic(Vector2::new(1.0, 0.0), 0.5)?);
+    /// let s = ProbabilityFlow::new(score, TimeGrid::uniform(4.0, 0.0, 10)?, OdeScheme::Heun);
+    /// let (mut r1, mut r2) = (ChaCha8Rng::seed_from_u64(1), ChaCha8Rng::seed_from_u64(1));
+    /// let (mut a, mut b) = (s.init(600.into(), &mut r1)?, s.init(600.into(), &mut r2)?);
+    /// let info = s.advance(&mut a, 6, &mut r1)?;
+    /// let mut evals = 0;
+    /// for _ in 0..6 {
+    ///     evals += s.step(&mut b, &mut r2)?.score_evaluations;
+    /// }
+    /// assert_eq!((a.particles(), info.score_evaluations), (b.particles(), evals));
+    /// // Clamped at the end of the grid: 4 steps were left.
+    /// s.advance(&mut a, 100, &mut r1)?;
+    /// assert!(s.is_finished(&a));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
+    pub fn advance<R: Rng + ?Sized>(
+        &self,
+        state: &mut DiffusionState<S::Dim>,
+        steps: usize,
+        rng: &mut R,
+    ) -> Result<DiffusionInfo>
+    where
+        S: MaybeSync,
+        DefaultAllocator: Allocator<S::Dim>,
+        OVector<f64, S::Dim>: MaybeSend,
+    {
+        let grid = &self.grid;
+        let evaluations = self.scheme.score_evaluations();
+        advance_grid(grid, state, steps, evaluations, rng, |k, mut b, _| {
+            let (t, t_next) = (grid.times()[k], grid.times()[k + 1]);
+            ode_block(&self.score, self.scheme, t, t_next, &mut b);
+            all_finite(b.x)
+        })
     }
 }
 
@@ -268,21 +316,10 @@ where
     }
 
     fn step<R: Rng + ?Sized>(&self, state: &mut Self::State, rng: &mut R) -> Result<DiffusionInfo> {
-        let k = state.index;
-        if k >= self.grid.steps() {
-            return Err(finished_error(k));
+        if state.index >= self.grid.steps() {
+            return Err(finished_error(state.index));
         }
-        let (t, t_next) = (self.grid.times()[k], self.grid.times()[k + 1]);
-        run_blocks(state, k + 1, rng, |mut b, _| {
-            ode_block(&self.score, self.scheme, t, t_next, &mut b);
-            all_finite(b.x)
-        })?;
-        state.index = k + 1;
-        state.time = t_next;
-        Ok(DiffusionInfo {
-            time: t_next,
-            score_evaluations: self.scheme.score_evaluations(),
-        })
+        self.advance(state, 1, rng)
     }
 
     fn is_finished(&self, state: &Self::State) -> bool {

@@ -205,7 +205,12 @@ struct BlockOut {
     prob_sum: f64,
     energy_ok: bool,
     grad_ok: bool,
+    /// The block's first failing step of the call (ULA), [`NO_FAIL`] if none.
+    fail: usize,
 }
+
+/// [`BlockOut::fail`] when every step was finite.
+const NO_FAIL: usize = usize::MAX;
 
 impl EnsembleState {
     /// The positions, one chain per column (`d × C`).
@@ -431,8 +436,7 @@ fn check_streams(chains: usize, streams: usize) -> Result<()> {
 }
 
 /// One block of a step: its columns of the positions, gradients and energies (`d × w`,
-/// column-major), its scratch, and its generators: one per chain, or (`shared`) one for the
-/// whole block.
+/// column-major), its scratch, and its generators: one per chain, or one for the whole block.
 struct BlockMut<'a, R> {
     d: usize,
     x: &'a mut [f64],
@@ -440,7 +444,6 @@ struct BlockMut<'a, R> {
     u: &'a mut [f64],
     s: &'a mut BlockScratch,
     rngs: &'a mut [R],
-    shared: bool,
 }
 
 /// What the zipped block iterators yield: positions, gradients, energies, scratch, generators.
@@ -457,7 +460,7 @@ type BlockItem<'a, R> = (
 fn for_blocks<R, F>(state: &mut EnsembleState, rngs: &mut [R], shared: bool, f: F)
 where
     R: MaybeSend,
-    F: Fn(BlockMut<'_, R>) + MaybeSync,
+    F: Fn(usize, BlockMut<'_, R>) + MaybeSync,
 {
     let d = state.positions.nrows();
     let w = state.width;
@@ -469,16 +472,18 @@ where
         blocks,
         ..
     } = state;
-    let job = |((((x, g), u), s), rngs): BlockItem<'_, R>| {
-        f(BlockMut {
-            d,
-            x,
-            g,
-            u,
-            s,
-            rngs,
-            shared,
-        })
+    let job = |(b, ((((x, g), u), s), rngs)): (usize, BlockItem<'_, R>)| {
+        f(
+            b,
+            BlockMut {
+                d,
+                x,
+                g,
+                u,
+                s,
+                rngs,
+            },
+        )
     };
     #[cfg(feature = "rayon")]
     if blocks.len() > 1 {
@@ -490,6 +495,7 @@ where
             .zip(energies.par_chunks_mut(w))
             .zip(blocks.par_iter_mut())
             .zip(rngs.par_chunks_mut(per))
+            .enumerate()
             .for_each(job);
         return;
     }
@@ -500,42 +506,71 @@ where
         .zip(energies.chunks_mut(w))
         .zip(blocks.iter_mut())
         .zip(rngs.chunks_mut(per))
+        .enumerate()
         .for_each(job);
 }
 
-/// Draws one seed from `rng` and re-seeds the per-block streams with it (stream `b` for block
-/// `b`).
-fn reseed_blocks<R: Rng + ?Sized>(state: &mut EnsembleState, rng: &mut R) {
-    let seed: u64 = rng.random();
-    for (b, r) in state.block_rngs.iter_mut().enumerate() {
-        r.0 = ChaCha8Rng::seed_from_u64(seed);
-        r.0.set_stream(b as u64);
+/// Re-seeds a block's stream for one step of [`Sampler::step`]: `seed` on stream `b`.
+fn reseed_block(r: &mut BlockRng, seed: u64, b: usize) {
+    r.0 = ChaCha8Rng::seed_from_u64(seed);
+    r.0.set_stream(b as u64);
+}
+
+/// Leaves per-chain streams as they are.
+fn keep_streams<R>(_: &mut R, _: u64, _: usize) {}
+
+/// Runs `f` with the state's per-block streams taken out of it (`Sampler::step`, `advance`).
+fn with_block_rngs<T>(
+    state: &mut EnsembleState,
+    f: impl FnOnce(&mut EnsembleState, &mut [BlockRng]) -> T,
+) -> T {
+    let mut block_rngs = std::mem::take(&mut state.block_rngs);
+    let out = f(state, &mut block_rngs);
+    state.block_rngs = block_rngs;
+    out
+}
+
+/// Draws the seeds of `steps` shared-RNG steps from `rng` (one per step, in order: what
+/// `steps` calls of [`Sampler::step`] draw) and runs `f` on them; one step needs no allocation.
+fn with_seeds<R: Rng + ?Sized, T>(steps: usize, rng: &mut R, f: impl FnOnce(&[u64]) -> T) -> T {
+    if steps == 1 {
+        f(&[rng.random()])
+    } else {
+        let seeds: Vec<u64> = (0..steps).map(|_| rng.random()).collect();
+        f(&seeds)
     }
 }
 
-/// The first non-finite quantity of a ULA step's blocks, as an error.
-fn ula_outcome(state: &mut EnsembleState) -> Result<EnsembleInfo> {
-    state.iteration += 1;
-    let step = state.iteration;
-    if state.blocks.iter().any(|b| !b.out.energy_ok) {
-        return Err(Error::NonFinite {
-            step,
-            quantity: "energy",
-        });
-    }
-    if state.blocks.iter().any(|b| !b.out.grad_ok) {
-        return Err(Error::NonFinite {
-            step,
-            quantity: "gradient",
-        });
-    }
+/// The outcome of `steps` ULA steps of every block: the earliest step at which any block saw
+/// a non-finite energy (checked first, as in one step) or gradient is the error; otherwise the
+/// totals over the steps.
+fn ula_outcome(state: &mut EnsembleState, steps: usize) -> Result<EnsembleInfo> {
     let c = state.chains();
-    state.accepted += c as u64;
-    state.proposals += c as u64;
-    Ok(EnsembleInfo {
-        accepted: c,
-        divergent: 0,
-        mean_accept_prob: 1.0,
+    let fail = state
+        .blocks
+        .iter()
+        .map(|b| b.out.fail)
+        .min()
+        .unwrap_or(NO_FAIL);
+    let done = fail.min(steps);
+    state.accepted += (c * done) as u64;
+    state.proposals += (c * done) as u64;
+    if fail == NO_FAIL {
+        state.iteration += steps;
+        return Ok(EnsembleInfo {
+            accepted: c * steps,
+            divergent: 0,
+            mean_accept_prob: 1.0,
+        });
+    }
+    state.iteration += fail + 1;
+    let energy = state
+        .blocks
+        .iter()
+        .any(|b| b.out.fail == fail && !b.out.energy_ok);
+    Err(Error::NonFinite {
+        step: state.iteration,
+        quantity: if energy { "energy" } else { "gradient" },
     })
 }
 
@@ -659,8 +694,7 @@ impl<P: BatchPotential + MaybeSync> UlaEnsemble<P> {
         state: &mut EnsembleState,
         rngs: &mut [R],
     ) -> Result<EnsembleInfo> {
-        check_streams(state.chains(), rngs.len())?;
-        self.advance(state, rngs, false)
+        self.advance_streams(state, 1, rngs)
     }
 
     /// Skips the energies: ULA never uses `U`, so the step then asks the potential for the
@@ -693,46 +727,148 @@ impl<P: BatchPotential + MaybeSync> UlaEnsemble<P> {
         self
     }
 
-    /// The step on every block: the update with fresh normals, then the block's gradients
-    /// (and energies) in one batched call.
-    fn advance<R: Rng + MaybeSend>(
+    /// Runs `steps` steps with one parallel region (`rayon` feature): every block of chains
+    /// (see [`ENSEMBLE_BLOCK`]) goes through all of them before the threads meet again, which
+    /// is what makes short steps scale with the thread count. Equals `steps` calls of
+    /// [`Sampler::step`] bit for bit, for any thread count (it draws the same seeds from `rng`,
+    /// in the same order). Returns the totals over the steps (`accepted` = chains × steps).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NonFinite`] naming the earliest step at which any block saw a non-finite energy
+    /// or gradient (each block stops at its own first such step). The iteration and acceptance
+    /// counts are then those of single steps, but the positions are unspecified (blocks that
+    /// were still finite went on), and `rng` has given all `steps` seeds.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::UlaEnsemble, potential::Gaussian};
+    /// use nalgebra::{DMatrix, Dyn};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let ens = UlaEnsemble::new(Gaussian::standard(Dyn(2)), 0.1)?;
+    /// let (mut r1, mut r2) = (ChaCha8Rng::seed_from_u64(4), ChaCha8Rng::seed_from_u64(4));
+    /// let mut a = ens.init(DMatrix::from_element(2, 100, 1.0), &mut r1)?;
+    /// let mut b = a.clone();
+    /// let info = ens.advance(&mut a, 20, &mut r1)?;
+    /// for _ in 0..20 {
+    ///     ens.step(&mut b, &mut r2)?;
+    /// }
+    /// assert_eq!((a.positions(), a.iteration(), info.accepted), (b.positions(), 20, 2_000));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
+    pub fn advance<R: Rng + ?Sized>(
+        &self,
+        state: &mut EnsembleState,
+        steps: usize,
+        rng: &mut R,
+    ) -> Result<EnsembleInfo> {
+        with_seeds(steps, rng, |seeds| {
+            with_block_rngs(state, |state, rngs| {
+                self.run_steps(state, rngs, true, seeds.len(), seeds, reseed_block)
+            })
+        })
+    }
+
+    /// [`UlaEnsemble::advance`] with one RNG stream per chain: equals `steps` calls of
+    /// [`UlaEnsemble::step_streams`] bit for bit, in one parallel region.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DimensionMismatch`] naming `rngs` unless there is one per chain;
+    /// [`Error::NonFinite`] as for [`UlaEnsemble::advance`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::UlaEnsemble, potential::Gaussian};
+    /// use nalgebra::{DMatrix, Dyn};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let ens = UlaEnsemble::new(Gaussian::standard(Dyn(2)), 0.1)?;
+    /// let streams = || -> Vec<ChaCha8Rng> {
+    ///     (0..3).map(|c| { let mut r = ChaCha8Rng::seed_from_u64(5); r.set_stream(c); r }).collect()
+    /// };
+    /// let (mut r1, mut r2) = (streams(), streams());
+    /// let mut a = ens.init(DMatrix::zeros(2, 3), &mut r1[0])?;
+    /// let mut b = a.clone();
+    /// ens.advance_streams(&mut a, 10, &mut r1)?;
+    /// for _ in 0..10 {
+    ///     ens.step_streams(&mut b, &mut r2)?;
+    /// }
+    /// assert_eq!(a.positions(), b.positions());
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
+    pub fn advance_streams<R: Rng + MaybeSend>(
+        &self,
+        state: &mut EnsembleState,
+        steps: usize,
+        rngs: &mut [R],
+    ) -> Result<EnsembleInfo> {
+        check_streams(state.chains(), rngs.len())?;
+        self.run_steps(state, rngs, false, steps, &[], keep_streams)
+    }
+
+    /// `steps` steps on every block: the update with fresh normals, then the block's gradients
+    /// (and energies) in one batched call; `shared`: one generator per block, re-seeded with
+    /// `seeds[j]` before step `j`.
+    fn run_steps<R: Rng + MaybeSend>(
         &self,
         state: &mut EnsembleState,
         rngs: &mut [R],
         shared: bool,
+        steps: usize,
+        seeds: &[u64],
+        reseed: fn(&mut R, u64, usize),
     ) -> Result<EnsembleInfo> {
         let (h, noise) = (self.step_size, (2.0 * self.step_size).sqrt());
         let energies = self.energies;
-        for_blocks(state, rngs, shared, |blk| {
+        for_blocks(state, rngs, shared, |b, blk| {
             let d = blk.d;
-            for (c, (x, g)) in blk
-                .x
-                .chunks_exact_mut(d)
-                .zip(blk.g.chunks_exact(d))
-                .enumerate()
-            {
-                let r = if blk.shared {
-                    &mut blk.rngs[0]
-                } else {
-                    &mut blk.rngs[c]
-                };
-                ula_update(x, g, h, noise, r);
-            }
             let w = blk.u.len();
-            let x = DMatrixView::from_slice(blk.x, d, w);
-            let g = DMatrixViewMut::from_slice(blk.g, d, w);
-            if energies {
-                self.potential
-                    .energy_grad_columns(x, g, blk.u, &mut blk.s.work);
-                blk.s.out.energy_ok = all_finite(blk.u);
-            } else {
-                self.potential.grad_columns(x, g, &mut blk.s.work);
-                blk.u.fill(f64::NAN);
-                blk.s.out.energy_ok = true;
+            blk.s.out = BlockOut {
+                energy_ok: true,
+                grad_ok: true,
+                fail: NO_FAIL,
+                ..BlockOut::default()
+            };
+            for j in 0..steps {
+                // Shared: `seeds` has one seed per step; per chain it is empty.
+                if let Some(&seed) = seeds.get(j) {
+                    reseed(&mut blk.rngs[0], seed, b);
+                }
+                for (c, (x, g)) in blk
+                    .x
+                    .chunks_exact_mut(d)
+                    .zip(blk.g.chunks_exact(d))
+                    .enumerate()
+                {
+                    let r = if shared {
+                        &mut blk.rngs[0]
+                    } else {
+                        &mut blk.rngs[c]
+                    };
+                    ula_update(x, g, h, noise, r);
+                }
+                let x = DMatrixView::from_slice(blk.x, d, w);
+                let g = DMatrixViewMut::from_slice(blk.g, d, w);
+                if energies {
+                    self.potential
+                        .energy_grad_columns(x, g, blk.u, &mut blk.s.work);
+                    blk.s.out.energy_ok = all_finite(blk.u);
+                } else {
+                    self.potential.grad_columns(x, g, &mut blk.s.work);
+                    blk.u.fill(f64::NAN);
+                }
+                blk.s.out.grad_ok = all_finite(blk.g);
+                if !(blk.s.out.energy_ok && blk.s.out.grad_ok) {
+                    blk.s.out.fail = j;
+                    break;
+                }
             }
-            blk.s.out.grad_ok = all_finite(blk.g);
         });
-        ula_outcome(state)
+        ula_outcome(state, steps)
     }
 }
 
@@ -750,11 +886,7 @@ impl<P: BatchPotential + MaybeSync> Sampler for UlaEnsemble<P> {
         state: &mut EnsembleState,
         rng: &mut R,
     ) -> Result<EnsembleInfo> {
-        reseed_blocks(state, rng);
-        let mut block_rngs = std::mem::take(&mut state.block_rngs);
-        let out = self.advance(state, &mut block_rngs, true);
-        state.block_rngs = block_rngs;
-        out
+        self.advance(state, 1, rng)
     }
 }
 
@@ -828,65 +960,158 @@ impl<P: BatchPotential + MaybeSync> MalaEnsemble<P> {
         state: &mut EnsembleState,
         rngs: &mut [R],
     ) -> Result<EnsembleInfo> {
-        check_streams(state.chains(), rngs.len())?;
-        Ok(self.advance(state, rngs, false))
+        self.advance_streams(state, 1, rngs)
     }
 
-    /// The step on every block: the proposals, their energies and gradients in one batched
-    /// call, then each chain's accept/reject test.
-    fn advance<R: Rng + MaybeSend>(
+    /// Runs `steps` steps with one parallel region (`rayon` feature), as
+    /// [`UlaEnsemble::advance`]: equals `steps` calls of [`Sampler::step`] bit for bit
+    /// (positions, energies, the state's acceptance and divergence counts), for any thread
+    /// count. Returns the totals over the steps: accepted and divergent proposals, and the
+    /// acceptance probability averaged over chains and steps.
+    ///
+    /// # Errors
+    ///
+    /// None (a non-finite proposal is a rejection counted as a divergence); `Result` for
+    /// symmetry with [`Sampler::step`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::MalaEnsemble, potential::Gaussian};
+    /// use nalgebra::{DMatrix, Dyn};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let ens = MalaEnsemble::new(Gaussian::standard(Dyn(2)), 0.5)?;
+    /// let (mut r1, mut r2) = (ChaCha8Rng::seed_from_u64(4), ChaCha8Rng::seed_from_u64(4));
+    /// let mut a = ens.init(DMatrix::zeros(2, 100), &mut r1)?;
+    /// let mut b = a.clone();
+    /// let info = ens.advance(&mut a, 20, &mut r1)?;
+    /// let mut accepted = 0;
+    /// for _ in 0..20 {
+    ///     accepted += ens.step(&mut b, &mut r2)?.accepted;
+    /// }
+    /// assert_eq!((a.positions(), info.accepted), (b.positions(), accepted));
+    /// assert_eq!(a.acceptance_rate(), b.acceptance_rate());
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
+    pub fn advance<R: Rng + ?Sized>(
+        &self,
+        state: &mut EnsembleState,
+        steps: usize,
+        rng: &mut R,
+    ) -> Result<EnsembleInfo> {
+        Ok(with_seeds(steps, rng, |seeds| {
+            with_block_rngs(state, |state, rngs| {
+                self.run_steps(state, rngs, true, seeds.len(), seeds, reseed_block)
+            })
+        }))
+    }
+
+    /// [`MalaEnsemble::advance`] with one RNG stream per chain: equals `steps` calls of
+    /// [`MalaEnsemble::step_streams`] bit for bit, in one parallel region.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DimensionMismatch`] naming `rngs` unless there is one per chain.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::{Sampler, langevin::MalaEnsemble, potential::Gaussian};
+    /// use nalgebra::{DMatrix, Dyn};
+    /// use rand::{SeedableRng, rngs::ChaCha8Rng};
+    ///
+    /// let ens = MalaEnsemble::new(Gaussian::standard(Dyn(2)), 0.5)?;
+    /// let streams = || -> Vec<ChaCha8Rng> {
+    ///     (0..3).map(|c| { let mut r = ChaCha8Rng::seed_from_u64(5); r.set_stream(c); r }).collect()
+    /// };
+    /// let (mut r1, mut r2) = (streams(), streams());
+    /// let mut a = ens.init(DMatrix::zeros(2, 3), &mut r1[0])?;
+    /// let mut b = a.clone();
+    /// ens.advance_streams(&mut a, 10, &mut r1)?;
+    /// for _ in 0..10 {
+    ///     ens.step_streams(&mut b, &mut r2)?;
+    /// }
+    /// assert_eq!((a.positions(), a.acceptance_rate()), (b.positions(), b.acceptance_rate()));
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
+    pub fn advance_streams<R: Rng + MaybeSend>(
+        &self,
+        state: &mut EnsembleState,
+        steps: usize,
+        rngs: &mut [R],
+    ) -> Result<EnsembleInfo> {
+        check_streams(state.chains(), rngs.len())?;
+        Ok(self.run_steps(state, rngs, false, steps, &[], keep_streams))
+    }
+
+    /// `steps` steps on every block: the proposals, their energies and gradients in one
+    /// batched call, then each chain's accept/reject test; `shared`: one generator per block,
+    /// re-seeded with `seeds[j]` before step `j`.
+    fn run_steps<R: Rng + MaybeSend>(
         &self,
         state: &mut EnsembleState,
         rngs: &mut [R],
         shared: bool,
+        steps: usize,
+        seeds: &[u64],
+        reseed: fn(&mut R, u64, usize),
     ) -> EnsembleInfo {
         let (h, noise) = (self.step_size, (2.0 * self.step_size).sqrt());
-        for_blocks(state, rngs, shared, |blk| {
+        for_blocks(state, rngs, shared, |b, blk| {
             let d = blk.d;
             let w = blk.u.len();
             let s = &mut *blk.s;
-            for (c, ((y, (x, g)), xi)) in s
-                .proposal
-                .as_mut_slice()
-                .chunks_exact_mut(d)
-                .zip(blk.x.chunks_exact(d).zip(blk.g.chunks_exact(d)))
-                .zip(s.xi_sq.iter_mut())
-                .enumerate()
-            {
-                let r = if blk.shared {
-                    &mut blk.rngs[0]
-                } else {
-                    &mut blk.rngs[c]
-                };
-                *xi = mala_propose(y, x, g, h, noise, r);
-            }
-            self.potential.energy_grad_columns(
-                s.proposal.as_view(),
-                s.proposal_grad.as_view_mut(),
-                &mut s.proposal_energy,
-                &mut s.work,
-            );
             let (mut accepted, mut divergent, mut prob_sum) = (0usize, 0usize, 0.0);
-            for c in 0..w {
-                let x = &mut blk.x[c * d..(c + 1) * d];
-                let gx = &mut blk.g[c * d..(c + 1) * d];
-                let y = &s.proposal.as_slice()[c * d..(c + 1) * d];
-                let gy = &s.proposal_grad.as_slice()[c * d..(c + 1) * d];
-                let uy = s.proposal_energy[c];
-                let (p, finite) = mala_accept_prob(x, blk.u[c], y, gy, uy, s.xi_sq[c], h);
-                prob_sum += p;
-                divergent += usize::from(!finite);
-                let r = if blk.shared {
-                    &mut blk.rngs[0]
-                } else {
-                    &mut blk.rngs[c]
-                };
-                if finite && r.random::<f64>() < p {
-                    x.copy_from_slice(y);
-                    gx.copy_from_slice(gy);
-                    blk.u[c] = uy;
-                    accepted += 1;
+            for j in 0..steps {
+                // Shared: `seeds` has one seed per step; per chain it is empty.
+                if let Some(&seed) = seeds.get(j) {
+                    reseed(&mut blk.rngs[0], seed, b);
                 }
+                for (c, ((y, (x, g)), xi)) in s
+                    .proposal
+                    .as_mut_slice()
+                    .chunks_exact_mut(d)
+                    .zip(blk.x.chunks_exact(d).zip(blk.g.chunks_exact(d)))
+                    .zip(s.xi_sq.iter_mut())
+                    .enumerate()
+                {
+                    let r = if shared {
+                        &mut blk.rngs[0]
+                    } else {
+                        &mut blk.rngs[c]
+                    };
+                    *xi = mala_propose(y, x, g, h, noise, r);
+                }
+                self.potential.energy_grad_columns(
+                    s.proposal.as_view(),
+                    s.proposal_grad.as_view_mut(),
+                    &mut s.proposal_energy,
+                    &mut s.work,
+                );
+                let mut step_prob = 0.0;
+                for c in 0..w {
+                    let x = &mut blk.x[c * d..(c + 1) * d];
+                    let gx = &mut blk.g[c * d..(c + 1) * d];
+                    let y = &s.proposal.as_slice()[c * d..(c + 1) * d];
+                    let gy = &s.proposal_grad.as_slice()[c * d..(c + 1) * d];
+                    let uy = s.proposal_energy[c];
+                    let (p, finite) = mala_accept_prob(x, blk.u[c], y, gy, uy, s.xi_sq[c], h);
+                    step_prob += p;
+                    divergent += usize::from(!finite);
+                    let r = if shared {
+                        &mut blk.rngs[0]
+                    } else {
+                        &mut blk.rngs[c]
+                    };
+                    if finite && r.random::<f64>() < p {
+                        x.copy_from_slice(y);
+                        gx.copy_from_slice(gy);
+                        blk.u[c] = uy;
+                        accepted += 1;
+                    }
+                }
+                prob_sum += step_prob;
             }
             s.out = BlockOut {
                 accepted,
@@ -894,6 +1119,7 @@ impl<P: BatchPotential + MaybeSync> MalaEnsemble<P> {
                 prob_sum,
                 energy_ok: true,
                 grad_ok: true,
+                fail: NO_FAIL,
             };
         });
         let (mut accepted, mut divergent, mut prob_sum) = (0usize, 0usize, 0.0);
@@ -903,14 +1129,18 @@ impl<P: BatchPotential + MaybeSync> MalaEnsemble<P> {
             prob_sum += b.out.prob_sum;
         }
         let c = state.chains();
-        state.iteration += 1;
+        state.iteration += steps;
         state.accepted += accepted as u64;
-        state.proposals += c as u64;
+        state.proposals += (c * steps) as u64;
         state.divergent += divergent as u64;
         EnsembleInfo {
             accepted,
             divergent,
-            mean_accept_prob: prob_sum / c as f64,
+            mean_accept_prob: if steps == 0 {
+                1.0
+            } else {
+                prob_sum / (c * steps) as f64
+            },
         }
     }
 }
@@ -929,10 +1159,6 @@ impl<P: BatchPotential + MaybeSync> Sampler for MalaEnsemble<P> {
         state: &mut EnsembleState,
         rng: &mut R,
     ) -> Result<EnsembleInfo> {
-        reseed_blocks(state, rng);
-        let mut block_rngs = std::mem::take(&mut state.block_rngs);
-        let out = self.advance(state, &mut block_rngs, true);
-        state.block_rngs = block_rngs;
-        Ok(out)
+        self.advance(state, 1, rng)
     }
 }
