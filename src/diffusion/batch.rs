@@ -471,6 +471,10 @@ where
             .zip(scores.par_chunks_mut(BLOCK))
             .zip(aux.par_chunks_mut(BLOCK))
             .enumerate()
+            // One block per task, so that a thread slowed down (by the host, say) holds at
+            // most one block while the other steals the rest; the result does not depend on
+            // how the blocks are split.
+            .with_max_len(1)
             .map(job)
             .min()
             .unwrap_or(usize::MAX)
