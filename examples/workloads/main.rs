@@ -110,30 +110,6 @@ pub fn median_per_iter(total: usize, segments: usize, mut step: impl FnMut()) ->
     times[times.len() / 2]
 }
 
-/// Runs `total` steps as `segments` timed calls of `advance(len)` (`len = total / segments`:
-/// several steps in one call, one parallel region) and returns the median seconds per step; the
-/// `total % segments` steps left over run untimed at the end.
-pub fn median_per_step_advancing(
-    total: usize,
-    segments: usize,
-    mut advance: impl FnMut(usize),
-) -> f64 {
-    let segments = segments.max(3);
-    let per = (total / segments).max(1);
-    let mut times: Vec<f64> = (0..segments)
-        .map(|_| {
-            let t = Instant::now();
-            advance(per);
-            t.elapsed().as_secs_f64() / per as f64
-        })
-        .collect();
-    if total > per * segments {
-        advance(total - per * segments);
-    }
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
-}
-
 /// Prints one JSON line.
 pub fn emit(
     args: &Args,
