@@ -432,57 +432,6 @@ fn box_muller_angle<const FMA: bool>(w: u64, r: f64) -> (f64, f64) {
     )
 }
 
-/// Words per group of [`fill_normals_grouped`] (one AVX-512 vector).
-const GROUP_WORDS: usize = 8;
-/// Normals per group of [`fill_normals_grouped`]: the cosine and sine draws of its words.
-pub(crate) const NORMAL_GROUP: usize = 2 * GROUP_WORDS;
-
-/// Fills `out` with independent standard normal draws, like [`fill_normals_fma`] (same
-/// division-free Box–Muller transform of one 64-bit word per pair, same accuracy) but in groups of 8 words (one
-/// AVX-512 vector): a group gives 8 cosine draws, then the 8 sine draws, so a short slice
-/// (a chain of dimension 10, say) costs one group instead of a refill of 128.
-///
-/// The words come from `rng.fill` in refills of at most 64 (`⌈len/2⌉` of them in all, the
-/// last refill as many as it needs). A group of `k < 16` draws stores the cosines of its first
-/// `⌈k/2⌉` words, then the sines of the first `k − ⌈k/2⌉`. Deterministic given the RNG state.
-pub(crate) fn fill_normals_grouped<R: rand::Rng + ?Sized>(rng: &mut R, out: &mut [f64]) {
-    use rand::RngExt;
-    const REFILL: usize = 64;
-    let mut words = [0u64; REFILL];
-    for chunk in out.chunks_mut(2 * REFILL) {
-        let pairs = chunk.len().div_ceil(2);
-        rng.fill(&mut words[..pairs]);
-        for (piece, w) in chunk
-            .chunks_mut(NORMAL_GROUP)
-            .zip(words.chunks_exact(GROUP_WORDS))
-        {
-            let w: &[u64; GROUP_WORDS] = w.try_into().expect("a group of words");
-            let (c, s) = normal_group(w);
-            if piece.len() == NORMAL_GROUP {
-                piece[..GROUP_WORDS].copy_from_slice(&c);
-                piece[GROUP_WORDS..].copy_from_slice(&s);
-            } else {
-                let p = piece.len().div_ceil(2);
-                let (head, tail) = piece.split_at_mut(p);
-                head.copy_from_slice(&c[..p]);
-                tail.copy_from_slice(&s[..tail.len()]);
-            }
-        }
-    }
-}
-
-/// The Box–Muller pairs of a group of words: `(r cos θ, r sin θ)` lane by lane.
-#[inline(always)]
-fn normal_group(w: &[u64; GROUP_WORDS]) -> ([f64; GROUP_WORDS], [f64; GROUP_WORDS]) {
-    let mut c = [0.0; GROUP_WORDS];
-    let mut s = [0.0; GROUP_WORDS];
-    for k in 0..GROUP_WORDS {
-        let r = box_muller_radius::<true>(w[k]);
-        (c[k], s[k]) = box_muller_angle::<true>(w[k], r);
-    }
-    (c, s)
-}
-
 /// [`ln_1p_with`] with the polynomial by Estrin's scheme in fused multiply-adds (where the
 /// target has them): the same reduction and series, a dependency chain of depth 6 instead of
 /// 11, for loops that evaluate many logarithms at once. Same accuracy contract (unit test).
@@ -681,11 +630,11 @@ mod tests {
         });
     }
 
-    /// The grouped generator: moments, quantiles and pair correlation of 10⁶ draws (as for
-    /// `fill_normals`), made of short calls of every length 1..=40 (partial groups and
-    /// refills), plus determinism and the prefix rule of a partial group.
+    /// `fill_normals_fma` in short calls (as a ULA chain makes them): moments, quantiles and
+    /// lag-1 correlation of 10⁶ draws made of calls of every length 1..=40 (partial refills),
+    /// the pair correlation of full refills, determinism and the layout of a partial refill.
     #[test]
-    fn fill_normals_grouped_has_standard_normal_moments_and_quantiles() {
+    fn fill_normals_fma_in_short_calls_is_standard_normal() {
         use rand::SeedableRng;
         let n = 1_000_000;
         let mut z = vec![0.0; n];
@@ -694,7 +643,7 @@ mod tests {
         let mut len = 1;
         while i < n {
             let l = len.min(n - i);
-            super::fill_normals_grouped(&mut rng, &mut z[i..i + l]);
+            super::fill_normals_fma(&mut rng, &mut z[i..i + l]);
             i += l;
             len = if len == 40 { 1 } else { len + 1 };
         }
@@ -728,13 +677,13 @@ mod tests {
         // Lag-1 correlation of the stream (neighbours inside and across calls); SE 1/√n.
         let lag1 = z.windows(2).map(|w| w[0] * w[1]).sum::<f64>() / nf;
         assert!(lag1.abs() < 5.0 / nf.sqrt(), "lag-1 correlation {lag1}");
-        // Cosine and sine of one word (8 apart in a full group) are uncorrelated;
+        // Cosine and sine of one word (64 apart in a full refill) are uncorrelated;
         // SE 1/√pairs.
         let mut big = vec![0.0; 160_000];
-        super::fill_normals_grouped(&mut rng, &mut big);
+        super::fill_normals_fma(&mut rng, &mut big);
         let (s, k) = big
-            .chunks_exact(16)
-            .flat_map(|g| g[..8].iter().zip(&g[8..]))
+            .chunks_exact(128)
+            .flat_map(|g| g[..64].iter().zip(&g[64..]))
             .fold((0.0, 0.0), |(s, k), (a, b)| (s + a * b, k + 1.0));
         assert!(
             (s / k).abs() < 5.0 / f64::sqrt(k),
@@ -742,12 +691,13 @@ mod tests {
             s / k
         );
         assert!(z.iter().chain(&big).all(|v| v.is_finite() && v.abs() < 7.5));
-        // Same state, same draws; a 5-draw call is the first 3 cosines and 2 sines of a group.
-        let mut a = [0.0; 16];
+        // Same state, same draws; a 5-draw call is the cosines of 3 words, then the sines of
+        // the first 2 (of a full refill: entries 0, 1, 2, 64, 65).
+        let mut a = [0.0; 128];
         let mut b = [0.0; 5];
-        super::fill_normals_grouped(&mut rand::rngs::ChaCha8Rng::seed_from_u64(1), &mut a);
-        super::fill_normals_grouped(&mut rand::rngs::ChaCha8Rng::seed_from_u64(1), &mut b);
-        assert_eq!(b, [a[0], a[1], a[2], a[8], a[9]]);
+        super::fill_normals_fma(&mut rand::rngs::ChaCha8Rng::seed_from_u64(1), &mut a);
+        super::fill_normals_fma(&mut rand::rngs::ChaCha8Rng::seed_from_u64(1), &mut b);
+        assert_eq!(b, [a[0], a[1], a[2], a[64], a[65]]);
     }
 
     #[test]
