@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::dim::{check_len, fill_standard_normal};
 use crate::error::{Error, Result, finite_input};
-use crate::fastmath::fill_normals_fma;
+use crate::fastmath::fill_normals;
 
 /// Particles per block. Every step draws one `u64` seed from the caller's RNG; block `b` then
 /// draws its noise from `ChaCha8Rng::seed_from_u64(seed)` on stream `b`. The blocks are the
@@ -391,7 +391,7 @@ where
         let g = NOISE_BUF / d;
         for xc in xs.chunks_mut(g) {
             let z = &mut z[..xc.len() * d];
-            fill_normals_fma(rng, z);
+            fill_normals(rng, z);
             for (x, zc) in xc.iter_mut().zip(z.chunks_exact(d)) {
                 for (xv, zv) in x.as_mut_slice().iter_mut().zip(zc) {
                     *xv += c * zv;
@@ -403,7 +403,7 @@ where
         for x in xs.iter_mut() {
             for xc in x.as_mut_slice().chunks_mut(NOISE_BUF) {
                 let z = &mut z[..xc.len()];
-                fill_normals_fma(rng, z);
+                fill_normals(rng, z);
                 for (xv, zv) in xc.iter_mut().zip(z.iter()) {
                     *xv += c * zv;
                     ok &= xv.is_finite();

@@ -7,7 +7,7 @@ use rand_distr::StandardNormal;
 
 use crate::dim::{all_finite, check_len};
 use crate::error::{Error, Result, finite_input, positive};
-use crate::fastmath::fill_normals_fma;
+use crate::fastmath::fill_normals;
 use crate::potential::Potential;
 use crate::sampler::{ChainState, Sampler};
 
@@ -150,7 +150,7 @@ pub(crate) const BULK_NORMALS_FROM: usize = 32;
 /// `x ← x − h g + noise·ξ` with `ξ` standard normal from `rng`: the arithmetic of every ULA
 /// step (single chain and ensemble). Below [`BULK_NORMALS_FROM`] coordinates one
 /// `rand_distr::StandardNormal` draw per coordinate (the cheapest for a few normals); from
-/// there on the normals in bulk ([`fill_normals_fma`], one call per 128 coordinates: a
+/// there on the normals in bulk ([`fill_normals`], one call per 128 coordinates: a
 /// vectorised, division-free Box–Muller transform of one RNG word per pair, radii and angles
 /// in two passes), then one vectorised pass.
 #[inline]
@@ -171,7 +171,7 @@ pub(crate) fn ula_update<R: Rng + ?Sized>(
     let mut z = [0.0f64; NOISE_CHUNK];
     for (xc, gc) in x.chunks_mut(NOISE_CHUNK).zip(g.chunks(NOISE_CHUNK)) {
         let z = &mut z[..xc.len()];
-        fill_normals_fma(rng, z);
+        fill_normals(rng, z);
         for ((x, g), z) in xc.iter_mut().zip(gc).zip(z.iter()) {
             *x += -h * g + noise * z;
         }

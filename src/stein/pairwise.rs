@@ -1056,7 +1056,7 @@ fn gauss_tile<const COLS: bool>(
 ) {
     // Plain loops over whole slices: LLVM's loop vectoriser turns them into full-width code.
     for (k, r) in kv[..vi * tj].iter_mut().zip(&r2[..vi * tj]) {
-        *k = crate::fastmath::exp11(-hp * r);
+        *k = crate::fastmath::exp(-hp * r);
     }
     if vj < tj {
         for ii in 0..vi {
