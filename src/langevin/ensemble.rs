@@ -17,6 +17,23 @@ use crate::sampler::Sampler;
 /// The most chains in one block. The `C` chains are split into `⌈C/64⌉` blocks of consecutive
 /// columns of (nearly) equal width; with the `rayon` feature the blocks of a step run in
 /// parallel. The split depends on `C` alone, so results are the same for any thread count.
+///
+/// # Example
+///
+/// ```
+/// use klflow::{Sampler, langevin::{ENSEMBLE_BLOCK, UlaEnsemble}, potential::Gaussian};
+/// use nalgebra::{DMatrix, Dyn};
+/// use rand::{SeedableRng, rngs::ChaCha8Rng};
+///
+/// // 100 chains run as ⌈100/64⌉ = 2 blocks of 50; the output does not depend on the split.
+/// assert_eq!(100usize.div_ceil(ENSEMBLE_BLOCK), 2);
+/// let ens = UlaEnsemble::new(Gaussian::standard(Dyn(3)), 0.1)?;
+/// let mut rng = ChaCha8Rng::seed_from_u64(1);
+/// let mut state = ens.init(DMatrix::zeros(3, 100), &mut rng)?;
+/// ens.advance(&mut state, 5, &mut rng)?;
+/// assert_eq!(state.chains(), 100);
+/// # Ok::<(), klflow::Error>(())
+/// ```
 pub const ENSEMBLE_BLOCK: usize = 64;
 
 /// `C` ULA chains on one target, stepped together: `X ← X − h∇U(X) + √(2h) Ξ` with the
