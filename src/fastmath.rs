@@ -250,34 +250,44 @@ const NORMAL_CHUNK: usize = 128;
 /// sine draws; a shorter last refill stores as many sines as it needs. Deterministic given
 /// the RNG state, like any other draw.
 pub(crate) fn fill_normals<R: rand::Rng + ?Sized>(rng: &mut R, out: &mut [f64]) {
+    let len = out.len();
+    for_normals(rng, len, |start, z| {
+        out[start..start + z.len()].copy_from_slice(z);
+    });
+}
+
+/// The draws of [`fill_normals`]`(rng, out)` for an `out` of length `len`, handed to `sink`
+/// as `(start, run)` pieces (`run` belongs at `out[start..start + run.len()]`), in order and
+/// covering `0..len` once, without storing them: callers that consume the noise at once (the
+/// ULA update) skip the copy and the buffer. Same words, same values as [`fill_normals`].
+pub(crate) fn for_normals<R, F>(rng: &mut R, len: usize, mut sink: F)
+where
+    R: rand::Rng + ?Sized,
+    F: FnMut(usize, &[f64]),
+{
     use rand::RngExt;
     const HALF: usize = NORMAL_CHUNK / 2;
     let mut words = [0u64; HALF];
     let mut radius = [0.0f64; HALF];
     let mut buf = [0.0f64; NORMAL_CHUNK];
-    for chunk in out.chunks_mut(NORMAL_CHUNK) {
-        let pairs = chunk.len().div_ceil(2);
+    let mut start = 0;
+    while start < len {
+        let n = (len - start).min(NORMAL_CHUNK);
+        let pairs = n.div_ceil(2);
         rng.fill(&mut words[..pairs]);
         // Two short passes (radii, then angles) rather than one long one: more independent
         // iterations fit in the out-of-order window, hiding the polynomials' latency.
         for (r, w) in radius.iter_mut().zip(&words) {
             *r = box_muller_radius(*w);
         }
-        if chunk.len() == NORMAL_CHUNK {
-            let (cs, ss) = chunk.split_at_mut(HALF);
-            for (((c, s), r), w) in cs.iter_mut().zip(ss.iter_mut()).zip(&radius).zip(&words) {
-                (*c, *s) = box_muller_angle(*w, *r);
-            }
-        } else {
-            let (cs, ss) = buf.split_at_mut(HALF);
-            for (((c, s), r), w) in cs.iter_mut().zip(ss.iter_mut()).zip(&radius).zip(&words) {
-                (*c, *s) = box_muller_angle(*w, *r);
-            }
-            // The cosines of the first `len − pairs` pairs also give their sines.
-            let (head, tail) = chunk.split_at_mut(pairs);
-            head.copy_from_slice(&buf[..pairs]);
-            tail.copy_from_slice(&buf[HALF..HALF + tail.len()]);
+        let (cs, ss) = buf.split_at_mut(HALF);
+        for (((c, s), r), w) in cs.iter_mut().zip(ss.iter_mut()).zip(&radius).zip(&words) {
+            (*c, *s) = box_muller_angle(*w, *r);
         }
+        // The cosines of the pairs, then the sines of the first `n − pairs` of them.
+        sink(start, &buf[..pairs]);
+        sink(start + pairs, &buf[HALF..HALF + n - pairs]);
+        start += n;
     }
 }
 
@@ -368,6 +378,39 @@ mod tests {
             check(f64::from_bits(0.5f64.to_bits().wrapping_add_signed(k)));
         }
         check(1.0);
+    }
+
+    /// `for_normals` hands out pieces that tile `0..len` in order, exactly once, for every
+    /// length across the refill boundaries, and draws one word per pair of each refill (the
+    /// generator ends where `ceil(refill/2)` words per refill leave it).
+    #[test]
+    fn for_normals_pieces_tile_the_output_in_order() {
+        use rand::{Rng, SeedableRng, rngs::ChaCha8Rng};
+        for len in (0..=300).chain([1000, 1023, 1024, 1025]) {
+            let mut rng = ChaCha8Rng::seed_from_u64(len as u64);
+            let mut next = 0;
+            let mut seen = 0;
+            super::for_normals(&mut rng, len, |start, z| {
+                assert_eq!(start, next, "len {len}: piece out of order");
+                assert!(z.iter().all(|v| v.is_finite()));
+                next += z.len();
+                seen += z.len();
+            });
+            assert_eq!((next, seen), (len, len), "len {len}");
+            let words: usize = (0..len)
+                .step_by(super::NORMAL_CHUNK)
+                .map(|s| (len - s).min(super::NORMAL_CHUNK).div_ceil(2))
+                .sum();
+            let mut reference = ChaCha8Rng::seed_from_u64(len as u64);
+            for _ in 0..words {
+                reference.next_u64();
+            }
+            assert_eq!(
+                rng.next_u64(),
+                reference.next_u64(),
+                "len {len}: words drawn"
+            );
+        }
     }
 
     /// `fill_normals` in short calls (as a ULA chain makes them): moments, quantiles and

@@ -7,7 +7,7 @@ use rand_distr::StandardNormal;
 
 use crate::dim::{all_finite, check_len};
 use crate::error::{Error, Result, finite_input, positive};
-use crate::fastmath::fill_normals;
+use crate::fastmath::for_normals;
 use crate::potential::Potential;
 use crate::sampler::{ChainState, Sampler};
 
@@ -141,18 +141,15 @@ impl<P: Potential> Ula<P> {
     }
 }
 
-/// Coordinates per refill of normals in [`ula_update`] (a multiple of the 16-draw group).
-const NOISE_CHUNK: usize = 128;
-
 /// From this dimension on, [`ula_update`] draws the normals in bulk.
 pub(crate) const BULK_NORMALS_FROM: usize = 32;
 
 /// `x ← x − h g + noise·ξ` with `ξ` standard normal from `rng`: the arithmetic of every ULA
 /// step (single chain and ensemble). Below [`BULK_NORMALS_FROM`] coordinates one
 /// `rand_distr::StandardNormal` draw per coordinate (the cheapest for a few normals); from
-/// there on the normals in bulk ([`fill_normals`], one call per 128 coordinates: a
-/// vectorised, division-free Box–Muller transform of one RNG word per pair, radii and angles
-/// in two passes), then one vectorised pass.
+/// there on the normals in bulk ([`for_normals`]: refills of 128, a vectorised,
+/// division-free Box–Muller transform of one RNG word per pair, radii and angles in two
+/// passes), each refill consumed at once by the update.
 #[inline]
 pub(crate) fn ula_update<R: Rng + ?Sized>(
     x: &mut [f64],
@@ -168,14 +165,12 @@ pub(crate) fn ula_update<R: Rng + ?Sized>(
         }
         return;
     }
-    let mut z = [0.0f64; NOISE_CHUNK];
-    for (xc, gc) in x.chunks_mut(NOISE_CHUNK).zip(g.chunks(NOISE_CHUNK)) {
-        let z = &mut z[..xc.len()];
-        fill_normals(rng, z);
-        for ((x, g), z) in xc.iter_mut().zip(gc).zip(z.iter()) {
+    for_normals(rng, x.len(), |start, z| {
+        let end = start + z.len();
+        for ((x, g), z) in x[start..end].iter_mut().zip(&g[start..end]).zip(z) {
             *x += -h * g + noise * z;
         }
-    }
+    });
 }
 
 /// Builds a chain state at `x`, validating it against `potential`.
