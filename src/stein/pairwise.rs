@@ -486,22 +486,60 @@ impl PairScratch {
         #[cfg(feature = "rayon")]
         if n >= PARALLEL_MIN_N {
             use rayon::prelude::*;
-            self.a
+            // Row blocks c and nb − 1 − c form one task: phase 1 of block b has nb − b tiles
+            // (symmetric engine) and phase 2 adds b slots, so every pair has the same work and
+            // the ⌈nb/2⌉ tasks split evenly between threads (no straggling heavy block).
+            let h = g.nb.div_ceil(2);
+            let (a0, a1) = self.a.split_at_mut(h * t * d);
+            let (k0, k1) = self.wsum.split_at_mut(h * t);
+            let (r0, r1) = self.div.split_at_mut(h * t);
+            let (s0, s1) = self.slots.split_at_mut(h * region);
+            let lo = a0
                 .par_chunks_mut(t * d)
-                .zip(self.wsum.par_chunks_mut(t))
-                .zip(self.div.par_chunks_mut(t))
-                .zip(self.slots.par_chunks_mut(region))
+                .zip(k0.par_chunks_mut(t))
+                .zip(r0.par_chunks_mut(t))
+                .zip(s0.par_chunks_mut(region));
+            let hi = a1
+                .par_chunks_mut(t * d)
+                .zip(k1.par_chunks_mut(t))
+                .zip(r1.par_chunks_mut(t))
+                .zip(s1.par_chunks_mut(region))
                 .enumerate()
-                .for_each(|(b, (((ga, ks), rs), sl))| {
-                    gauss_block(d, lay, g, &f, hp, store, b, ga, ks, rs, sl)
+                .rev()
+                .map(Some)
+                .chain(rayon::iter::once(None));
+            lo.zip(hi)
+                .enumerate()
+                .for_each(|(b, ((((ga, ks), rs), sl), other))| {
+                    gauss_block(d, lay, g, &f, hp, store, b, ga, ks, rs, sl);
+                    if let Some((q, (((ga, ks), rs), sl))) = other {
+                        gauss_block(d, lay, g, &f, hp, store, h + q, ga, ks, rs, sl);
+                    }
                 });
             let slots = &self.slots[..];
-            self.a
+            let (a0, a1) = self.a.split_at_mut(h * t * d);
+            let (k0, k1) = self.wsum.split_at_mut(h * t);
+            let (r0, r1) = self.div.split_at_mut(h * t);
+            let lo = a0
                 .par_chunks_mut(t * d)
-                .zip(self.wsum.par_chunks_mut(t))
-                .zip(self.div.par_chunks_mut(t))
+                .zip(k0.par_chunks_mut(t))
+                .zip(r0.par_chunks_mut(t));
+            let hi = a1
+                .par_chunks_mut(t * d)
+                .zip(k1.par_chunks_mut(t))
+                .zip(r1.par_chunks_mut(t))
                 .enumerate()
-                .for_each(|(b, ((ga, ks), rs))| gauss_finish(d, g, slots, b, ga, ks, rs));
+                .rev()
+                .map(Some)
+                .chain(rayon::iter::once(None));
+            lo.zip(hi)
+                .enumerate()
+                .for_each(|(b, (((ga, ks), rs), other))| {
+                    gauss_finish(d, g, slots, b, ga, ks, rs);
+                    if let Some((q, ((ga, ks), rs))) = other {
+                        gauss_finish(d, g, slots, h + q, ga, ks, rs);
+                    }
+                });
             return;
         }
         let _ = (n, np);
