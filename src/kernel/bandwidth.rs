@@ -4,7 +4,8 @@
 //! ours, `k = exp(−r²/(2σ²))`, by `σ² = ℓ/2`. Medians follow `numpy.median`: for an even count
 //! the two middle values are averaged (of `r²` or of `r`, as the rule says). They are exact
 //! order statistics of the `m = n(n−1)/2` upper-triangle squared distances — never a full
-//! sort. The distances are computed in the SVGD pair engine's tile layout (and reused by the
+//! sort. The distances are computed in the SVGD pair engine's tile layout (the packed upper
+//! triangle for `n ≤ 192`, `d ≤ 4`; reused by the
 //! pair pass of the same step); thresholds around the previous fit's median are counted during
 //! that pass and the few values between them collected, so the selection runs on about 1 % of
 //! the values (a deterministic sample gives the thresholds when there is no usable previous

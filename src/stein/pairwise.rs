@@ -31,6 +31,14 @@
 //! *Other radial kernels*: `(k, w, c)` per pair, the sums `Σ_j k s_j`, `Σ_j w x_j`, `Σ_j w`,
 //! `Σ_j c`; `rep_i = Σ_j w_ij x_j − x_i Σ_j w_ij`, `div_i = −d Σ_j w_ij + Σ_j c_ij`.
 //!
+//! *Small n* (`n ≤ 192`, `d ≤ 4`, Gaussian kernel): the per-tile fixed work (padding, diagonal
+//! tiles evaluated in full, per-row reductions of 32-wide tiles) dominates there, so the
+//! median's distances are the packed upper triangle instead of tiles (`r²_ij`, `j > i`, row
+//! after row, eight pairs per register chunk) and the pair pass runs untiled over it: each
+//! pair once, all exps in one loop, then one fused pass per row `i` that adds the row side
+//! into particle `i` and the column side into every `j > i` (all `d` features and `K`, `R` in
+//! one sweep). Every particle's sums run in a fixed order (diagonal, rows `j < i`, own row).
+//!
 //! **Symmetry.** `k_ij = k_ji` (and likewise `w`, `c`), so each unordered pair of blocks
 //! `(I, J)`, `I ≤ J`, is evaluated once: its row side is added to block `I`'s sums in
 //! increasing `J`, its column side is written to a partial slot of its own, and a second pass
@@ -39,7 +47,8 @@
 //! back to evaluating every tile from its row side only (no slots; twice the distance and exp
 //! work). Memory stays O(nd) apart from these slots; no n × n matrix exists.
 //!
-//! **Threads.** With the `rayon` feature, row blocks run in parallel in both passes (n ≥ 256).
+//! **Threads.** With the `rayon` feature, row blocks run in parallel in both passes (n ≥ 256);
+//! on the Gaussian path blocks `c` and `nb − 1 − c` form one task (equal work per task).
 //! The partition into tiles and every reduction order depend on `(n, d)` only, so results are
 //! bit-identical for any number of threads. Tile buffers are thread-local (allocated at a
 //! thread's first use, never zeroed per call).
