@@ -4,7 +4,8 @@
 //! ours, `k = exp(−r²/(2σ²))`, by `σ² = ℓ/2`. Medians follow `numpy.median`: for an even count
 //! the two middle values are averaged (of `r²` or of `r`, as the rule says). They are exact
 //! order statistics of the `m = n(n−1)/2` upper-triangle squared distances — never a full
-//! sort. The distances are computed in the SVGD pair engine's tile layout (and reused by the
+//! sort. The distances are computed in the SVGD pair engine's tile layout (the packed upper
+//! triangle for `n ≤ 192`, `d ≤ 4`; reused by the
 //! pair pass of the same step); thresholds around the previous fit's median are counted during
 //! that pass and the few values between them collected, so the selection runs on about 1 % of
 //! the values (a deterministic sample gives the thresholds when there is no usable previous
@@ -26,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::fastmath::c8;
 #[cfg(feature = "rayon")]
 use crate::stein::pairwise::PARALLEL_MIN_N;
-use crate::stein::pairwise::{TileLayout, transpose};
+use crate::stein::pairwise::{TileLayout, packed_dists, transpose};
 
 /// Sample size (at most) of the exact selection's thresholds.
 const SAMPLE_MAX: usize = 2048;
@@ -134,6 +135,11 @@ impl Bracket {
 /// Calls `f` on every run of upper-triangle distances (pairs `i < j` of real particles) in
 /// chunk `c` of a tile store.
 fn visit_rows(lay: TileLayout, c: usize, chunk: &[f64], mut f: impl FnMut(&[f64])) {
+    if lay.packed {
+        // One chunk: exactly the m upper-triangle values.
+        f(&chunk[..lay.n * (lay.n - 1) / 2]);
+        return;
+    }
     for i in lay.chunk_rows(c) {
         for j in i..lay.nb {
             let tile = &chunk[lay.local_offset(i, j)..][..lay.len(i) * lay.len(j)];
@@ -174,6 +180,15 @@ fn fill_chunk(
     let mut tt = [f64::INFINITY; NT];
     if let Some(th) = th {
         tt[..4].copy_from_slice(th);
+    }
+    if lay.packed {
+        packed_dists(d, lay.n, lay.np, xt, chunk);
+        let vals = &chunk[..lay.n * (lay.n - 1) / 2];
+        if let Some(th) = th {
+            count_lt(vals, &tt, 4, &mut cnt);
+            gather_row(vals, th[1].to_bits(), Some(th[2].to_bits()), out);
+        }
+        return cnt;
     }
     for i in lay.chunk_rows(c) {
         let ti = lay.len(i);
@@ -399,7 +414,8 @@ impl MedianScratch {
     pub fn new(n: usize) -> Self {
         let m = n * n.saturating_sub(1) / 2;
         if m <= EXACT_MEDIAN_MAX_PAIRS {
-            let lay = TileLayout::new(n);
+            // (The capacity of the tiled layout: at least that of the packed one.)
+            let lay = TileLayout::new(n, usize::MAX);
             Self {
                 store: Vec::with_capacity(if m > 0 { lay.store_len() } else { 0 }),
                 subsample: None,
@@ -451,9 +467,10 @@ impl MedianScratch {
             None => {
                 // Transposed copy, then every tile of the pair engine's layout
                 // (kept: the pair pass of the same step reuses them).
-                let lay = TileLayout::new(n);
+                let lay = TileLayout::new(n, d);
                 self.xt.clear();
-                self.xt.resize(d * lay.np, 0.0);
+                // (8 slots of padding: the packed distances read past the last particle.)
+                self.xt.resize(d * lay.np + 8, 0.0);
                 transpose(x.as_slice(), d, n, lay.np, &mut self.xt);
                 self.store.resize(lay.store_len(), 0.0);
                 // Around the previous fit's order statistics (they move little from one step
@@ -663,9 +680,15 @@ impl MedianScratch {
         br: &mut Bracket,
     ) {
         self.sample.clear();
+        if lay.packed {
+            // A regular sample of the packed upper triangle (pairs in row order).
+            let step = m.div_ceil(SAMPLE_MAX / 4).max(1);
+            self.sample
+                .extend(self.store[..m].iter().step_by(step).map(|v| v.to_bits()));
+        }
         let rows = lay.nb * (lay.nb + 1) / 2 * lay.t;
         let step = rows.div_ceil(SAMPLE_MAX).max(1);
-        for i in 0..lay.nb {
+        for i in (0..lay.nb).filter(|_| !lay.packed) {
             for j in i..lay.nb {
                 let (vi, vj, tj) = (lay.valid(i), lay.valid(j), lay.len(j));
                 let tile = &self.store[lay.offset(i, j)..];
@@ -774,7 +797,10 @@ impl MedianScratch {
     /// path, `n` particles in dimension `d`).
     pub(crate) fn fresh_store(&self, n: usize, d: usize) -> Option<&[f64]> {
         let lay = self.lay?;
-        (self.fresh && self.subsample.is_none() && lay.n == n && self.xt.len() == d * lay.np)
+        (self.fresh
+            && self.subsample.is_none()
+            && lay == TileLayout::new(n, d)
+            && self.xt.len() == d * lay.np + 8)
             .then_some(&self.store[..lay.store_len()])
     }
 
