@@ -372,6 +372,7 @@ fn fused_rows<const D: usize, const ENERGY: bool, const L: usize, const R: usize
     theta: &[[f64; L]; D],
     g: &mut [[f64; L]; D],
     lik: &mut [f64; L],
+    prod: &mut [f64; L],
 ) {
     let rows: &[f64] = &rows[..R * D];
     let mut z = [[0.0; L]; R];
@@ -397,32 +398,25 @@ fn fused_rows<const D: usize, const ENERGY: bool, const L: usize, const R: usize
         *e = fastmath::exp_fma(-zv.abs());
     }
     let mut sig = [[0.0; L]; R];
+    for ((q, &zv), &e) in sig
+        .as_flattened_mut()
+        .iter_mut()
+        .zip(z.as_flattened())
+        .zip(ex.as_flattened())
+    {
+        *q = sigmoid_from(zv, e);
+    }
     if ENERGY {
-        let mut sp = [[0.0; L]; R];
-        for (((s, q), &zv), &e) in sp
-            .as_flattened_mut()
-            .iter_mut()
-            .zip(sig.as_flattened_mut())
-            .zip(z.as_flattened())
-            .zip(ex.as_flattened())
-        {
-            (*s, *q) = softplus_sigmoid_from(zv, e);
-        }
-        for ((zj, (sj, qj)), &yi) in z.iter_mut().zip(sp.iter().zip(&sig)).zip(labels) {
+        // softplus(z) − yz = max(z, 0) − yz + ln(1 + e): the logarithms are taken once per
+        // chunk of the product of the factors 1 + e (see `fused_tile`).
+        for (((zj, qj), ej), &yi) in z.iter_mut().zip(&sig).zip(&ex).zip(labels) {
             for t in 0..L {
-                lik[t] += sj[t] - yi * zj[t];
+                lik[t] += fastmath::fmadd(-yi, zj[t], zj[t].max(0.0));
+                prod[t] *= 1.0 + ej[t];
                 zj[t] = qj[t] - yi;
             }
         }
     } else {
-        for ((q, &zv), &e) in sig
-            .as_flattened_mut()
-            .iter_mut()
-            .zip(z.as_flattened())
-            .zip(ex.as_flattened())
-        {
-            *q = sigmoid_from(zv, e);
-        }
         for ((zj, qj), &yi) in z.iter_mut().zip(&sig).zip(labels) {
             for t in 0..L {
                 zj[t] = qj[t] - yi;
@@ -459,20 +453,23 @@ fn fused_tile<const D: usize, const ENERGY: bool, const L: usize>(
     for (rc, yc) in rows.chunks(FUSED_CHUNK * D).zip(labels.chunks(FUSED_CHUNK)) {
         let mut g = [[0.0; L]; D];
         let mut lik = [0.0; L];
+        let mut prod = [1.0; L];
         let groups = rc.chunks_exact(FUSED_ROWS * D);
         let rest = groups.remainder();
         for (rg, yg) in groups.zip(yc.chunks_exact(FUSED_ROWS)) {
-            fused_rows::<D, ENERGY, L, FUSED_ROWS>(rg, yg, theta, &mut g, &mut lik);
+            fused_rows::<D, ENERGY, L, FUSED_ROWS>(rg, yg, theta, &mut g, &mut lik, &mut prod);
         }
         let done = yc.len() - rest.len() / D;
         for (row, y) in rest.chunks_exact(D).zip(yc[done..].chunks_exact(1)) {
-            fused_rows::<D, ENERGY, L, 1>(row, y, theta, &mut g, &mut lik);
+            fused_rows::<D, ENERGY, L, 1>(row, y, theta, &mut g, &mut lik, &mut prod);
         }
         for (a, b) in g_tot.as_flattened_mut().iter_mut().zip(g.as_flattened()) {
             *a += b;
         }
-        for t in 0..L {
-            lik_tot[t] += lik[t];
+        if ENERGY {
+            for t in 0..L {
+                lik_tot[t] += lik[t] + fastmath::ln(prod[t]);
+            }
         }
     }
     (g_tot, lik_tot)
