@@ -18,14 +18,14 @@ const BLOCK: usize = 64;
 /// same arithmetic as the fused batch kernel ([`softplus_sigmoid_from`]).
 #[inline(always)]
 fn softplus_sigmoid(eta: f64) -> (f64, f64) {
-    softplus_sigmoid_from(eta, fastmath::exp_fma(-eta.abs()))
+    softplus_sigmoid_from(eta, fastmath::exp(-eta.abs()))
 }
 
 /// The logistic function `1/(1 + e^{−η})` from `exp(−|η|)`, branch free (the sigmoid half of
 /// [`softplus_sigmoid`], bit for bit).
 #[inline(always)]
 fn sigmoid(eta: f64) -> f64 {
-    sigmoid_from(eta, fastmath::exp_fma(-eta.abs()))
+    sigmoid_from(eta, fastmath::exp(-eta.abs()))
 }
 
 /// The posterior of Bayesian logistic regression with prior `w ~ N(0, σ²I)`:
@@ -343,8 +343,16 @@ fn softplus_sigmoid_from(eta: f64, e: f64) -> (f64, f64) {
 /// The logistic half of [`softplus_sigmoid_from`], bit for bit.
 #[inline(always)]
 fn sigmoid_from(eta: f64, e: f64) -> f64 {
-    let inv = 1.0 / (1.0 + e);
-    if eta >= 0.0 { inv } else { e * inv }
+    sigmoid_parts(eta, e).1
+}
+
+/// `(1 + e, logistic(η))` given `e = exp(−|η|)`: the logistic function as `1/(1 + e)` or
+/// `e/(1 + e)`, with the denominator for the fused kernel's product of `1 + e` factors.
+#[inline(always)]
+fn sigmoid_parts(eta: f64, e: f64) -> (f64, f64) {
+    let x = 1.0 + e;
+    let inv = 1.0 / x;
+    (x, if eta >= 0.0 { inv } else { e * inv })
 }
 
 /// The largest dimension evaluated by the fused kernel ([`fused_tile`]); above it the batch
@@ -395,32 +403,20 @@ fn fused_rows<const D: usize, const ENERGY: bool, const L: usize, const R: usize
     // evaluations in flight than one long one (the chains are latency bound).
     let mut ex = [[0.0; L]; R];
     for (e, &zv) in ex.as_flattened_mut().iter_mut().zip(z.as_flattened()) {
-        *e = fastmath::exp_fma(-zv.abs());
+        *e = fastmath::exp(-zv.abs());
     }
-    let mut sig = [[0.0; L]; R];
-    for ((q, &zv), &e) in sig
-        .as_flattened_mut()
-        .iter_mut()
-        .zip(z.as_flattened())
-        .zip(ex.as_flattened())
-    {
-        *q = sigmoid_from(zv, e);
-    }
-    if ENERGY {
-        // softplus(z) − yz = max(z, 0) − yz + ln(1 + e): the logarithms are taken once per
-        // chunk of the product of the factors 1 + e (see `fused_tile`).
-        for (((zj, qj), ej), &yi) in z.iter_mut().zip(&sig).zip(&ex).zip(labels) {
-            for t in 0..L {
-                lik[t] += fastmath::fmadd(-yi, zj[t], zj[t].max(0.0));
-                prod[t] *= 1.0 + ej[t];
-                zj[t] = qj[t] - yi;
+    // Row by row: the logistic function from `1 + e`, which (if ENERGY) is also the factor of
+    // the chunk's product for softplus: `softplus(z) − yz = max(z, 0) − yz + ln(1 + e)`, the
+    // logarithms taken once per chunk (see `fused_tile`). z becomes the residual σ(z) − y.
+    for ((zj, ej), &yi) in z.iter_mut().zip(&ex).zip(labels) {
+        for t in 0..L {
+            let (zv, e) = (zj[t], ej[t]);
+            let (x, sig) = sigmoid_parts(zv, e);
+            if ENERGY {
+                lik[t] += fastmath::fmadd(-yi, zv, zv.max(0.0));
+                prod[t] *= x;
             }
-        }
-    } else {
-        for ((zj, qj), &yi) in z.iter_mut().zip(&sig).zip(labels) {
-            for t in 0..L {
-                zj[t] = qj[t] - yi;
-            }
+            zj[t] = sig - yi;
         }
     }
     // Observation-outer (the loop carries g); the coordinates in chunks of at most 8, so
