@@ -65,6 +65,9 @@ pub struct LogisticRegression<D> {
     /// PR #1613) and crashed here with a transposed view.
     design_t: DMatrix<f64>,
     labels: Vec<f64>,
+    /// `Σ_i y_i a_i` over each chunk of [`FUSED_CHUNK`] observations (chunk-major, `d` per
+    /// chunk), for the fused kernel's label terms.
+    label_sums: Vec<f64>,
     prior_precision: f64,
     smoothness: f64,
 }
@@ -168,11 +171,19 @@ impl<D: Dim> LogisticRegression<D> {
             .copied()
             .unwrap_or(0.0)
             .max(0.0);
+        let mut label_sums = vec![0.0; n.div_ceil(FUSED_CHUNK) * d];
+        for (i, &y) in labels.iter().enumerate() {
+            let sums = &mut label_sums[i / FUSED_CHUNK * d..][..d];
+            for (s, j) in sums.iter_mut().zip(0..d) {
+                *s = fastmath::fmadd(y, features[(i, j)], *s);
+            }
+        }
         Ok(Self {
             dim,
             design: features.clone(),
             design_t: features.transpose(),
             labels: labels.to_vec(),
+            label_sums,
             prior_precision: 1.0 / prior_variance,
             smoothness: 0.25 * lmax + 1.0 / prior_variance,
         })
@@ -371,12 +382,12 @@ const FUSED_CHUNK: usize = 64;
 /// overlap (one observation at a time is a latency chain of ≈ 150 cycles).
 const FUSED_ROWS: usize = 8;
 
-/// [`fused_tile`] on `R` consecutive observations (`rows`: `R × D` row-major, `labels`: `R`),
-/// accumulating into `g` and `lik` in observation order.
+/// [`fused_tile`] on `R` consecutive observations (`rows`: `R × D` row-major), accumulating
+/// `a_i σ(z_i)` into `g`, `max(z_i, 0)` into `lik` and `1 + e^{−|z_i|}` into the product
+/// `prod`, in observation order.
 #[inline(always)]
 fn fused_rows<const D: usize, const ENERGY: bool, const L: usize, const R: usize>(
     rows: &[f64],
-    labels: &[f64],
     theta: &[[f64; L]; D],
     g: &mut [[f64; L]; D],
     lik: &mut [f64; L],
@@ -406,17 +417,18 @@ fn fused_rows<const D: usize, const ENERGY: bool, const L: usize, const R: usize
         *e = fastmath::exp(-zv.abs());
     }
     // Row by row: the logistic function from `1 + e`, which (if ENERGY) is also the factor of
-    // the chunk's product for softplus: `softplus(z) − yz = max(z, 0) − yz + ln(1 + e)`, the
-    // logarithms taken once per chunk (see `fused_tile`). z becomes the residual σ(z) − y.
-    for ((zj, ej), &yi) in z.iter_mut().zip(&ex).zip(labels) {
+    // the chunk's product for softplus: `softplus(z) = max(z, 0) + ln(1 + e)`, the logarithms
+    // taken once per chunk (see `fused_tile`). z becomes σ(z) (the label terms are added per
+    // chunk).
+    for (zj, ej) in z.iter_mut().zip(&ex) {
         for t in 0..L {
             let (zv, e) = (zj[t], ej[t]);
             let (x, sig) = sigmoid_parts(zv, e);
             if ENERGY {
-                lik[t] += fastmath::fmadd(-yi, zv, zv.max(0.0));
+                lik[t] += zv.max(0.0);
                 prod[t] *= x;
             }
-            zj[t] = sig - yi;
+            zj[t] = sig;
         }
     }
     // Observation-outer (the loop carries g); the coordinates in chunks of at most 8, so
@@ -441,30 +453,36 @@ fn fused_rows<const D: usize, const ENERGY: bool, const L: usize, const R: usize
 #[inline(never)]
 fn fused_tile<const D: usize, const ENERGY: bool, const L: usize>(
     rows: &[f64],
-    labels: &[f64],
+    label_sums: &[f64],
     theta: &[[f64; L]; D],
 ) -> ([[f64; L]; D], [f64; L]) {
     let mut g_tot = [[0.0; L]; D];
     let mut lik_tot = [0.0; L];
-    for (rc, yc) in rows.chunks(FUSED_CHUNK * D).zip(labels.chunks(FUSED_CHUNK)) {
+    for (rc, ys) in rows.chunks(FUSED_CHUNK * D).zip(label_sums.chunks_exact(D)) {
         let mut g = [[0.0; L]; D];
         let mut lik = [0.0; L];
         let mut prod = [1.0; L];
         let groups = rc.chunks_exact(FUSED_ROWS * D);
         let rest = groups.remainder();
-        for (rg, yg) in groups.zip(yc.chunks_exact(FUSED_ROWS)) {
-            fused_rows::<D, ENERGY, L, FUSED_ROWS>(rg, yg, theta, &mut g, &mut lik, &mut prod);
+        for rg in groups {
+            fused_rows::<D, ENERGY, L, FUSED_ROWS>(rg, theta, &mut g, &mut lik, &mut prod);
         }
-        let done = yc.len() - rest.len() / D;
-        for (row, y) in rest.chunks_exact(D).zip(yc[done..].chunks_exact(1)) {
-            fused_rows::<D, ENERGY, L, 1>(row, y, theta, &mut g, &mut lik, &mut prod);
+        for row in rest.chunks_exact(D) {
+            fused_rows::<D, ENERGY, L, 1>(row, theta, &mut g, &mut lik, &mut prod);
         }
-        for (a, b) in g_tot.as_flattened_mut().iter_mut().zip(g.as_flattened()) {
-            *a += b;
+        // Σ a_i (σ_i − y_i) = Σ a_i σ_i − Σ a_i y_i, and Σ y_i z_i = (Σ y_i a_i)ᵀθ.
+        let mut yz = [0.0; L];
+        for ((gt, gk), (&yk, th)) in g_tot.iter_mut().zip(&g).zip(ys.iter().zip(theta)) {
+            for t in 0..L {
+                gt[t] += gk[t] - yk;
+                if ENERGY {
+                    yz[t] = fastmath::fmadd(yk, th[t], yz[t]);
+                }
+            }
         }
         if ENERGY {
             for t in 0..L {
-                lik_tot[t] += lik[t] + fastmath::ln(prod[t]);
+                lik_tot[t] += (lik[t] - yz[t]) + fastmath::ln(prod[t]);
             }
         }
     }
@@ -508,7 +526,8 @@ impl LogisticRegression<Dyn> {
                 th[t] = x[(k, c0 + t)];
             }
         }
-        let (g, lik) = fused_tile::<D, ENERGY, L>(self.design_t.as_slice(), &self.labels, &theta);
+        let (g, lik) =
+            fused_tile::<D, ENERGY, L>(self.design_t.as_slice(), &self.label_sums, &theta);
         for t in 0..w {
             let mut sq = 0.0;
             for k in 0..D {
