@@ -341,6 +341,43 @@ pub(crate) fn ln_1p_unit(x: f64) -> f64 {
     if big { LN2_HI + (ln_m + LN2_LO) } else { ln_m }
 }
 
+/// 1.5·2⁵² + 1023: adding it rounds to the nearest integer `n` and leaves `n + 1023` (the
+/// biased exponent of `2ⁿ`) in the low bits.
+const ROUND_BIASED: f64 = 6_755_399_441_056_767.0;
+
+/// `ln 2` rounded to `f64` (the error `ln 2 − LN2 ≈ 2.3·10⁻¹⁷`).
+const LN2: f64 = std::f64::consts::LN_2;
+
+/// `e^x` for `x ≤ 0` (the `e^{−|η|}` of a logistic likelihood), branch free, two operations
+/// fewer than [`exp`]: the same polynomial, a one-constant reduction `r = x − n·LN2` (one
+/// fused multiply-add instead of two) and the biased exponent of `2ⁿ` taken directly from the
+/// rounding constant. The reduction's error `|n|·2.3·10⁻¹⁷` in `r` makes the relative error
+/// `4 ulp + |n|·2.4·10⁻¹⁷` (`n = round(x/ln 2) ≥ −1022`; at most `2.5·10⁻¹⁴` relative near
+/// −708) while the absolute error stays below `4 ulp + 2·10⁻¹⁷` (the relative excess is
+/// multiplied by `e^x ≤ 2^{−|n|+½}`; unit test). For sums of `e^x`, `1/(1 + e^x)` or
+/// `ln(1 + e^x)`, where only the absolute error counts. Arguments below −708 give
+/// `exp(−708)`; positive arguments give garbage.
+#[inline(always)]
+pub(crate) fn exp_nonpos(x: f64) -> f64 {
+    let x = if x < -708.0 { -708.0 } else { x };
+    let t = fmadd(x, LOG2E, ROUND_BIASED);
+    let n = t - ROUND_BIASED;
+    let r = fmadd(-n, LN2, x);
+    let mut p = 2.510_037_583_256_123_4e-8;
+    p = fmadd(p, r, 2.762_007_587_998_336_7e-7);
+    p = fmadd(p, r, 2.755_726_848_031_002_4e-6);
+    p = fmadd(p, r, 2.480_152_132_236_869_2e-5);
+    p = fmadd(p, r, 1.984_126_986_304_054_5e-4);
+    p = fmadd(p, r, 1.388_888_891_719_671_9e-3);
+    p = fmadd(p, r, 8.333_333_333_330_065e-3);
+    p = fmadd(p, r, 4.166_666_666_662_416_4e-2);
+    p = fmadd(p, r, 0.166_666_666_666_666_69);
+    p = fmadd(p, r, 0.500_000_000_000_000_1);
+    p = fmadd(p, r, 1.0);
+    p = fmadd(p, r, 1.0);
+    p * f64::from_bits(t.to_bits() << 52)
+}
+
 #[cfg(test)]
 mod tests {
     /// `ln_1p_unit` against `f64::ln_1p` on a fine grid of `[0, 1]`, a log grid down to

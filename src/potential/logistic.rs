@@ -18,14 +18,14 @@ const BLOCK: usize = 64;
 /// same arithmetic as the fused batch kernel ([`softplus_sigmoid_from`]).
 #[inline(always)]
 fn softplus_sigmoid(eta: f64) -> (f64, f64) {
-    softplus_sigmoid_from(eta, fastmath::exp(-eta.abs()))
+    softplus_sigmoid_from(eta, fastmath::exp_nonpos(-eta.abs()))
 }
 
 /// The logistic function `1/(1 + e^{−η})` from `exp(−|η|)`, branch free (the sigmoid half of
 /// [`softplus_sigmoid`], bit for bit).
 #[inline(always)]
 fn sigmoid(eta: f64) -> f64 {
-    sigmoid_from(eta, fastmath::exp(-eta.abs()))
+    sigmoid_from(eta, fastmath::exp_nonpos(-eta.abs()))
 }
 
 /// The posterior of Bayesian logistic regression with prior `w ~ N(0, σ²I)`:
@@ -414,7 +414,7 @@ fn fused_rows<const D: usize, const ENERGY: bool, const L: usize, const R: usize
     // evaluations in flight than one long one (the chains are latency bound).
     let mut ex = [[0.0; L]; R];
     for (e, &zv) in ex.as_flattened_mut().iter_mut().zip(z.as_flattened()) {
-        *e = fastmath::exp(-zv.abs());
+        *e = fastmath::exp_nonpos(-zv.abs());
     }
     // Row by row: the logistic function from `1 + e`, which (if ENERGY) is also the factor of
     // the chunk's product for softplus: `softplus(z) = max(z, 0) + ln(1 + e)`, the logarithms
