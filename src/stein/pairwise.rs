@@ -774,18 +774,6 @@ fn sum8(a: &[f64]) -> f64 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
 }
 
-/// `Σ a_i b_i` for slices whose length is a multiple of 8, with 8 accumulators in a fixed order.
-#[inline(always)]
-fn dot8(a: &[f64], b: &[f64]) -> f64 {
-    let mut acc = [0.0; 8];
-    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
-        for t in 0..8 {
-            acc[t] = fmadd(x[t], y[t], acc[t]);
-        }
-    }
-    hsum8(&acc)
-}
-
 /// One row `i` of the small-n Gaussian path over the packed upper triangle: kernel values
 /// `kr` and squared distances `rr` of the pairs `(i, j)`, `j = i+1 … n−1`, features `l0 …
 /// l0+D` of the coordinate-major `ft` (stride `ns`).
@@ -1374,27 +1362,38 @@ fn gauss_tile<const COLS: bool>(
             kv[ii * tj + vj..(ii + 1) * tj].fill(0.0);
         }
     }
-    let mut colk = [0.0_f64; TMAX];
-    let mut colr = [0.0_f64; TMAX];
+    // Row sums in 8 lanes per row (the order of `sum8`/`dot8`), column sums lane-wise per
+    // 8-column chunk, all in explicit 8-lane arrays (full-width code, no partial vectors).
+    let z = [0.0_f64; 8];
+    let mut colk = [z; TMAX / 8];
+    let mut colr = [z; TMAX / 8];
+    let nc = tj / 8;
     for ii in 0..vi {
         let (rrow, krow) = (&r2[ii * tj..][..tj], &kv[ii * tj..][..tj]);
-        ks[ii] += sum8(krow);
-        rs[ii] += dot8(krow, rrow);
-        if COLS {
-            for ((ck, cr), (k, r)) in colk[..tj]
-                .iter_mut()
-                .zip(&mut colr[..tj])
-                .zip(krow.iter().zip(rrow))
-            {
-                *ck += k;
-                *cr = fmadd(*k, *r, *cr);
+        let (mut sk, mut sr) = (z, z);
+        for c in 0..nc {
+            let (k, r) = (c8(krow, 8 * c), c8(rrow, 8 * c));
+            for t in 0..8 {
+                sk[t] += k[t];
+                sr[t] = fmadd(k[t], r[t], sr[t]);
+            }
+            if COLS {
+                let (ck, cr) = (&mut colk[c], &mut colr[c]);
+                for t in 0..8 {
+                    ck[t] += k[t];
+                    cr[t] = fmadd(k[t], r[t], cr[t]);
+                }
             }
         }
+        ks[ii] += hsum8(&sk);
+        rs[ii] += hsum8(&sr);
     }
     kv[vi * tj..ti * tj].fill(0.0);
     if COLS {
-        ck[..tj].copy_from_slice(&colk[..tj]);
-        cr[..tj].copy_from_slice(&colr[..tj]);
+        for c in 0..nc {
+            ck[8 * c..][..8].copy_from_slice(&colk[c]);
+            cr[8 * c..][..8].copy_from_slice(&colr[c]);
+        }
     }
 }
 
