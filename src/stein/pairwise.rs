@@ -1009,6 +1009,98 @@ fn row_dots(
     }
 }
 
+/// Row side for 4 rows and `Q ≤ 4` features, kept in 8 lanes across tiles (no horizontal
+/// sums per tile): `lanes[((ib + r)·d + f + q)·8 + u] += Σ_c m[ib + r][8c + u] · feat[f +
+/// q][j0 + 8c + u]` (the accumulators start from the lanes, then the tile's chunks in order).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn dots_lanes_q<const Q: usize>(
+    m: &[f64],
+    ib: usize,
+    tj: usize,
+    feat: &[f64],
+    np: usize,
+    j0: usize,
+    f: usize,
+    d: usize,
+    lanes: &mut [f64],
+) {
+    let (r0, r1) = (&m[ib * tj..][..tj], &m[(ib + 1) * tj..][..tj]);
+    let (r2, r3) = (&m[(ib + 2) * tj..][..tj], &m[(ib + 3) * tj..][..tj]);
+    let fr: [&[f64]; 4] = std::array::from_fn(|q| &feat[(f + q.min(Q - 1)) * np + j0..][..tj]);
+    let o = |r: usize, q: usize| ((ib + r) * d + f + q.min(Q - 1)) * 8;
+    let ld = |r: usize, q: usize| *c8(lanes, o(r, q));
+    let (mut a0, mut a1, mut a2, mut a3) = (ld(0, 0), ld(0, 1), ld(0, 2), ld(0, 3));
+    let (mut a4, mut a5, mut a6, mut a7) = (ld(1, 0), ld(1, 1), ld(1, 2), ld(1, 3));
+    let (mut a8, mut a9, mut a10, mut a11) = (ld(2, 0), ld(2, 1), ld(2, 2), ld(2, 3));
+    let (mut a12, mut a13, mut a14, mut a15) = (ld(3, 0), ld(3, 1), ld(3, 2), ld(3, 3));
+    for c in (0..tj).step_by(8) {
+        let (k0, k1, k2, k3) = (c8(r0, c), c8(r1, c), c8(r2, c), c8(r3, c));
+        let g0 = c8(fr[0], c);
+        fma8(&mut a0, k0, g0);
+        fma8(&mut a4, k1, g0);
+        fma8(&mut a8, k2, g0);
+        fma8(&mut a12, k3, g0);
+        if Q > 1 {
+            let g1 = c8(fr[1], c);
+            fma8(&mut a1, k0, g1);
+            fma8(&mut a5, k1, g1);
+            fma8(&mut a9, k2, g1);
+            fma8(&mut a13, k3, g1);
+        }
+        if Q > 2 {
+            let g2 = c8(fr[2], c);
+            fma8(&mut a2, k0, g2);
+            fma8(&mut a6, k1, g2);
+            fma8(&mut a10, k2, g2);
+            fma8(&mut a14, k3, g2);
+        }
+        if Q > 3 {
+            let g3 = c8(fr[3], c);
+            fma8(&mut a3, k0, g3);
+            fma8(&mut a7, k1, g3);
+            fma8(&mut a11, k2, g3);
+            fma8(&mut a15, k3, g3);
+        }
+    }
+    let acc = [
+        a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,
+    ];
+    for r in 0..4 {
+        for q in 0..Q {
+            lanes[o(r, q)..][..8].copy_from_slice(&acc[4 * r + q]);
+        }
+    }
+}
+
+/// Row side of a tile into 8-lane accumulators (`ti × d × 8`, see [`dots_lanes_q`]); the
+/// lanes are reduced by [`hsum8`] after the last tile of the row block.
+#[allow(clippy::too_many_arguments)]
+fn row_dots_lanes(
+    m: &[f64],
+    ti: usize,
+    tj: usize,
+    feat: &[f64],
+    np: usize,
+    j0: usize,
+    d: usize,
+    lanes: &mut [f64],
+) {
+    for ib in (0..ti).step_by(4) {
+        let mut f = 0;
+        while f + 4 <= d {
+            dots_lanes_q::<4>(m, ib, tj, feat, np, j0, f, d, lanes);
+            f += 4;
+        }
+        match d - f {
+            3 => dots_lanes_q::<3>(m, ib, tj, feat, np, j0, f, d, lanes),
+            2 => dots_lanes_q::<2>(m, ib, tj, feat, np, j0, f, d, lanes),
+            1 => dots_lanes_q::<1>(m, ib, tj, feat, np, j0, f, d, lanes),
+            _ => {}
+        }
+    }
+}
+
 /// Row side for 4 rows and `8V` coordinates `f..` (`V` = 1 or 2), vectorised over
 /// coordinates: `out[(ib + r)·d + f + c] += Σ_jj m[ib + r][jj]·feat[j0 + jj][f + c]` with
 /// particle-major `feat` (`dp` coordinates per particle, zero padded).
@@ -1419,12 +1511,16 @@ fn gauss_block(
     rs.fill(0.0);
     let (np, t) = (lay.np, g.t);
     TILES.with_borrow_mut(|buf| {
-        if buf.len() < 2 * TMAX * TMAX {
-            buf.resize(2 * TMAX * TMAX, 0.0);
+        let need = 2 * TMAX * TMAX + TMAX * WIDE_D * 8;
+        if buf.len() < need {
+            buf.resize(need, 0.0);
         }
-        let (r2buf, kvbuf) = buf.split_at_mut(TMAX * TMAX);
+        let (r2buf, rest) = buf.split_at_mut(TMAX * TMAX);
+        let (kvbuf, lanes) = rest.split_at_mut(TMAX * TMAX);
         let i0 = b * t;
         let ti = ks.len();
+        let lanes = &mut lanes[..if f.dp > 0 { 0 } else { ti * d * 8 }];
+        lanes.fill(0.0);
         let vi = lay.valid(b);
         let first = if g.symmetric { b } else { 0 };
         for jblk in first..g.nb {
@@ -1452,7 +1548,12 @@ fn gauss_block(
             if f.dp > 0 {
                 row_axpy(kv, ti, tj, f.sp, f.dp, j0, d, ga);
             } else {
-                row_dots(kv, ti, tj, f.st, np, j0, d, ga);
+                row_dots_lanes(kv, ti, tj, f.st, np, j0, d, lanes);
+            }
+        }
+        if f.dp == 0 {
+            for (o, l) in ga.iter_mut().zip(lanes.chunks_exact(8)) {
+                *o = hsum8(l.try_into().expect("8 lanes"));
             }
         }
     });
