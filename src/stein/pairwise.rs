@@ -301,7 +301,9 @@ pub(crate) struct PairScratch {
     /// Gaussian path: `g_i = Σ_j k_ij f_j`; general: `a_i = Σ_j k_ij s_j`.
     pub(crate) a: Vec<f64>,
     pub(crate) rep: Vec<f64>,
-    /// Gaussian path: `R_i = Σ_j k_ij r²_ij`; general: `div_i`.
+    /// General radial path: `div_i`. Gaussian path: `R = Σ_{i,j} k_ij r²_ij` (only its total
+    /// enters the KSD) split into parts: per particle `R_i = Σ_j k_ij r²_ij` on the small-n
+    /// path, else one part per row block at the block's first particle (zero elsewhere).
     pub(crate) div: Vec<f64>,
     /// `Some(p)` after a pass of the Gaussian path (`wsum` then holds `K_i = Σ_j k_ij`).
     gauss: Option<f64>,
@@ -1430,20 +1432,18 @@ fn block_finish(
 }
 
 /// Gaussian path, one tile: `kv = exp(−hp·r2)` (zero on padding), the row sums `ks[ii] +=
-/// Σ_jj kv`, `rs[ii] += Σ_jj kv·r2` and, if `COLS`, the column sums written to `ck`, `cr`.
+/// Σ_jj kv`, the column sums written to `ck` if `COLS`, and `rl += w·Σ_ii (Σ_jj kv·r2)`
+/// (8 lanes per row, rows added lane-wise: only the total `Σ k r²` of all pairs enters the
+/// KSD, so no per-particle sums of `k r²` are formed).
 #[allow(clippy::too_many_arguments)]
 fn gauss_tile<const COLS: bool>(
     r2: &[f64],
     kv: &mut [f64],
-    ti: usize,
-    tj: usize,
-    vi: usize,
-    vj: usize,
+    (ti, tj, vi, vj): (usize, usize, usize, usize),
     hp: f64,
     ks: &mut [f64],
-    rs: &mut [f64],
     ck: &mut [f64],
-    cr: &mut [f64],
+    (rl, w): (&mut [f64; 8], f64),
 ) {
     // Plain loops over whole slices: LLVM's loop vectoriser turns them into full-width code.
     for (k, r) in kv[..vi * tj].iter_mut().zip(&r2[..vi * tj]) {
@@ -1454,11 +1454,11 @@ fn gauss_tile<const COLS: bool>(
             kv[ii * tj + vj..(ii + 1) * tj].fill(0.0);
         }
     }
-    // Row sums in 8 lanes per row (the order of `sum8`/`dot8`), column sums lane-wise per
-    // 8-column chunk, all in explicit 8-lane arrays (full-width code, no partial vectors).
+    // Row sums in 8 lanes per row (the order of `sum8`), column sums lane-wise per 8-column
+    // chunk, all in explicit 8-lane arrays.
     let z = [0.0_f64; 8];
     let mut colk = [z; TMAX / 8];
-    let mut colr = [z; TMAX / 8];
+    let mut tr = z;
     let nc = tj / 8;
     for ii in 0..vi {
         let (rrow, krow) = (&r2[ii * tj..][..tj], &kv[ii * tj..][..tj]);
@@ -1470,21 +1470,24 @@ fn gauss_tile<const COLS: bool>(
                 sr[t] = fmadd(k[t], r[t], sr[t]);
             }
             if COLS {
-                let (ck, cr) = (&mut colk[c], &mut colr[c]);
+                let ck = &mut colk[c];
                 for t in 0..8 {
                     ck[t] += k[t];
-                    cr[t] = fmadd(k[t], r[t], cr[t]);
                 }
             }
         }
         ks[ii] += hsum8(&sk);
-        rs[ii] += hsum8(&sr);
+        for t in 0..8 {
+            tr[t] += sr[t];
+        }
+    }
+    for t in 0..8 {
+        rl[t] = fmadd(w, tr[t], rl[t]);
     }
     kv[vi * tj..ti * tj].fill(0.0);
     if COLS {
         for c in 0..nc {
             ck[8 * c..][..8].copy_from_slice(&colk[c]);
-            cr[8 * c..][..8].copy_from_slice(&colr[c]);
         }
     }
 }
@@ -1521,6 +1524,7 @@ fn gauss_block(
         let ti = ks.len();
         let lanes = &mut lanes[..if f.dp > 0 { 0 } else { ti * d * 8 }];
         lanes.fill(0.0);
+        let mut rl = [0.0_f64; 8];
         let vi = lay.valid(b);
         let first = if g.symmetric { b } else { 0 };
         for jblk in first..g.nb {
@@ -1536,14 +1540,15 @@ fn gauss_block(
             };
             let kv = &mut kvbuf[..len];
             let vj = lay.valid(jblk);
+            let dims = (ti, tj, vi, vj);
             if g.symmetric && jblk > b {
-                let slot = &mut slots[(jblk - b - 1) * g.slot_len()..][..(d + 2) * t];
-                let (sg, rest) = slot.split_at_mut(d * t);
-                let (sk, sr) = rest.split_at_mut(t);
-                gauss_tile::<true>(r2, kv, ti, tj, vi, vj, hp, ks, rs, sk, sr);
+                // The tile stands for the pairs (i, j) and (j, i): its `Σ k r²` counts twice.
+                let slot = &mut slots[(jblk - b - 1) * g.slot_len()..][..(d + 1) * t];
+                let (sg, sk) = slot.split_at_mut(d * t);
+                gauss_tile::<true>(r2, kv, dims, hp, ks, sk, (&mut rl, 2.0));
                 col_axpy(kv, ti, tj, f.st, np, i0, d, t, sg);
             } else {
-                gauss_tile::<false>(r2, kv, ti, tj, vi, vj, hp, ks, rs, &mut [], &mut []);
+                gauss_tile::<false>(r2, kv, dims, hp, ks, &mut [], (&mut rl, 1.0));
             }
             if f.dp > 0 {
                 row_axpy(kv, ti, tj, f.sp, f.dp, j0, d, ga);
@@ -1556,6 +1561,8 @@ fn gauss_block(
                 *o = hsum8(l.try_into().expect("8 lanes"));
             }
         }
+        // The block's share of `Σ_{i,j} k r²` (see `PairScratch::div`).
+        rs[0] = hsum8(&rl);
     });
 }
 
@@ -1568,7 +1575,7 @@ fn gauss_finish(
     jblk: usize,
     ga: &mut [f64],
     ks: &mut [f64],
-    rs: &mut [f64],
+    _rs: &mut [f64],
 ) {
     if !g.symmetric {
         return;
@@ -1577,13 +1584,12 @@ fn gauss_finish(
     let tj = ks.len();
     let region = (g.nb - 1) * g.slot_len();
     for i in 0..jblk {
-        let slot = &slots[i * region + (jblk - i - 1) * g.slot_len()..][..(d + 2) * t];
+        let slot = &slots[i * region + (jblk - i - 1) * g.slot_len()..][..(d + 1) * t];
         for jj in 0..tj {
             for l in 0..d {
                 ga[jj * d + l] += slot[l * t + jj];
             }
             ks[jj] += slot[d * t + jj];
-            rs[jj] += slot[(d + 1) * t + jj];
         }
     }
 }
@@ -1790,10 +1796,15 @@ mod tests {
             let mut p2 = PairScratch::new(d, n);
             p2.lay.packed = false;
             p2.compute(&rbf, &x, &s, None);
+            // R: the total Σ k r² (per particle on the packed path, per block when tiled).
+            let (r1, r2) = (
+                [p1.div[..n].iter().sum::<f64>()],
+                [p2.div[..n].iter().sum::<f64>()],
+            );
             for (u, v) in [
                 (&p1.a[..d * n], &p2.a[..d * n]),
                 (&p1.wsum[..n], &p2.wsum[..n]),
-                (&p1.div[..n], &p2.div[..n]),
+                (&r1[..], &r2[..]),
             ] {
                 let scale = v.iter().fold(0.0_f64, |m, z| m.max(z.abs()));
                 let err = u
@@ -1819,13 +1830,14 @@ mod tests {
                 p.geo.symmetric = symmetric;
                 p.slots = vec![0.0; p.geo.nb * p.geo.region()];
                 kernel(&mut p);
-                // Gaussian path: (g, K, R); general: (a, rep, div).
-                let second = if p.gauss.is_some() {
-                    p.wsum[..n].to_vec()
+                // Gaussian path: (g, K, R) with R the total Σ k r² (its per-block parts
+                // differ between the engines); general: (a, rep, div).
+                let (second, third) = if p.gauss.is_some() {
+                    (p.wsum[..n].to_vec(), vec![p.div[..n].iter().sum::<f64>()])
                 } else {
-                    p.rep[..d * n].to_vec()
+                    (p.rep[..d * n].to_vec(), p.div[..n].to_vec())
                 };
-                (p.a[..d * n].to_vec(), second, p.div[..n].to_vec())
+                (p.a[..d * n].to_vec(), second, third)
             };
             let rbf = Rbf::new(0.9).unwrap();
             let imq = Imq::new(1.0, -0.5).unwrap();
