@@ -25,8 +25,12 @@
 //!
 //! *Gaussian kernel* ([`Kernel::gaussian_precision`] = `p`): with `f_j = s_j − p·x_j` the driving
 //! and repulsive sums fold into `g_i = Σ_j k_ij f_j`: `n·φ_i = g_i + p·x_i·K_i` with `K_i = Σ_j
-//! k_ij`, and `KSD²` follows from `g`, `K` and `R_i = Σ_j k_ij r²_ij` (see `PairScratch::ksd_v`)
-//! — one `d`-feature product per side instead of `2d + 2`.
+//! k_ij`, and `KSD²` follows from `g`, `K` and the total `R = Σ_{i,j} k_ij r²_ij` (see
+//! `PairScratch::ksd_v`) — one `d`-feature product per side instead of `2d + 2`. Only the
+//! total of `R` enters, so the tiled pass keeps it as one 8-lane sum per row block (no
+//! per-particle row or column sums of `k r²`). For `d < 16` the row side of a row block
+//! accumulates in 8 lanes per (particle, feature) across all its tiles and is reduced once at
+//! the end of the block (no horizontal sums per tile).
 //!
 //! *Other radial kernels*: `(k, w, c)` per pair, the sums `Σ_j k s_j`, `Σ_j w x_j`, `Σ_j w`,
 //! `Σ_j c`; `rep_i = Σ_j w_ij x_j − x_i Σ_j w_ij`, `div_i = −d Σ_j w_ij + Σ_j c_ij`.
@@ -480,7 +484,8 @@ impl PairScratch {
         }
     }
 
-    /// The Gaussian path: `g = Σ_j k_ij f_j`, `K_i = Σ_j k_ij`, `R_i = Σ_j k_ij r²_ij`.
+    /// The Gaussian path: `g = Σ_j k_ij f_j`, `K_i = Σ_j k_ij`, and `Σ_{i,j} k_ij r²_ij` in
+    /// per-block parts (see [`PairScratch::div`]).
     fn gauss_pass(&mut self, p: f64, r2: Option<&[f64]>) {
         let (d, n, np, g, lay) = (self.d, self.n, self.np, self.geo, self.lay);
         let (t, region) = (g.t, g.region());
@@ -706,7 +711,8 @@ impl PairScratch {
     /// Gaussian path (`k = exp(−p r²/2)`, `f = s − p·x`): `Σ_{i,j} k_π = Σ_i [f_iᵀg_i +
     /// K_i(‖s_i‖² − ‖f_i‖² + d·p) − p²R_i/2]`, from `Σ_j k_ij s_iᵀ(x_j − x_i)` rewritten with
     /// `k_ij = k_ji` and `2x_iᵀx_j = ‖x_i‖² + ‖x_j‖² − r²_ij` (see the module docs for the
-    /// rounding).
+    /// rounding); only `Σ_i R_i` enters, so `div` may hold any split of it (per particle or per
+    /// row block).
     pub(crate) fn ksd_v(&self, s: &[f64]) -> f64 {
         let d = self.d;
         let mut total = 0.0;
@@ -1463,6 +1469,8 @@ fn gauss_tile<const COLS: bool>(
     for ii in 0..vi {
         let (rrow, krow) = (&r2[ii * tj..][..tj], &kv[ii * tj..][..tj]);
         let (mut sk, mut sr) = (z, z);
+        // (Chunk `c` indexes three arrays: an iterator over one of them would not help.)
+        #[allow(clippy::needless_range_loop)]
         for c in 0..nc {
             let (k, r) = (c8(krow, 8 * c), c8(rrow, 8 * c));
             for t in 0..8 {
