@@ -1642,8 +1642,9 @@ fn gauss_block(
     });
 }
 
-/// Gaussian path, phase 2 for block `jblk`: adds the column-side partials of the tiles
-/// `(I, jblk)`, `I < jblk`, in increasing `I`.
+/// Gaussian path, phase 2 for block `jblk`: the column-side partials of the tiles `(I,
+/// jblk)`, `I < jblk`, summed in increasing `I` in their coordinate-major layout (contiguous,
+/// full-width adds), then added to the block's particle-major sums in one transposing pass.
 fn gauss_finish(
     d: usize,
     g: Geometry,
@@ -1653,21 +1654,32 @@ fn gauss_finish(
     ks: &mut [f64],
     _rs: &mut [f64],
 ) {
-    if !g.symmetric {
+    if !g.symmetric || jblk == 0 {
         return;
     }
     let t = g.t;
     let tj = ks.len();
     let region = (g.nb - 1) * g.slot_len();
-    for i in 0..jblk {
-        let slot = &slots[i * region + (jblk - i - 1) * g.slot_len()..][..(d + 1) * t];
+    let len = (d + 1) * t;
+    let slot = |i: usize| &slots[i * region + (jblk - i - 1) * g.slot_len()..][..len];
+    TILES.with_borrow_mut(|buf| {
+        if buf.len() < len {
+            buf.resize(len, 0.0);
+        }
+        let acc = &mut buf[..len];
+        acc.copy_from_slice(slot(0));
+        for i in 1..jblk {
+            for (a, v) in acc.iter_mut().zip(slot(i)) {
+                *a += v;
+            }
+        }
         for jj in 0..tj {
             for l in 0..d {
-                ga[jj * d + l] += slot[l * t + jj];
+                ga[jj * d + l] += acc[l * t + jj];
             }
-            ks[jj] += slot[d * t + jj];
+            ks[jj] += acc[d * t + jj];
         }
-    }
+    });
 }
 
 /// The kernel Stein discrepancy of a particle system, from one pair pass.
