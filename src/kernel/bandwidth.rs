@@ -54,6 +54,14 @@ fn count_lt(row: &[f64], tt: &[f64; NT], nt: usize, cnt: &mut [usize; NT]) {
     let chunks = row.chunks_exact(8);
     let rest = chunks.remainder();
     let six = nt > 4;
+    if nt == 1 {
+        // One threshold (the bracket counted during the distance pass).
+        for ch in chunks {
+            lt8(&mut a0, c8(ch, 0), tt[0]);
+        }
+        cnt[0] += a0.iter().sum::<f64>() as usize + rest.iter().filter(|&&v| v < tt[0]).count();
+        return;
+    }
     for ch in chunks {
         let v = c8(ch, 0);
         lt8(&mut a0, v, tt[0]);
@@ -163,14 +171,14 @@ fn visit_tile(lay: TileLayout, i: usize, j: usize, tile: &[f64], f: &mut impl Fn
     }
 }
 
-/// Fills chunk `c` of a tile store with squared distances and, with thresholds `th`, counts
-/// the upper-triangle values below each and collects into `out` those in `[th[1], th[2])`
-/// while each tile is still in cache.
+/// Fills chunk `c` of a tile store with squared distances and, with a bracket `th = [lo,
+/// hi)`, counts the upper-triangle values below `lo` (returned in slot 0) and collects into
+/// `out` those in `[lo, hi)` while each tile is still in cache.
 fn fill_chunk(
     lay: TileLayout,
     d: usize,
     xt: &[f64],
-    th: Option<&[f64; 4]>,
+    th: Option<&[f64; 2]>,
     c: usize,
     chunk: &mut [f64],
     out: &mut Vec<u64>,
@@ -179,14 +187,14 @@ fn fill_chunk(
     out.clear();
     let mut tt = [f64::INFINITY; NT];
     if let Some(th) = th {
-        tt[..4].copy_from_slice(th);
+        tt[0] = th[0];
     }
     if lay.packed {
         packed_dists(d, lay.n, lay.np, xt, chunk);
         let vals = &chunk[..lay.n * (lay.n - 1) / 2];
         if let Some(th) = th {
-            count_lt(vals, &tt, 4, &mut cnt);
-            gather_row(vals, th[1].to_bits(), Some(th[2].to_bits()), out);
+            count_lt(vals, &tt, 1, &mut cnt);
+            gather_row(vals, th[0].to_bits(), Some(th[1].to_bits()), out);
         }
         return cnt;
     }
@@ -197,7 +205,7 @@ fn fill_chunk(
             let tile = &mut chunk[lay.local_offset(i, j)..][..ti * tj];
             crate::fastmath::dist_tile(d, lay.np, xt, i * lay.t, ti, j * lay.t, tj, tile);
             if let Some(th) = th {
-                let (lo, hi) = (th[1].to_bits(), Some(th[2].to_bits()));
+                let (lo, hi) = (th[0].to_bits(), Some(th[1].to_bits()));
                 if i == j {
                     // Count over the whole (symmetric, zero-diagonal) square in long runs,
                     // then halve: r²(i, j) and r²(j, i) have the same bits ((a − b)² =
@@ -205,19 +213,18 @@ fn fill_chunk(
                     let vi = lay.valid(i);
                     let mut cd = [0; NT];
                     if vi == tj {
-                        count_lt(&tile[..vi * tj], &tt, 4, &mut cd);
+                        count_lt(&tile[..vi * tj], &tt, 1, &mut cd);
                     } else {
                         for ii in 0..vi {
-                            count_lt(&tile[ii * tj..ii * tj + vi], &tt, 4, &mut cd);
+                            count_lt(&tile[ii * tj..ii * tj + vi], &tt, 1, &mut cd);
                         }
                     }
-                    for (c, (&x, &t)) in cnt.iter_mut().zip(cd.iter().zip(th)) {
-                        *c += (x - if t > 0.0 { vi } else { 0 }) / 2;
-                    }
+                    // (The diagonal's zeros lie below a positive threshold.)
+                    cnt[0] += (cd[0] - if th[0] > 0.0 { vi } else { 0 }) / 2;
                     visit_tile(lay, i, j, tile, &mut |row| gather_row(row, lo, hi, out));
                 } else {
                     visit_tile(lay, i, j, tile, &mut |row| {
-                        count_lt(row, &tt, 4, &mut cnt);
+                        count_lt(row, &tt, 1, &mut cnt);
                         gather_row(row, lo, hi, out);
                     });
                 }
@@ -394,7 +401,7 @@ pub struct MedianScratch {
     sample: Vec<u64>,
     prev: Option<Prev>,
     /// Thresholds and counts of the last distance pass (see [`MedianScratch::fill`]).
-    pre: Option<([u64; 4], [usize; 4])>,
+    pre: Option<([u64; 2], [usize; 2])>,
     /// `None`: all pairs; `Some(s)`: `s` hashed pairs.
     subsample: Option<usize>,
 }
@@ -474,17 +481,15 @@ impl MedianScratch {
                 transpose(x.as_slice(), d, n, lay.np, &mut self.xt);
                 self.store.resize(lay.store_len(), 0.0);
                 // Around the previous fit's order statistics (they move little from one step
-                // to the next): thresholds at (1 ± w), (1 ± 4w) times them, counted, and the
-                // candidates in the narrow bracket collected, during the distance pass.
-                let th = self.prev.filter(|p| p.n == n).map(|p| {
-                    let w = p.width;
-                    [
-                        p.v0 * (1.0 - 4.0 * w),
-                        p.v0 * (1.0 - w),
-                        p.v1 * (1.0 + w),
-                        p.v1 * (1.0 + 4.0 * w),
-                    ]
-                });
+                // to the next): the bracket `[(1 − w) v0, (1 + w) v1)`, during the distance
+                // pass: the values below its lower end counted, those inside it collected
+                // (their number is the count between the two ends, so one comparison per
+                // value counts). If it misses a rank, `select_store` falls back to sampled
+                // thresholds.
+                let th = self
+                    .prev
+                    .filter(|p| p.n == n)
+                    .map(|p| [p.v0 * (1.0 - p.width), p.v1 * (1.0 + p.width)]);
                 self.parts.resize_with(lay.chunks(), Vec::new);
                 let (xt, th_ref) = (&self.xt[..], th.as_ref());
                 let run = |(c, (chunk, out)): (usize, (&mut [f64], &mut Vec<u64>))| {
@@ -521,12 +526,8 @@ impl MedianScratch {
                     .enumerate()
                     .map(run)
                     .fold([0; NT], add);
-                self.pre = th.map(|t| {
-                    (
-                        t.map(f64::to_bits),
-                        [counts[0], counts[1], counts[2], counts[3]],
-                    )
-                });
+                let inside: usize = self.parts.iter().map(Vec::len).sum();
+                self.pre = th.map(|t| (t.map(f64::to_bits), [counts[0], counts[0] + inside]));
                 self.lay = Some(lay);
                 self.fresh = true;
             }
@@ -628,7 +629,7 @@ impl MedianScratch {
         let mut collected = false;
         if let Some((th, counts)) = self.pre.take() {
             br.narrow(&th, &counts, k0, k1);
-            if br.lo >= th[1] && br.hi.is_some_and(|h| h <= th[2]) {
+            if br.lo >= th[0] && br.hi.is_some_and(|h| h <= th[1]) {
                 let (lo, hi) = (br.lo, br.hi.expect("bounded"));
                 self.cand.clear();
                 for p in &self.parts {

@@ -25,8 +25,12 @@
 //!
 //! *Gaussian kernel* ([`Kernel::gaussian_precision`] = `p`): with `f_j = s_j − p·x_j` the driving
 //! and repulsive sums fold into `g_i = Σ_j k_ij f_j`: `n·φ_i = g_i + p·x_i·K_i` with `K_i = Σ_j
-//! k_ij`, and `KSD²` follows from `g`, `K` and `R_i = Σ_j k_ij r²_ij` (see `PairScratch::ksd_v`)
-//! — one `d`-feature product per side instead of `2d + 2`.
+//! k_ij`, and `KSD²` follows from `g`, `K` and the total `R = Σ_{i,j} k_ij r²_ij` (see
+//! `PairScratch::ksd_v`) — one `d`-feature product per side instead of `2d + 2`. Only the
+//! total of `R` enters, so the tiled pass keeps it as one 8-lane sum per row block (no
+//! per-particle row or column sums of `k r²`). For `d < 16` the row side of a row block
+//! accumulates in 8 lanes per (particle, feature) across all its tiles and is reduced once at
+//! the end of the block (no horizontal sums per tile).
 //!
 //! *Other radial kernels*: `(k, w, c)` per pair, the sums `Σ_j k s_j`, `Σ_j w x_j`, `Σ_j w`,
 //! `Σ_j c`; `rep_i = Σ_j w_ij x_j − x_i Σ_j w_ij`, `div_i = −d Σ_j w_ij + Σ_j c_ij`.
@@ -301,7 +305,9 @@ pub(crate) struct PairScratch {
     /// Gaussian path: `g_i = Σ_j k_ij f_j`; general: `a_i = Σ_j k_ij s_j`.
     pub(crate) a: Vec<f64>,
     pub(crate) rep: Vec<f64>,
-    /// Gaussian path: `R_i = Σ_j k_ij r²_ij`; general: `div_i`.
+    /// General radial path: `div_i`. Gaussian path: `R = Σ_{i,j} k_ij r²_ij` (only its total
+    /// enters the KSD) split into parts: per particle `R_i = Σ_j k_ij r²_ij` on the small-n
+    /// path, else one part per row block at the block's first particle (zero elsewhere).
     pub(crate) div: Vec<f64>,
     /// `Some(p)` after a pass of the Gaussian path (`wsum` then holds `K_i = Σ_j k_ij`).
     gauss: Option<f64>,
@@ -478,7 +484,8 @@ impl PairScratch {
         }
     }
 
-    /// The Gaussian path: `g = Σ_j k_ij f_j`, `K_i = Σ_j k_ij`, `R_i = Σ_j k_ij r²_ij`.
+    /// The Gaussian path: `g = Σ_j k_ij f_j`, `K_i = Σ_j k_ij`, and `Σ_{i,j} k_ij r²_ij` in
+    /// per-block parts (see [`PairScratch::div`]).
     fn gauss_pass(&mut self, p: f64, r2: Option<&[f64]>) {
         let (d, n, np, g, lay) = (self.d, self.n, self.np, self.geo, self.lay);
         let (t, region) = (g.t, g.region());
@@ -704,7 +711,8 @@ impl PairScratch {
     /// Gaussian path (`k = exp(−p r²/2)`, `f = s − p·x`): `Σ_{i,j} k_π = Σ_i [f_iᵀg_i +
     /// K_i(‖s_i‖² − ‖f_i‖² + d·p) − p²R_i/2]`, from `Σ_j k_ij s_iᵀ(x_j − x_i)` rewritten with
     /// `k_ij = k_ji` and `2x_iᵀx_j = ‖x_i‖² + ‖x_j‖² − r²_ij` (see the module docs for the
-    /// rounding).
+    /// rounding); only `Σ_i R_i` enters, so `div` may hold any split of it (per particle or per
+    /// row block).
     pub(crate) fn ksd_v(&self, s: &[f64]) -> f64 {
         let d = self.d;
         let mut total = 0.0;
@@ -772,18 +780,6 @@ fn sum8(a: &[f64]) -> f64 {
         }
     }
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
-}
-
-/// `Σ a_i b_i` for slices whose length is a multiple of 8, with 8 accumulators in a fixed order.
-#[inline(always)]
-fn dot8(a: &[f64], b: &[f64]) -> f64 {
-    let mut acc = [0.0; 8];
-    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
-        for t in 0..8 {
-            acc[t] = fmadd(x[t], y[t], acc[t]);
-        }
-    }
-    hsum8(&acc)
 }
 
 /// One row `i` of the small-n Gaussian path over the packed upper triangle: kernel values
@@ -1021,6 +1017,98 @@ fn row_dots(
     }
 }
 
+/// Row side for 4 rows and `Q ≤ 4` features, kept in 8 lanes across tiles (no horizontal
+/// sums per tile): `lanes[((ib + r)·d + f + q)·8 + u] += Σ_c m[ib + r][8c + u] · feat[f +
+/// q][j0 + 8c + u]` (the accumulators start from the lanes, then the tile's chunks in order).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn dots_lanes_q<const Q: usize>(
+    m: &[f64],
+    ib: usize,
+    tj: usize,
+    feat: &[f64],
+    np: usize,
+    j0: usize,
+    f: usize,
+    d: usize,
+    lanes: &mut [f64],
+) {
+    let (r0, r1) = (&m[ib * tj..][..tj], &m[(ib + 1) * tj..][..tj]);
+    let (r2, r3) = (&m[(ib + 2) * tj..][..tj], &m[(ib + 3) * tj..][..tj]);
+    let fr: [&[f64]; 4] = std::array::from_fn(|q| &feat[(f + q.min(Q - 1)) * np + j0..][..tj]);
+    let o = |r: usize, q: usize| ((ib + r) * d + f + q.min(Q - 1)) * 8;
+    let ld = |r: usize, q: usize| *c8(lanes, o(r, q));
+    let (mut a0, mut a1, mut a2, mut a3) = (ld(0, 0), ld(0, 1), ld(0, 2), ld(0, 3));
+    let (mut a4, mut a5, mut a6, mut a7) = (ld(1, 0), ld(1, 1), ld(1, 2), ld(1, 3));
+    let (mut a8, mut a9, mut a10, mut a11) = (ld(2, 0), ld(2, 1), ld(2, 2), ld(2, 3));
+    let (mut a12, mut a13, mut a14, mut a15) = (ld(3, 0), ld(3, 1), ld(3, 2), ld(3, 3));
+    for c in (0..tj).step_by(8) {
+        let (k0, k1, k2, k3) = (c8(r0, c), c8(r1, c), c8(r2, c), c8(r3, c));
+        let g0 = c8(fr[0], c);
+        fma8(&mut a0, k0, g0);
+        fma8(&mut a4, k1, g0);
+        fma8(&mut a8, k2, g0);
+        fma8(&mut a12, k3, g0);
+        if Q > 1 {
+            let g1 = c8(fr[1], c);
+            fma8(&mut a1, k0, g1);
+            fma8(&mut a5, k1, g1);
+            fma8(&mut a9, k2, g1);
+            fma8(&mut a13, k3, g1);
+        }
+        if Q > 2 {
+            let g2 = c8(fr[2], c);
+            fma8(&mut a2, k0, g2);
+            fma8(&mut a6, k1, g2);
+            fma8(&mut a10, k2, g2);
+            fma8(&mut a14, k3, g2);
+        }
+        if Q > 3 {
+            let g3 = c8(fr[3], c);
+            fma8(&mut a3, k0, g3);
+            fma8(&mut a7, k1, g3);
+            fma8(&mut a11, k2, g3);
+            fma8(&mut a15, k3, g3);
+        }
+    }
+    let acc = [
+        a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,
+    ];
+    for r in 0..4 {
+        for q in 0..Q {
+            lanes[o(r, q)..][..8].copy_from_slice(&acc[4 * r + q]);
+        }
+    }
+}
+
+/// Row side of a tile into 8-lane accumulators (`ti × d × 8`, see [`dots_lanes_q`]); the
+/// lanes are reduced by [`hsum8`] after the last tile of the row block.
+#[allow(clippy::too_many_arguments)]
+fn row_dots_lanes(
+    m: &[f64],
+    ti: usize,
+    tj: usize,
+    feat: &[f64],
+    np: usize,
+    j0: usize,
+    d: usize,
+    lanes: &mut [f64],
+) {
+    for ib in (0..ti).step_by(4) {
+        let mut f = 0;
+        while f + 4 <= d {
+            dots_lanes_q::<4>(m, ib, tj, feat, np, j0, f, d, lanes);
+            f += 4;
+        }
+        match d - f {
+            3 => dots_lanes_q::<3>(m, ib, tj, feat, np, j0, f, d, lanes),
+            2 => dots_lanes_q::<2>(m, ib, tj, feat, np, j0, f, d, lanes),
+            1 => dots_lanes_q::<1>(m, ib, tj, feat, np, j0, f, d, lanes),
+            _ => {}
+        }
+    }
+}
+
 /// Row side for 4 rows and `8V` coordinates `f..` (`V` = 1 or 2), vectorised over
 /// coordinates: `out[(ib + r)·d + f + c] += Σ_jj m[ib + r][jj]·feat[j0 + jj][f + c]` with
 /// particle-major `feat` (`dp` coordinates per particle, zero padded).
@@ -1158,6 +1246,64 @@ fn col_axpy_q<const Q: usize>(
     }
 }
 
+/// [`col_axpy_q`] with `Q = 4` features over the 32 columns `jb..jb + 32` (16 accumulators:
+/// half the loads per multiply-add). Same sums in the same order.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn col_axpy_4x32(
+    m: &[f64],
+    ti: usize,
+    tj: usize,
+    jb: usize,
+    feat: &[f64],
+    np: usize,
+    i0: usize,
+    f: usize,
+    t: usize,
+    out: &mut [f64],
+) {
+    let fr: [&[f64]; 4] = std::array::from_fn(|q| &feat[(f + q) * np + i0..][..ti]);
+    let z = [0.0_f64; 8];
+    let (mut a0, mut a1, mut a2, mut a3) = (z, z, z, z);
+    let (mut a4, mut a5, mut a6, mut a7) = (z, z, z, z);
+    let (mut a8, mut a9, mut a10, mut a11) = (z, z, z, z);
+    let (mut a12, mut a13, mut a14, mut a15) = (z, z, z, z);
+    #[allow(clippy::needless_range_loop)]
+    for ii in 0..ti {
+        let row = &m[ii * tj + jb..][..32];
+        let (k0, k1, k2, k3) = (c8(row, 0), c8(row, 8), c8(row, 16), c8(row, 24));
+        let s0 = fr[0][ii];
+        axpy8(&mut a0, s0, k0);
+        axpy8(&mut a1, s0, k1);
+        axpy8(&mut a2, s0, k2);
+        axpy8(&mut a3, s0, k3);
+        let s1 = fr[1][ii];
+        axpy8(&mut a4, s1, k0);
+        axpy8(&mut a5, s1, k1);
+        axpy8(&mut a6, s1, k2);
+        axpy8(&mut a7, s1, k3);
+        let s2 = fr[2][ii];
+        axpy8(&mut a8, s2, k0);
+        axpy8(&mut a9, s2, k1);
+        axpy8(&mut a10, s2, k2);
+        axpy8(&mut a11, s2, k3);
+        let s3 = fr[3][ii];
+        axpy8(&mut a12, s3, k0);
+        axpy8(&mut a13, s3, k1);
+        axpy8(&mut a14, s3, k2);
+        axpy8(&mut a15, s3, k3);
+    }
+    let acc = [
+        a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,
+    ];
+    for q in 0..4 {
+        let o = (f + q) * t + jb;
+        for c in 0..4 {
+            out[o + 8 * c..][..8].copy_from_slice(&acc[4 * q + c]);
+        }
+    }
+}
+
 /// Column side of a tile: `out[l·t + jj] = Σ_ii feat[l][i0 + ii]·m[ii][jj]`.
 #[allow(clippy::too_many_arguments)]
 fn col_axpy(
@@ -1173,6 +1319,16 @@ fn col_axpy(
 ) {
     for jb in (0..tj).step_by(CW) {
         let mut f = 0;
+        if jb % 32 == 0 && jb + 32 <= tj {
+            // Pairs of 16-column chunks: the 4-feature groups over 32 columns at once.
+            while f + 4 <= d {
+                col_axpy_4x32(m, ti, tj, jb, feat, np, i0, f, t, out);
+                f += 4;
+            }
+        } else if jb % 32 == 16 {
+            // (Covered with the previous chunk, which had 32 columns.)
+            f = d / 4 * 4;
+        }
         while f + 4 <= d {
             col_axpy_q::<4>(m, ti, tj, jb, feat, np, i0, f, t, out);
             f += 4;
@@ -1350,20 +1506,18 @@ fn block_finish(
 }
 
 /// Gaussian path, one tile: `kv = exp(−hp·r2)` (zero on padding), the row sums `ks[ii] +=
-/// Σ_jj kv`, `rs[ii] += Σ_jj kv·r2` and, if `COLS`, the column sums written to `ck`, `cr`.
+/// Σ_jj kv`, the column sums written to `ck` if `COLS`, and `rl += w·Σ_ii (Σ_jj kv·r2)`
+/// (8 lanes per row, rows added lane-wise: only the total `Σ k r²` of all pairs enters the
+/// KSD, so no per-particle sums of `k r²` are formed).
 #[allow(clippy::too_many_arguments)]
 fn gauss_tile<const COLS: bool>(
     r2: &[f64],
     kv: &mut [f64],
-    ti: usize,
-    tj: usize,
-    vi: usize,
-    vj: usize,
+    (ti, tj, vi, vj): (usize, usize, usize, usize),
     hp: f64,
     ks: &mut [f64],
-    rs: &mut [f64],
     ck: &mut [f64],
-    cr: &mut [f64],
+    (rl, w): (&mut [f64; 8], f64),
 ) {
     // Plain loops over whole slices: LLVM's loop vectoriser turns them into full-width code.
     for (k, r) in kv[..vi * tj].iter_mut().zip(&r2[..vi * tj]) {
@@ -1374,27 +1528,43 @@ fn gauss_tile<const COLS: bool>(
             kv[ii * tj + vj..(ii + 1) * tj].fill(0.0);
         }
     }
-    let mut colk = [0.0_f64; TMAX];
-    let mut colr = [0.0_f64; TMAX];
+    // Row sums in 8 lanes per row (the order of `sum8`), column sums lane-wise per 8-column
+    // chunk, all in explicit 8-lane arrays.
+    let z = [0.0_f64; 8];
+    let mut colk = [z; TMAX / 8];
+    let mut tr = z;
+    let nc = tj / 8;
     for ii in 0..vi {
         let (rrow, krow) = (&r2[ii * tj..][..tj], &kv[ii * tj..][..tj]);
-        ks[ii] += sum8(krow);
-        rs[ii] += dot8(krow, rrow);
-        if COLS {
-            for ((ck, cr), (k, r)) in colk[..tj]
-                .iter_mut()
-                .zip(&mut colr[..tj])
-                .zip(krow.iter().zip(rrow))
-            {
-                *ck += k;
-                *cr = fmadd(*k, *r, *cr);
+        let (mut sk, mut sr) = (z, z);
+        // (Chunk `c` indexes three arrays: an iterator over one of them would not help.)
+        #[allow(clippy::needless_range_loop)]
+        for c in 0..nc {
+            let (k, r) = (c8(krow, 8 * c), c8(rrow, 8 * c));
+            for t in 0..8 {
+                sk[t] += k[t];
+                sr[t] = fmadd(k[t], r[t], sr[t]);
+            }
+            if COLS {
+                let ck = &mut colk[c];
+                for t in 0..8 {
+                    ck[t] += k[t];
+                }
             }
         }
+        ks[ii] += hsum8(&sk);
+        for t in 0..8 {
+            tr[t] += sr[t];
+        }
+    }
+    for t in 0..8 {
+        rl[t] = fmadd(w, tr[t], rl[t]);
     }
     kv[vi * tj..ti * tj].fill(0.0);
     if COLS {
-        ck[..tj].copy_from_slice(&colk[..tj]);
-        cr[..tj].copy_from_slice(&colr[..tj]);
+        for c in 0..nc {
+            ck[8 * c..][..8].copy_from_slice(&colk[c]);
+        }
     }
 }
 
@@ -1420,12 +1590,17 @@ fn gauss_block(
     rs.fill(0.0);
     let (np, t) = (lay.np, g.t);
     TILES.with_borrow_mut(|buf| {
-        if buf.len() < 2 * TMAX * TMAX {
-            buf.resize(2 * TMAX * TMAX, 0.0);
+        let need = 2 * TMAX * TMAX + TMAX * WIDE_D * 8;
+        if buf.len() < need {
+            buf.resize(need, 0.0);
         }
-        let (r2buf, kvbuf) = buf.split_at_mut(TMAX * TMAX);
+        let (r2buf, rest) = buf.split_at_mut(TMAX * TMAX);
+        let (kvbuf, lanes) = rest.split_at_mut(TMAX * TMAX);
         let i0 = b * t;
         let ti = ks.len();
+        let lanes = &mut lanes[..if f.dp > 0 { 0 } else { ti * d * 8 }];
+        lanes.fill(0.0);
+        let mut rl = [0.0_f64; 8];
         let vi = lay.valid(b);
         let first = if g.symmetric { b } else { 0 };
         for jblk in first..g.nb {
@@ -1441,26 +1616,35 @@ fn gauss_block(
             };
             let kv = &mut kvbuf[..len];
             let vj = lay.valid(jblk);
+            let dims = (ti, tj, vi, vj);
             if g.symmetric && jblk > b {
-                let slot = &mut slots[(jblk - b - 1) * g.slot_len()..][..(d + 2) * t];
-                let (sg, rest) = slot.split_at_mut(d * t);
-                let (sk, sr) = rest.split_at_mut(t);
-                gauss_tile::<true>(r2, kv, ti, tj, vi, vj, hp, ks, rs, sk, sr);
+                // The tile stands for the pairs (i, j) and (j, i): its `Σ k r²` counts twice.
+                let slot = &mut slots[(jblk - b - 1) * g.slot_len()..][..(d + 1) * t];
+                let (sg, sk) = slot.split_at_mut(d * t);
+                gauss_tile::<true>(r2, kv, dims, hp, ks, sk, (&mut rl, 2.0));
                 col_axpy(kv, ti, tj, f.st, np, i0, d, t, sg);
             } else {
-                gauss_tile::<false>(r2, kv, ti, tj, vi, vj, hp, ks, rs, &mut [], &mut []);
+                gauss_tile::<false>(r2, kv, dims, hp, ks, &mut [], (&mut rl, 1.0));
             }
             if f.dp > 0 {
                 row_axpy(kv, ti, tj, f.sp, f.dp, j0, d, ga);
             } else {
-                row_dots(kv, ti, tj, f.st, np, j0, d, ga);
+                row_dots_lanes(kv, ti, tj, f.st, np, j0, d, lanes);
             }
         }
+        if f.dp == 0 {
+            for (o, l) in ga.iter_mut().zip(lanes.chunks_exact(8)) {
+                *o = hsum8(l.try_into().expect("8 lanes"));
+            }
+        }
+        // The block's share of `Σ_{i,j} k r²` (see `PairScratch::div`).
+        rs[0] = hsum8(&rl);
     });
 }
 
-/// Gaussian path, phase 2 for block `jblk`: adds the column-side partials of the tiles
-/// `(I, jblk)`, `I < jblk`, in increasing `I`.
+/// Gaussian path, phase 2 for block `jblk`: the column-side partials of the tiles `(I,
+/// jblk)`, `I < jblk`, summed in increasing `I` in their coordinate-major layout (contiguous,
+/// full-width adds), then added to the block's particle-major sums in one transposing pass.
 fn gauss_finish(
     d: usize,
     g: Geometry,
@@ -1468,24 +1652,34 @@ fn gauss_finish(
     jblk: usize,
     ga: &mut [f64],
     ks: &mut [f64],
-    rs: &mut [f64],
+    _rs: &mut [f64],
 ) {
-    if !g.symmetric {
+    if !g.symmetric || jblk == 0 {
         return;
     }
     let t = g.t;
     let tj = ks.len();
     let region = (g.nb - 1) * g.slot_len();
-    for i in 0..jblk {
-        let slot = &slots[i * region + (jblk - i - 1) * g.slot_len()..][..(d + 2) * t];
+    let len = (d + 1) * t;
+    let slot = |i: usize| &slots[i * region + (jblk - i - 1) * g.slot_len()..][..len];
+    TILES.with_borrow_mut(|buf| {
+        if buf.len() < len {
+            buf.resize(len, 0.0);
+        }
+        let acc = &mut buf[..len];
+        acc.copy_from_slice(slot(0));
+        for i in 1..jblk {
+            for (a, v) in acc.iter_mut().zip(slot(i)) {
+                *a += v;
+            }
+        }
         for jj in 0..tj {
             for l in 0..d {
-                ga[jj * d + l] += slot[l * t + jj];
+                ga[jj * d + l] += acc[l * t + jj];
             }
-            ks[jj] += slot[d * t + jj];
-            rs[jj] += slot[(d + 1) * t + jj];
+            ks[jj] += acc[d * t + jj];
         }
-    }
+    });
 }
 
 /// The kernel Stein discrepancy of a particle system, from one pair pass.
@@ -1690,10 +1884,15 @@ mod tests {
             let mut p2 = PairScratch::new(d, n);
             p2.lay.packed = false;
             p2.compute(&rbf, &x, &s, None);
+            // R: the total Σ k r² (per particle on the packed path, per block when tiled).
+            let (r1, r2) = (
+                [p1.div[..n].iter().sum::<f64>()],
+                [p2.div[..n].iter().sum::<f64>()],
+            );
             for (u, v) in [
                 (&p1.a[..d * n], &p2.a[..d * n]),
                 (&p1.wsum[..n], &p2.wsum[..n]),
-                (&p1.div[..n], &p2.div[..n]),
+                (&r1[..], &r2[..]),
             ] {
                 let scale = v.iter().fold(0.0_f64, |m, z| m.max(z.abs()));
                 let err = u
@@ -1719,13 +1918,14 @@ mod tests {
                 p.geo.symmetric = symmetric;
                 p.slots = vec![0.0; p.geo.nb * p.geo.region()];
                 kernel(&mut p);
-                // Gaussian path: (g, K, R); general: (a, rep, div).
-                let second = if p.gauss.is_some() {
-                    p.wsum[..n].to_vec()
+                // Gaussian path: (g, K, R) with R the total Σ k r² (its per-block parts
+                // differ between the engines); general: (a, rep, div).
+                let (second, third) = if p.gauss.is_some() {
+                    (p.wsum[..n].to_vec(), vec![p.div[..n].iter().sum::<f64>()])
                 } else {
-                    p.rep[..d * n].to_vec()
+                    (p.rep[..d * n].to_vec(), p.div[..n].to_vec())
                 };
-                (p.a[..d * n].to_vec(), second, p.div[..n].to_vec())
+                (p.a[..d * n].to_vec(), second, third)
             };
             let rbf = Rbf::new(0.9).unwrap();
             let imq = Imq::new(1.0, -0.5).unwrap();
