@@ -183,28 +183,28 @@ pub(crate) fn ln(x: f64) -> f64 {
     fmadd(k, LN2_HI, lnm + k * LN2_LO)
 }
 
-/// `(cos φ, sin φ)` for `|φ| ≤ π/4`, branch free: Taylor polynomials to `φ¹⁶` and `φ¹⁷`
-/// (truncation below `10⁻¹⁷`) by Horner's scheme in fused multiply-adds; a few ulp.
+/// `(cos φ, sin φ)` for `|φ| ≤ π/4`, branch free: `cos φ = 1 − z/2 + z²·C(z)` and
+/// `sin φ = φ + φ³·S(z)`, `z = φ²`, with `C`, `S` of degree 5 the Chebyshev interpolants of
+/// `(cos √z − 1 + z/2)/z²` and `(sin √z − √z)/√z³` on `[0, (π/4)²]` (near-minimax; truncation
+/// below `10⁻¹⁸` and `1.4·10⁻¹⁷`; coefficients from `tests/data/fastmath_coefficients.py`),
+/// by Horner's scheme in fused multiply-adds; a few ulp.
 #[inline(always)]
 pub(crate) fn cos_sin_quarter(phi: f64) -> (f64, f64) {
     let z = phi * phi;
-    let mut c = 1.0 / 20_922_789_888_000.0;
-    c = fmadd(c, z, -1.0 / 87_178_291_200.0);
-    c = fmadd(c, z, 1.0 / 479_001_600.0);
-    c = fmadd(c, z, -1.0 / 3_628_800.0);
-    c = fmadd(c, z, 1.0 / 40_320.0);
-    c = fmadd(c, z, -1.0 / 720.0);
-    c = fmadd(c, z, 1.0 / 24.0);
+    let mut c = -1.138_263_242_552_171_7e-11;
+    c = fmadd(c, z, 2.087_614_626_840_32e-9);
+    c = fmadd(c, z, -2.755_731_727_172_979_3e-7);
+    c = fmadd(c, z, 2.480_158_729_876_569e-5);
+    c = fmadd(c, z, -0.001_388_888_888_888_739_8);
+    c = fmadd(c, z, 0.041_666_666_666_666_664);
     c = fmadd(c, z, -0.5);
     c = fmadd(c, z, 1.0);
-    let mut s = 1.0 / 355_687_428_096_000.0;
-    s = fmadd(s, z, -1.0 / 1_307_674_368_000.0);
-    s = fmadd(s, z, 1.0 / 6_227_020_800.0);
-    s = fmadd(s, z, -1.0 / 39_916_800.0);
-    s = fmadd(s, z, 1.0 / 362_880.0);
-    s = fmadd(s, z, -1.0 / 5_040.0);
-    s = fmadd(s, z, 1.0 / 120.0);
-    s = fmadd(s, z, -1.0 / 6.0);
+    let mut s = 1.591_812_929_486_660_8e-10;
+    s = fmadd(s, z, -2.505_113_184_500_362_4e-8);
+    s = fmadd(s, z, 2.755_731_610_255_244e-6);
+    s = fmadd(s, z, -0.000_198_412_698_367_585_74);
+    s = fmadd(s, z, 0.008_333_333_333_330_948);
+    s = fmadd(s, z, -0.166_666_666_666_666_66);
     (c, fmadd(phi * z, s, phi))
 }
 
