@@ -240,7 +240,6 @@ where
     use rand::RngExt;
     const HALF: usize = NORMAL_CHUNK / 2;
     let mut words = [0u64; HALF];
-    let mut radius = [0.0f64; HALF];
     let mut buf = [0.0f64; NORMAL_CHUNK];
     let mut start = 0;
     while start < len {
@@ -249,12 +248,15 @@ where
         rng.fill(&mut words[..pairs]);
         // Two short passes (radii, then angles) rather than one long one: more independent
         // iterations fit in the out-of-order window, hiding the polynomials' latency.
-        for (r, w) in radius.iter_mut().zip(&words) {
+        // Only the words in use, rounded up to whole vectors of 8.
+        let k = pairs.next_multiple_of(8).min(HALF);
+        let (cs, ss) = buf.split_at_mut(HALF);
+        // The radii go to the sine half first, then each is replaced by its sine draw.
+        for (r, w) in ss[..k].iter_mut().zip(&words[..k]) {
             *r = box_muller_radius(*w);
         }
-        let (cs, ss) = buf.split_at_mut(HALF);
-        for (((c, s), r), w) in cs.iter_mut().zip(ss.iter_mut()).zip(&radius).zip(&words) {
-            (*c, *s) = box_muller_angle(*w, *r);
+        for ((c, s), w) in cs[..k].iter_mut().zip(ss[..k].iter_mut()).zip(&words[..k]) {
+            (*c, *s) = box_muller_angle(*w, *s);
         }
         // The cosines of the pairs, then the sines of the first `n − pairs` of them.
         sink(start, &buf[..pairs]);
