@@ -232,15 +232,46 @@ pub(crate) fn fill_normals<R: rand::Rng + ?Sized>(rng: &mut R, out: &mut [f64]) 
 /// as `(start, run)` pieces (`run` belongs at `out[start..start + run.len()]`), in order and
 /// covering `0..len` once, without storing them: callers that consume the noise at once (the
 /// ULA update) skip the copy and the buffer. Same words, same values as [`fill_normals`].
-pub(crate) fn for_normals<R, F>(rng: &mut R, len: usize, mut sink: F)
+pub(crate) fn for_normals<R, F>(rng: &mut R, len: usize, sink: F)
 where
+    R: rand::Rng + ?Sized,
+    F: FnMut(usize, &[f64]),
+{
+    for_normals_in(&mut NormalScratch::new(), rng, len, sink);
+}
+
+/// The buffers of [`for_normals`], for callers that draw many short runs in a row (one ULA
+/// chain after another) and would otherwise initialise them for every run. Their contents
+/// between calls never reach the output.
+pub(crate) struct NormalScratch {
+    words: [u64; NORMAL_CHUNK / 2],
+    buf: [f64; NORMAL_CHUNK],
+}
+
+impl NormalScratch {
+    /// Zeroed buffers.
+    pub(crate) fn new() -> Self {
+        Self {
+            words: [0; NORMAL_CHUNK / 2],
+            buf: [0.0; NORMAL_CHUNK],
+        }
+    }
+}
+
+/// [`for_normals`] with caller-provided buffers: same words, same values.
+#[inline]
+pub(crate) fn for_normals_in<R, F>(
+    scratch: &mut NormalScratch,
+    rng: &mut R,
+    len: usize,
+    mut sink: F,
+) where
     R: rand::Rng + ?Sized,
     F: FnMut(usize, &[f64]),
 {
     use rand::RngExt;
     const HALF: usize = NORMAL_CHUNK / 2;
-    let mut words = [0u64; HALF];
-    let mut buf = [0.0f64; NORMAL_CHUNK];
+    let NormalScratch { words, buf } = scratch;
     let mut start = 0;
     while start < len {
         let n = (len - start).min(NORMAL_CHUNK);
