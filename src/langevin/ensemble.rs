@@ -10,7 +10,8 @@ use rand_distr::StandardNormal;
 use crate::diffusion::{MaybeSend, MaybeSync};
 use crate::dim::all_finite;
 use crate::error::{Error, Result, finite_input, positive};
-use crate::langevin::ula::ula_update;
+use crate::fastmath::NormalScratch;
+use crate::langevin::ula::ula_update_in;
 use crate::potential::{BatchPotential, BatchWorkspace};
 use crate::sampler::Sampler;
 
@@ -850,6 +851,7 @@ impl<P: BatchPotential + MaybeSync> UlaEnsemble<P> {
                 fail: NO_FAIL,
                 ..BlockOut::default()
             };
+            let mut scratch = NormalScratch::new();
             for j in 0..steps {
                 // Shared: `seeds` has one seed per step; per chain it is empty.
                 if let Some(&seed) = seeds.get(j) {
@@ -866,7 +868,7 @@ impl<P: BatchPotential + MaybeSync> UlaEnsemble<P> {
                     } else {
                         &mut blk.rngs[c]
                     };
-                    ula_update(x, g, h, noise, r);
+                    ula_update_in(&mut scratch, x, g, h, noise, r);
                 }
                 let x = DMatrixView::from_slice(blk.x, d, w);
                 let g = DMatrixViewMut::from_slice(blk.g, d, w);

@@ -7,7 +7,7 @@ use rand_distr::StandardNormal;
 
 use crate::dim::{all_finite, check_len};
 use crate::error::{Error, Result, finite_input, positive};
-use crate::fastmath::for_normals;
+use crate::fastmath::{NormalScratch, for_normals_in};
 use crate::potential::Potential;
 use crate::sampler::{ChainState, Sampler};
 
@@ -165,7 +165,25 @@ pub(crate) fn ula_update<R: Rng + ?Sized>(
         }
         return;
     }
-    for_normals(rng, x.len(), |start, z| {
+    ula_update_in(&mut NormalScratch::new(), x, g, h, noise, rng);
+}
+
+/// [`ula_update`] with the bulk normals' buffers provided (ensembles reuse one across their
+/// chains): same draws, same values.
+#[inline]
+pub(crate) fn ula_update_in<R: Rng + ?Sized>(
+    scratch: &mut NormalScratch,
+    x: &mut [f64],
+    g: &[f64],
+    h: f64,
+    noise: f64,
+    rng: &mut R,
+) {
+    if x.len() < BULK_NORMALS_FROM {
+        ula_update(x, g, h, noise, rng);
+        return;
+    }
+    for_normals_in(scratch, rng, x.len(), |start, z| {
         let end = start + z.len();
         for ((x, g), z) in x[start..end].iter_mut().zip(&g[start..end]).zip(z) {
             *x += -h * g + noise * z;
