@@ -98,6 +98,14 @@ pub(crate) fn exp(x: f64) -> f64 {
     let t = fmadd(x, LOG2E, ROUND);
     let n = t - ROUND;
     let r = fmadd(-n, LN2_LO, fmadd(-n, LN2_HI, x));
+    let scale = f64::from_bits(t.to_bits().wrapping_add(1023) << 52);
+    exp_poly(r) * scale
+}
+
+/// The degree-11 polynomial of [`exp`] and [`exp_nonpos`]: `e^r` on `|r| ≤ ln 2/2`, by
+/// Horner's scheme in fused multiply-adds.
+#[inline(always)]
+fn exp_poly(r: f64) -> f64 {
     let mut p = 2.510_037_583_256_123_4e-8;
     p = fmadd(p, r, 2.762_007_587_998_336_7e-7);
     p = fmadd(p, r, 2.755_726_848_031_002_4e-6);
@@ -110,8 +118,7 @@ pub(crate) fn exp(x: f64) -> f64 {
     p = fmadd(p, r, 0.500_000_000_000_000_1);
     p = fmadd(p, r, 1.0);
     p = fmadd(p, r, 1.0);
-    let scale = f64::from_bits(t.to_bits().wrapping_add(1023) << 52);
-    p * scale
+    p
 }
 
 /// `e^x` for `x ≤ 709` with a looser accuracy contract than [`exp`]: relative error below
@@ -378,19 +385,7 @@ pub(crate) fn exp_nonpos(x: f64) -> f64 {
     let t = fmadd(x, LOG2E, ROUND_BIASED);
     let n = t - ROUND_BIASED;
     let r = fmadd(-n, LN2, x);
-    let mut p = 2.510_037_583_256_123_4e-8;
-    p = fmadd(p, r, 2.762_007_587_998_336_7e-7);
-    p = fmadd(p, r, 2.755_726_848_031_002_4e-6);
-    p = fmadd(p, r, 2.480_152_132_236_869_2e-5);
-    p = fmadd(p, r, 1.984_126_986_304_054_5e-4);
-    p = fmadd(p, r, 1.388_888_891_719_671_9e-3);
-    p = fmadd(p, r, 8.333_333_333_330_065e-3);
-    p = fmadd(p, r, 4.166_666_666_662_416_4e-2);
-    p = fmadd(p, r, 0.166_666_666_666_666_69);
-    p = fmadd(p, r, 0.500_000_000_000_000_1);
-    p = fmadd(p, r, 1.0);
-    p = fmadd(p, r, 1.0);
-    p * f64::from_bits(t.to_bits() << 52)
+    exp_poly(r) * f64::from_bits(t.to_bits() << 52)
 }
 
 #[cfg(test)]

@@ -144,6 +144,15 @@ impl<P: Potential> Ula<P> {
 /// From this dimension on, [`ula_update`] draws the normals in bulk.
 pub(crate) const BULK_NORMALS_FROM: usize = 32;
 
+/// [`ula_update`] below [`BULK_NORMALS_FROM`] coordinates: one `StandardNormal` draw each.
+#[inline]
+fn ula_update_few<R: Rng + ?Sized>(x: &mut [f64], g: &[f64], h: f64, noise: f64, rng: &mut R) {
+    for (x, g) in x.iter_mut().zip(g) {
+        let z: f64 = rng.sample(StandardNormal);
+        *x += -h * g + noise * z;
+    }
+}
+
 /// `x ← x − h g + noise·ξ` with `ξ` standard normal from `rng`: the arithmetic of every ULA
 /// step (single chain and ensemble). Below [`BULK_NORMALS_FROM`] coordinates one
 /// `rand_distr::StandardNormal` draw per coordinate (the cheapest for a few normals); from
@@ -159,10 +168,7 @@ pub(crate) fn ula_update<R: Rng + ?Sized>(
     rng: &mut R,
 ) {
     if x.len() < BULK_NORMALS_FROM {
-        for (x, g) in x.iter_mut().zip(g) {
-            let z: f64 = rng.sample(StandardNormal);
-            *x += -h * g + noise * z;
-        }
+        ula_update_few(x, g, h, noise, rng);
         return;
     }
     ula_update_in(&mut NormalScratch::new(), x, g, h, noise, rng);
@@ -180,7 +186,7 @@ pub(crate) fn ula_update_in<R: Rng + ?Sized>(
     rng: &mut R,
 ) {
     if x.len() < BULK_NORMALS_FROM {
-        ula_update(x, g, h, noise, rng);
+        ula_update_few(x, g, h, noise, rng);
         return;
     }
     for_normals_in(scratch, rng, x.len(), |start, z| {
