@@ -239,6 +239,22 @@ impl<D: Dim> LogisticRegression<D> {
         })
     }
 
+    /// The prior variance `σ²` given to [`LogisticRegression::new`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use klflow::potential::LogisticRegression;
+    /// use nalgebra::{DMatrix, Dyn};
+    ///
+    /// let a = DMatrix::from_row_slice(2, 1, &[1.0, -1.0]);
+    /// assert_eq!(LogisticRegression::new(Dyn(1), &a, &[1.0, 0.0], 2.5)?.prior_variance(), 2.5);
+    /// # Ok::<(), klflow::Error>(())
+    /// ```
+    pub fn prior_variance(&self) -> f64 {
+        self.prior_variance
+    }
+
     /// The number of observations.
     ///
     /// # Example

@@ -7,6 +7,7 @@ use rand::Rng;
 
 use super::noisy::{Noise, NoiseScratch};
 use super::pairwise::PairScratch;
+use crate::diffusion::{MaybeSend, MaybeSync};
 use crate::error::{Error, Result, positive};
 use crate::kernel::{FitKernel, MedianScratch};
 use crate::potential::Potential;
@@ -251,9 +252,20 @@ where
     pairs: PairScratch,
     median: MedianScratch,
     noise: NoiseScratch,
-    point: OVector<f64, D>,
-    grad: OVector<f64, D>,
+    /// One (point, gradient) buffer pair per [`SCORE_CHUNK`] particles, so that the scores
+    /// can be evaluated in parallel without allocating.
+    score_bufs: Vec<ScoreBufs<D>>,
 }
+
+/// A point and its gradient, scratch for one chunk of the score evaluations.
+type ScoreBufs<D> = (OVector<f64, D>, OVector<f64, D>);
+
+/// One task of the score evaluation: particles, their scores, the chunk's scratch.
+type ScoreJob<'a, D> = ((&'a [f64], &'a mut [f64]), &'a mut ScoreBufs<D>);
+
+/// Particles per parallel task when the scores are evaluated (a fixed split: the same
+/// arithmetic at any thread count).
+const SCORE_CHUNK: usize = 16;
 
 impl<D: Dim, K> SvgdState<D, K>
 where
@@ -517,29 +529,56 @@ impl<P: Potential, F: FitKernel> Svgd<P, F> {
         &self.potential
     }
 
-    /// Writes the scores `−∇U` of every particle, checking finiteness.
+    /// Writes the scores `−∇U` of every particle, checking finiteness; in parallel over
+    /// chunks of [`SCORE_CHUNK`] particles with the `rayon` feature (each particle's score is
+    /// computed alone, so the values do not depend on the thread count).
     fn scores<K>(&self, state: &mut SvgdState<P::Dim, K>, step: usize) -> Result<()>
     where
+        P: MaybeSync,
+        OVector<f64, P::Dim>: MaybeSend,
         DefaultAllocator: Allocator<P::Dim>,
     {
         let d = state.particles.nrows();
-        for (x, s) in state
+        let potential = &self.potential;
+        let job = |((xs, ss), (point, grad)): ScoreJob<'_, P::Dim>| -> bool {
+            let mut ok = true;
+            for (x, s) in xs.chunks_exact(d).zip(ss.chunks_exact_mut(d)) {
+                point.as_mut_slice().copy_from_slice(x);
+                ok &= potential.energy_grad(point, grad).is_finite();
+                for (s, g) in s.iter_mut().zip(grad.iter()) {
+                    *s = -g;
+                }
+            }
+            ok
+        };
+        let chunk = SCORE_CHUNK * d;
+        #[cfg(feature = "rayon")]
+        let energies_ok = {
+            use rayon::prelude::*;
+            state
+                .particles
+                .as_slice()
+                .par_chunks(chunk)
+                .zip(state.scores.as_mut_slice().par_chunks_mut(chunk))
+                .zip(state.score_bufs.par_iter_mut())
+                .with_max_len(1)
+                .map(job)
+                .reduce(|| true, |a, b| a && b)
+        };
+        #[cfg(not(feature = "rayon"))]
+        let energies_ok = state
             .particles
             .as_slice()
-            .chunks_exact(d)
-            .zip(state.scores.as_mut_slice().chunks_exact_mut(d))
-        {
-            state.point.as_mut_slice().copy_from_slice(x);
-            let e = self.potential.energy_grad(&state.point, &mut state.grad);
-            if !e.is_finite() {
-                return Err(Error::NonFinite {
-                    step,
-                    quantity: "energy",
-                });
-            }
-            for (s, g) in s.iter_mut().zip(state.grad.iter()) {
-                *s = -g;
-            }
+            .chunks(chunk)
+            .zip(state.scores.as_mut_slice().chunks_mut(chunk))
+            .zip(state.score_bufs.iter_mut())
+            .map(job)
+            .fold(true, |a, b| a && b);
+        if !energies_ok {
+            return Err(Error::NonFinite {
+                step,
+                quantity: "energy",
+            });
         }
         if !crate::dim::all_finite(state.scores.as_slice()) {
             return Err(Error::NonFinite {
@@ -553,7 +592,8 @@ impl<P: Potential, F: FitKernel> Svgd<P, F> {
 
 impl<P, F> Sampler for Svgd<P, F>
 where
-    P: Potential,
+    P: Potential + MaybeSync,
+    OVector<f64, P::Dim>: MaybeSend,
     F: FitKernel,
     F::Kernel: Sync,
     DefaultAllocator: Allocator<P::Dim>,
@@ -595,8 +635,13 @@ where
             pairs: PairScratch::new(d, n),
             median,
             noise: NoiseScratch::new(&self.noise, d, n),
-            point: OVector::zeros_generic(dim, nalgebra::Const::<1>),
-            grad: OVector::zeros_generic(dim, nalgebra::Const::<1>),
+            score_bufs: vec![
+                (
+                    OVector::zeros_generic(dim, nalgebra::Const::<1>),
+                    OVector::zeros_generic(dim, nalgebra::Const::<1>),
+                );
+                n.div_ceil(SCORE_CHUNK)
+            ],
             particles: init,
         };
         self.scores(&mut state, 0)?;
