@@ -497,50 +497,15 @@ mod tests {
             i += l;
             len = if len == 40 { 1 } else { len + 1 };
         }
+        assert_standard_normal(&z);
         let nf = n as f64;
-        let m1 = z.iter().sum::<f64>() / nf;
-        let m2 = z.iter().map(|v| v * v).sum::<f64>() / nf;
-        let m4 = z.iter().map(|v| v.powi(4)).sum::<f64>() / nf;
-        // Standard errors 1/√n, √2/√n, √96/√n; 5 SE.
-        assert!(m1.abs() < 5.0 / nf.sqrt(), "mean {m1}");
-        assert!(
-            (m2 - 1.0).abs() < 5.0 * 2f64.sqrt() / nf.sqrt(),
-            "E Z² {m2}"
-        );
-        assert!(
-            (m4 - 3.0).abs() < 5.0 * 96f64.sqrt() / nf.sqrt(),
-            "E Z⁴ {m4}"
-        );
-        for (q, p) in [
-            (-2.575_829, 0.005),
-            (-1.959_964, 0.025),
-            (-0.994_458, 0.16),
-            (0.0, 0.5),
-            (0.994_458, 0.84),
-            (1.959_964, 0.975),
-            (2.575_829, 0.995),
-        ] {
-            let f = z.iter().filter(|v| **v <= q).count() as f64 / nf;
-            let se = (p * (1.0 - p) / nf).sqrt();
-            assert!((f - p).abs() < 5.0 * se, "P(Z <= {q}) = {f}, expected {p}");
-        }
         // Lag-1 correlation of the stream (neighbours inside and across calls); SE 1/√n.
         let lag1 = z.windows(2).map(|w| w[0] * w[1]).sum::<f64>() / nf;
         assert!(lag1.abs() < 5.0 / nf.sqrt(), "lag-1 correlation {lag1}");
-        // Cosine and sine of one word (64 apart in a full refill) are uncorrelated;
-        // SE 1/√pairs.
         let mut big = vec![0.0; 160_000];
         super::fill_normals(&mut rng, &mut big);
-        let (s, k) = big
-            .chunks_exact(128)
-            .flat_map(|g| g[..64].iter().zip(&g[64..]))
-            .fold((0.0, 0.0), |(s, k), (a, b)| (s + a * b, k + 1.0));
-        assert!(
-            (s / k).abs() < 5.0 / f64::sqrt(k),
-            "pair correlation {}",
-            s / k
-        );
-        assert!(z.iter().chain(&big).all(|v| v.is_finite() && v.abs() < 7.5));
+        assert_pairs_uncorrelated(&big);
+        assert!(big.iter().all(|v| v.is_finite() && v.abs() < 7.5));
         // Same state, same draws; a 5-draw call is the cosines of 3 words, then the sines of
         // the first 2 (of a full refill: entries 0, 1, 2, 64, 65).
         let mut a = [0.0; 128];
@@ -687,11 +652,20 @@ mod tests {
         let n = 1_000_001; // odd: exercises the discarded half pair
         let mut z = vec![0.0; n];
         super::fill_normals(&mut rand::rngs::ChaCha8Rng::seed_from_u64(5), &mut z);
-        let nf = n as f64;
+        assert_standard_normal(&z);
+        assert_pairs_uncorrelated(&z);
+    }
+
+    /// Moments and quantiles of draws meant to be standard normal, every draw finite and
+    /// inside the generator's largest radius 7.45: `E Z`, `E Z²`, `E Z⁴` within 5 standard
+    /// errors (`1/√n`, `√2/√n`, `√96/√n`: Var Z⁴ = 105 − 9) and `P(Z ≤ q)` at seven quantiles
+    /// within 5 SE (`√(p(1 − p)/n)`).
+    fn assert_standard_normal(z: &[f64]) {
+        let nf = z.len() as f64;
+        assert!(z.iter().all(|v| v.is_finite() && v.abs() < 7.5));
         let m1 = z.iter().sum::<f64>() / nf;
         let m2 = z.iter().map(|v| v * v).sum::<f64>() / nf;
         let m4 = z.iter().map(|v| v.powi(4)).sum::<f64>() / nf;
-        // Standard errors: 1/√n, √2/√n, √96/√n (Var Z⁴ = 105 − 9); 5 SE.
         assert!(m1.abs() < 5.0 / nf.sqrt(), "mean {m1}");
         assert!(
             (m2 - 1.0).abs() < 5.0 * 2f64.sqrt() / nf.sqrt(),
@@ -701,29 +675,32 @@ mod tests {
             (m4 - 3.0).abs() < 5.0 * 96f64.sqrt() / nf.sqrt(),
             "E Z⁴ {m4}"
         );
-        // Quantiles: P(Z ≤ q) for Φ(q) = 0.025, 0.16, 0.5, 0.84, 0.975; SE √(p(1−p)/n).
         for (q, p) in [
+            (-2.575_829, 0.005),
             (-1.959_964, 0.025),
             (-0.994_458, 0.16),
             (0.0, 0.5),
             (0.994_458, 0.84),
             (1.959_964, 0.975),
+            (2.575_829, 0.995),
         ] {
             let f = z.iter().filter(|v| **v <= q).count() as f64 / nf;
             let se = (p * (1.0 - p) / nf).sqrt();
             assert!((f - p).abs() < 5.0 * se, "P(Z <= {q}) = {f}, expected {p}");
         }
-        // The two draws of one pair (64 apart in each refill of 128) are uncorrelated;
-        // SE 1/√pairs.
-        let pairs = z.chunks_exact(128).map(|c| c[..64].iter().zip(&c[64..]));
-        let (c, np) = pairs
-            .flatten()
+    }
+
+    /// The cosine and sine draws of one word (64 apart in every full refill of 128) are
+    /// uncorrelated: mean product within 5 SE (`1/√pairs`).
+    fn assert_pairs_uncorrelated(z: &[f64]) {
+        let (c, k) = z
+            .chunks_exact(128)
+            .flat_map(|g| g[..64].iter().zip(&g[64..]))
             .fold((0.0, 0.0), |(s, k), (a, b)| (s + a * b, k + 1.0));
         assert!(
-            (c / np).abs() < 5.0 / f64::sqrt(np),
+            (c / k).abs() < 5.0 / f64::sqrt(k),
             "pair correlation {}",
-            c / np
+            c / k
         );
-        assert!(z.iter().all(|v| v.is_finite() && v.abs() < 7.5));
     }
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::rng;
+use common::{on_pools, rng};
 use klflow::diffusion::{
     Corrector, Ddpm, DiffusionInit, FiniteDataScore, FnNetwork, ForwardOu, FromPrediction,
     GaussianScore, MixtureScore, OdeScheme, Parameterisation, Predictor, PredictorCorrector,
@@ -946,20 +946,6 @@ fn fused_drift_equals_score_then_combine() {
         assert_eq!(want[0].to_bits(), y[0].to_bits());
         assert_eq!(want[1].to_bits(), y[1].to_bits());
     }
-}
-
-/// Runs `f` on 1- and 2-thread rayon pools (once without the `rayon` feature).
-fn on_pools(f: impl Fn() + Send + Sync) {
-    #[cfg(feature = "rayon")]
-    for threads in [1, 2] {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(&f);
-    }
-    #[cfg(not(feature = "rayon"))]
-    f();
 }
 
 /// The bits of every coordinate of every particle.

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{rng, spd_with_spectrum};
+use common::{Wall, on_pools, rng, spd_with_spectrum};
 use klflow::langevin::{Mala, MalaEnsemble, Ula, UlaEnsemble};
 use klflow::potential::{BatchPotential, BatchWorkspace, Gaussian, LogisticRegression, Potential};
 use klflow::{Error, Sampler};
@@ -258,27 +258,8 @@ fn ensemble_input_errors() {
 /// reject (a divergence) and keep every position finite.
 #[test]
 fn ensemble_non_finite() {
-    struct Wall;
-    impl Potential for Wall {
-        type Dim = Dyn;
-        fn dim(&self) -> Dyn {
-            Dyn(1)
-        }
-        fn energy(&self, x: &DVector<f64>) -> f64 {
-            if x[0] < 1.0 {
-                0.5 * x[0] * x[0]
-            } else {
-                f64::INFINITY
-            }
-        }
-        fn energy_grad(&self, x: &DVector<f64>, g: &mut DVector<f64>) -> f64 {
-            g[0] = x[0];
-            self.energy(x)
-        }
-    }
-    impl BatchPotential for Wall {}
     let mut r = rng(9);
-    let ula = UlaEnsemble::new(Wall, 0.5).unwrap();
+    let ula = UlaEnsemble::new(Wall(1), 0.5).unwrap();
     let mut s = ula.init(DMatrix::from_element(1, 8, 0.9), &mut r).unwrap();
     let mut err = None;
     for _ in 0..100 {
@@ -294,7 +275,7 @@ fn ensemble_non_finite() {
             ..
         })
     ));
-    let mala = MalaEnsemble::new(Wall, 0.5).unwrap();
+    let mala = MalaEnsemble::new(Wall(1), 0.5).unwrap();
     let mut m = mala.init(DMatrix::from_element(1, 8, 0.9), &mut r).unwrap();
     for _ in 0..100 {
         mala.step(&mut m, &mut r).unwrap();
@@ -452,20 +433,6 @@ fn ensembles_are_bit_identical_for_any_thread_count() {
     assert_ne!(a1.positions(), b1.positions());
 }
 
-/// Runs `f` on 1- and 2-thread rayon pools (once without the `rayon` feature).
-fn on_pools(f: impl Fn() + Send + Sync) {
-    #[cfg(feature = "rayon")]
-    for threads in [1, 2] {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(&f);
-    }
-    #[cfg(not(feature = "rayon"))]
-    f();
-}
-
 /// `advance(k)` and `advance_streams(k)` equal `k` calls of `step` / `step_streams` bit for
 /// bit, for ULA (with and without energies) and MALA on logistic regression with 150 chains
 /// (3 blocks of 50), on 1- and 2-thread pools: positions, gradients, energies, the iteration,
@@ -567,27 +534,8 @@ fn advance_equals_repeated_steps_bit_for_bit() {
 /// steps. 200 chains (4 blocks; ULA from 0, MALA from 0.9) on 1- and 2-thread pools.
 #[test]
 fn advance_non_finite_matches_single_steps() {
-    struct Wall;
-    impl Potential for Wall {
-        type Dim = Dyn;
-        fn dim(&self) -> Dyn {
-            Dyn(1)
-        }
-        fn energy(&self, x: &DVector<f64>) -> f64 {
-            if x[0] < 1.0 {
-                0.5 * x[0] * x[0]
-            } else {
-                f64::INFINITY
-            }
-        }
-        fn energy_grad(&self, x: &DVector<f64>, g: &mut DVector<f64>) -> f64 {
-            g[0] = x[0];
-            self.energy(x)
-        }
-    }
-    impl BatchPotential for Wall {}
     on_pools(|| {
-        let ula = UlaEnsemble::new(Wall, 0.01).unwrap();
+        let ula = UlaEnsemble::new(Wall(1), 0.01).unwrap();
         let (mut r1, mut r2) = (rng(9), rng(9));
         let mut a = ula.init(DMatrix::zeros(1, 200), &mut r1).unwrap();
         let mut b = a.clone();
@@ -604,7 +552,7 @@ fn advance_non_finite_matches_single_steps() {
             (a.iteration(), a.acceptance_rate()),
             (b.iteration(), b.acceptance_rate())
         );
-        let mala = MalaEnsemble::new(Wall, 0.5).unwrap();
+        let mala = MalaEnsemble::new(Wall(1), 0.5).unwrap();
         // After the error `advance` has drawn all its seeds, single steps only those before it.
         let (mut r1, mut r2) = (rng(10), rng(10));
         let mut m = mala

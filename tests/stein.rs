@@ -605,6 +605,31 @@ fn errors_instead_of_nans() {
     ));
 }
 
+/// The scores are evaluated in parallel chunks of particles: one particle with an infinite
+/// energy in the last chunk (of three) makes `init` fail naming the energy, on 1- and
+/// 2-thread pools alike; the same particles moved off the wall succeed.
+#[test]
+fn non_finite_energy_in_any_chunk_is_an_error() {
+    let target = common::Wall(2);
+    let svgd = Svgd::new(&target, Bandwidth::LiuWang, 0.1).unwrap();
+    let mut x = DMatrix::from_fn(2, 40, |i, j| 0.01 * (i + j) as f64 - 0.3);
+    x[(0, 37)] = 2.0;
+    let run = |x: DMatrix<f64>| svgd.init(x, &mut common::rng(1)).map(|_| ());
+    let check = || {
+        assert!(matches!(
+            run(x.clone()),
+            Err(klflow::Error::NonFinite {
+                quantity: "energy",
+                ..
+            })
+        ));
+        let mut ok = x.clone();
+        ok[(0, 37)] = 0.5;
+        assert!(run(ok).is_ok());
+    };
+    common::on_pools(check);
+}
+
 /// With `rayon`, SVGD (Liu–Wang, n = 700 so the engine goes parallel) gives bit-identical
 /// particles on a 1-thread and a 2-thread pool.
 #[cfg(feature = "rayon")]

@@ -572,8 +572,7 @@ impl<P: Potential, F: FitKernel> Svgd<P, F> {
             .chunks(chunk)
             .zip(state.scores.as_mut_slice().chunks_mut(chunk))
             .zip(state.score_bufs.iter_mut())
-            .map(job)
-            .fold(true, |a, b| a && b);
+            .all(job);
         if !energies_ok {
             return Err(Error::NonFinite {
                 step,

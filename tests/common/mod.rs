@@ -1,7 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use nalgebra::{DMatrix, SMatrix};
+use klflow::potential::{BatchPotential, Potential};
+use nalgebra::{DMatrix, DVector, Dyn, SMatrix};
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 use rand_distr::StandardNormal;
@@ -63,4 +64,44 @@ pub fn gauss_legendre(n: usize, a: f64, b: f64) -> Vec<(f64, f64)> {
         out.push((0.5 * (b - a) * x + 0.5 * (b + a), 0.5 * (b - a) * w));
     }
     out
+}
+
+/// `U(x) = x₀²/2` on `x₀ < 1`, `+∞` from there on (gradient `x₀` everywhere, so finite): a
+/// target whose energy turns non-finite at a known place. Coordinates after the first do not
+/// enter (`dim` is `Dyn(d)`).
+pub struct Wall(pub usize);
+
+impl Potential for Wall {
+    type Dim = Dyn;
+    fn dim(&self) -> Dyn {
+        Dyn(self.0)
+    }
+    fn energy(&self, x: &DVector<f64>) -> f64 {
+        if x[0] < 1.0 {
+            0.5 * x[0] * x[0]
+        } else {
+            f64::INFINITY
+        }
+    }
+    fn energy_grad(&self, x: &DVector<f64>, g: &mut DVector<f64>) -> f64 {
+        g.fill(0.0);
+        g[0] = x[0];
+        self.energy(x)
+    }
+}
+
+impl BatchPotential for Wall {}
+
+/// Runs `f` on 1- and 2-thread rayon pools (once without the `rayon` feature).
+pub fn on_pools(f: impl Fn() + Send + Sync) {
+    #[cfg(feature = "rayon")]
+    for threads in [1, 2] {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(&f);
+    }
+    #[cfg(not(feature = "rayon"))]
+    f();
 }
