@@ -686,14 +686,18 @@ impl PairScratch {
 
     /// `φ_i = (a_i + rep_i)/n`; Gaussian path: `φ_i = (g_i + p·x_i·K_i)/n` (centred `x`).
     pub(crate) fn phi_into(&self, phi: &mut [f64]) {
+        self.phi_range(0, phi);
+    }
+
+    /// [`phi_into`](Self::phi_into) for the particles `i0, i0 + 1, …` whose directions `phi`
+    /// holds (`d` entries each): the same values, so chunks of particles can be done apart.
+    pub(crate) fn phi_range(&self, i0: usize, phi: &mut [f64]) {
         let inv = 1.0 / self.n as f64;
+        let d = self.d;
+        let a = &self.a[i0 * d..][..phi.len()];
         if let Some(p) = self.gauss {
-            let (d, np) = (self.d, self.np);
-            for (i, (ph, g)) in phi
-                .chunks_exact_mut(d)
-                .zip(self.a.chunks_exact(d))
-                .enumerate()
-            {
+            let np = self.np;
+            for (i, (ph, g)) in (i0..).zip(phi.chunks_exact_mut(d).zip(a.chunks_exact(d))) {
                 let pk = p * self.wsum[i];
                 for (l, (ph, g)) in ph.iter_mut().zip(g).enumerate() {
                     *ph = fmadd(pk, self.xt[l * np + i], *g) * inv;
@@ -701,7 +705,8 @@ impl PairScratch {
             }
             return;
         }
-        for ((p, a), r) in phi.iter_mut().zip(&self.a).zip(&self.rep) {
+        let rep = &self.rep[i0 * d..][..phi.len()];
+        for ((p, a), r) in phi.iter_mut().zip(a).zip(rep) {
             *p = (a + r) * inv;
         }
     }

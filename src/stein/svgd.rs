@@ -587,7 +587,159 @@ impl<P: Potential, F: FitKernel> Svgd<P, F> {
         }
         Ok(())
     }
+
+    /// The end of a step, one pass per chunk of [`SCORE_CHUNK`] particles (in parallel with
+    /// the `rayon` feature, a fixed split, so the values do not depend on the thread count):
+    /// the directions `φ` of the chunk, the move `x ← x + γ φ` (or the AdaGrad move) plus the
+    /// noise, the finiteness of the new positions, and their scores. Errors, in this order of
+    /// precedence: a non-finite position, energy, gradient.
+    fn move_particles<K>(
+        &self,
+        state: &mut SvgdState<P::Dim, K>,
+        k: usize,
+        gamma: f64,
+        noisy: bool,
+    ) -> Result<()>
+    where
+        P: MaybeSync,
+        OVector<f64, P::Dim>: MaybeSend,
+        DefaultAllocator: Allocator<P::Dim>,
+        K: MaybeSync,
+    {
+        let d = state.particles.nrows();
+        let potential = &self.potential;
+        let update = self.update;
+        let pairs = &state.pairs;
+        let chunk = SCORE_CHUNK * d;
+        let job = |c: usize, part: MoveJob<'_, P::Dim>| -> u8 {
+            let (((xs, ss), ph), (hist, eta, (point, grad))) = part;
+            pairs.phi_range(c * SCORE_CHUNK, ph);
+            match update {
+                Update::Plain => {
+                    for (x, p) in xs.iter_mut().zip(ph.iter()) {
+                        *x += gamma * p;
+                    }
+                }
+                Update::AdaGrad { alpha, fudge } => {
+                    for ((x, p), h) in xs.iter_mut().zip(ph.iter()).zip(hist.iter_mut()) {
+                        *h = if k == 0 {
+                            *h + p * p
+                        } else {
+                            alpha * *h + (1.0 - alpha) * p * p
+                        };
+                        *x += gamma * p / (fudge + h.sqrt());
+                    }
+                }
+            }
+            if noisy {
+                for (x, e) in xs.iter_mut().zip(eta.iter()) {
+                    *x += e;
+                }
+            }
+            if !crate::dim::all_finite(xs) {
+                return MOVE_POSITION;
+            }
+            let mut energies_ok = true;
+            for (x, s) in xs.chunks_exact(d).zip(ss.chunks_exact_mut(d)) {
+                point.as_mut_slice().copy_from_slice(x);
+                energies_ok &= potential.energy_grad(point, grad).is_finite();
+                for (s, g) in s.iter_mut().zip(grad.iter()) {
+                    *s = -g;
+                }
+            }
+            if !energies_ok {
+                MOVE_ENERGY
+            } else if !crate::dim::all_finite(ss) {
+                MOVE_GRADIENT
+            } else {
+                MOVE_OK
+            }
+        };
+        let SvgdState {
+            particles,
+            scores,
+            phi,
+            hist,
+            noise,
+            score_bufs,
+            ..
+        } = state;
+        #[cfg(feature = "rayon")]
+        let status = {
+            use rayon::iter::Either;
+            use rayon::prelude::*;
+            let chunks = score_bufs.len();
+            let hist = if hist.is_empty() {
+                Either::Left((0..chunks).into_par_iter().map(|_| <&mut [f64]>::default()))
+            } else {
+                Either::Right(hist.as_mut_slice().par_chunks_mut(chunk))
+            };
+            let eta = if noisy {
+                Either::Right(noise.eta.as_slice().par_chunks(chunk))
+            } else {
+                Either::Left((0..chunks).into_par_iter().map(|_| <&[f64]>::default()))
+            };
+            particles
+                .as_mut_slice()
+                .par_chunks_mut(chunk)
+                .zip(scores.as_mut_slice().par_chunks_mut(chunk))
+                .zip(phi.as_mut_slice().par_chunks_mut(chunk))
+                .zip(hist.zip(eta).zip(score_bufs.par_iter_mut()))
+                .map(|(a, ((h, e), b))| (a, (h, e, b)))
+                .enumerate()
+                .with_max_len(1)
+                .map(|(c, part)| job(c, part))
+                .reduce(|| MOVE_OK, u8::max)
+        };
+        #[cfg(not(feature = "rayon"))]
+        let status = {
+            let (hist, eta) = (hist.as_mut_slice(), noise.eta.as_slice());
+            let mut status = MOVE_OK;
+            for (c, (((xs, ss), ph), bufs)) in particles
+                .as_mut_slice()
+                .chunks_mut(chunk)
+                .zip(scores.as_mut_slice().chunks_mut(chunk))
+                .zip(phi.as_mut_slice().chunks_mut(chunk))
+                .zip(score_bufs.iter_mut())
+                .enumerate()
+            {
+                let range = c * chunk..(c * chunk + xs.len());
+                let h: &mut [f64] = if hist.is_empty() {
+                    &mut []
+                } else {
+                    &mut hist[range.clone()]
+                };
+                let e: &[f64] = if noisy { &eta[range] } else { &[] };
+                status = status.max(job(c, (((xs, ss), ph), (h, e, bufs))));
+            }
+            status
+        };
+        let quantity = match status {
+            MOVE_OK => return Ok(()),
+            MOVE_GRADIENT => "gradient",
+            MOVE_ENERGY => "energy",
+            _ => "position",
+        };
+        Err(Error::NonFinite {
+            step: state.iteration,
+            quantity,
+        })
+    }
 }
+
+/// One task of [`Svgd::move_particles`]: the chunk's particles, scores and directions, then its
+/// AdaGrad history (empty for the plain move), noise (empty without noise) and score scratch.
+type MoveJob<'a, D> = (
+    ((&'a mut [f64], &'a mut [f64]), &'a mut [f64]),
+    (&'a mut [f64], &'a [f64], &'a mut ScoreBufs<D>),
+);
+
+/// Chunk outcomes of [`Svgd::move_particles`], ordered by precedence (the maximum is
+/// reported).
+const MOVE_OK: u8 = 0;
+const MOVE_GRADIENT: u8 = 1;
+const MOVE_ENERGY: u8 = 2;
+const MOVE_POSITION: u8 = 3;
 
 impl<P, F> Sampler for Svgd<P, F>
 where
@@ -659,7 +811,7 @@ where
         let r2 = state.median.fresh_store(n, d);
         state.pairs.compute(&state.kernel, x, s, r2);
         state.median.mark_stale();
-        state.pairs.phi_into(state.phi.as_mut_slice());
+        // The KSD reads this step's scores: before the pass below replaces them.
         let ksd2 = state.pairs.ksd_v(s);
         let ksd2_u = state.pairs.ksd_u(&state.kernel, x, s, ksd2);
         let gamma = self.schedule.at(k);
@@ -667,41 +819,8 @@ where
         let noisy = state
             .noise
             .draw(&self.noise, &state.kernel, &state.particles, gamma, rng);
-        match self.update {
-            Update::Plain => {
-                for (x, p) in state.particles.iter_mut().zip(state.phi.iter()) {
-                    *x += gamma * p;
-                }
-            }
-            Update::AdaGrad { alpha, fudge } => {
-                for ((x, p), h) in state
-                    .particles
-                    .iter_mut()
-                    .zip(state.phi.iter())
-                    .zip(state.hist.iter_mut())
-                {
-                    *h = if k == 0 {
-                        *h + p * p
-                    } else {
-                        alpha * *h + (1.0 - alpha) * p * p
-                    };
-                    *x += gamma * p / (fudge + h.sqrt());
-                }
-            }
-        }
-        if noisy {
-            for (x, e) in state.particles.iter_mut().zip(state.noise.eta.iter()) {
-                *x += e;
-            }
-        }
         state.iteration += 1;
-        if !crate::dim::all_finite(state.particles.as_slice()) {
-            return Err(Error::NonFinite {
-                step: state.iteration,
-                quantity: "position",
-            });
-        }
-        self.scores(state, state.iteration)?;
+        self.move_particles(state, k, gamma, noisy)?;
         Ok(SvgdInfo {
             ksd2,
             ksd2_u,
