@@ -5,7 +5,7 @@ mod common;
 use klflow::Sampler;
 use klflow::kernel::{Bandwidth, FitKernel, Imq, Kernel, Linear, MedianScratch, Rbf};
 use klflow::potential::Gaussian;
-use klflow::stein::{Noise, Svgd, ksd, mmd2_unbiased, stein_direction};
+use klflow::stein::{Noise, Svgd, Update, ksd, mmd2_unbiased, stein_direction};
 use nalgebra::{Const, DMatrix, DVector, Dyn, SMatrix, SVector};
 use proptest::prelude::*;
 use rand::RngExt;
@@ -656,4 +656,46 @@ fn bit_identical_across_thread_counts() {
         })
     };
     assert_eq!(run(1), run(2));
+}
+
+/// The same at n·d = 36 000 (the transposes and features are prepared in parallel too), with
+/// noise and the AdaGrad move (the per-chunk move reads the noise and the history), on 1-, 2-
+/// and 3-thread pools; and at n = 200, d = 3, below the pair engine's parallel threshold,
+/// where only the per-chunk move and scores run in parallel.
+#[cfg(feature = "rayon")]
+#[test]
+fn bit_identical_across_thread_counts_wide_noisy_adagrad() {
+    let run = |threads: usize, d: usize, n: usize| -> Vec<u64> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let target = Gaussian::standard(Dyn(d));
+            let svgd = Svgd::new(&target, Bandwidth::LiuWang, 0.05)
+                .unwrap()
+                .with_update(Update::adagrad())
+                .unwrap()
+                .with_noise(Noise::isotropic())
+                .unwrap();
+            let mut rng = common::rng(83);
+            let mut state = svgd
+                .init(gaussian_particles(d, n, -1.0, 0.5, 84), &mut rng)
+                .unwrap();
+            let mut bits = Vec::new();
+            for _ in 0..3 {
+                let info = svgd.step(&mut state, &mut rng).unwrap();
+                bits.push(info.ksd2.to_bits());
+                bits.push(info.ksd2_u.to_bits());
+            }
+            bits.extend(state.particles().iter().map(|v| v.to_bits()));
+            bits.extend(state.scores().iter().map(|v| v.to_bits()));
+            bits
+        })
+    };
+    for (d, n) in [(90, 400), (3, 200)] {
+        let one = run(1, d, n);
+        assert_eq!(one, run(2, d, n), "d = {d}, n = {n}");
+        assert_eq!(one, run(3, d, n), "d = {d}, n = {n}");
+    }
 }
