@@ -5,7 +5,7 @@ mod common;
 use klflow::Sampler;
 use klflow::kernel::{Bandwidth, FitKernel, Imq, Kernel, Linear, MedianScratch, Rbf};
 use klflow::potential::Gaussian;
-use klflow::stein::{Noise, Svgd, Update, ksd, mmd2_unbiased, stein_direction};
+use klflow::stein::{Noise, Svgd, ksd, mmd2_unbiased, stein_direction};
 use nalgebra::{Const, DMatrix, DVector, Dyn, SMatrix, SVector};
 use proptest::prelude::*;
 use rand::RngExt;
@@ -674,7 +674,7 @@ fn bit_identical_across_thread_counts_wide_noisy_adagrad() {
             let target = Gaussian::standard(Dyn(d));
             let svgd = Svgd::new(&target, Bandwidth::LiuWang, 0.05)
                 .unwrap()
-                .with_update(Update::adagrad())
+                .with_update(klflow::stein::Update::adagrad())
                 .unwrap()
                 .with_noise(Noise::isotropic())
                 .unwrap();
