@@ -751,6 +751,10 @@ impl<P: BatchPotential + MaybeSync> UlaEnsemble<P> {
     /// [`Sampler::step`] bit for bit, for any thread count (it draws the same seeds from `rng`,
     /// in the same order). Returns the totals over the steps (`accepted` = chains × steps).
     ///
+    /// Each call costs one wake-up and join of the pool's threads (measured ≈ 20–30 µs on a
+    /// 2-vCPU VM): give it segments long enough to hide that. 100 chains of ULA at d = 100
+    /// (23 µs a step) run 1.5× faster on two threads with 10 steps per call and 1.8× with 100.
+    ///
     /// # Errors
     ///
     /// [`Error::NonFinite`] naming the earliest step at which any block saw a non-finite energy
