@@ -87,8 +87,7 @@ where
     }
     let mut p = PairScratch::new(d, n);
     p.compute(kernel, particles.as_slice(), s.as_slice(), None);
-    let v = p.ksd_v(s.as_slice());
-    let u = p.ksd_u(kernel, particles.as_slice(), s.as_slice(), v);
+    let (v, u) = p.ksd(kernel, particles.as_slice(), s.as_slice());
     Ok(Ksd {
         v_statistic: v,
         u_statistic: u,

@@ -26,7 +26,7 @@
 //! *Gaussian kernel* ([`Kernel::gaussian_precision`] = `p`): with `f_j = s_j − p·x_j` the driving
 //! and repulsive sums fold into `g_i = Σ_j k_ij f_j`: `n·φ_i = g_i + p·x_i·K_i` with `K_i = Σ_j
 //! k_ij`, and `KSD²` follows from `g`, `K` and the total `R = Σ_{i,j} k_ij r²_ij` (see
-//! `PairScratch::ksd_v`) — one `d`-feature product per side instead of `2d + 2`. Only the
+//! `PairScratch::ksd`) — one `d`-feature product per side instead of `2d + 2`. Only the
 //! total of `R` enters, so the tiled pass keeps it as one 8-lane sum per row block (no
 //! per-particle row or column sums of `k r²`). For `d < 16` the row side of a row block
 //! accumulates in 8 lanes per (particle, feature) across all its tiles and is reduced once at
@@ -794,21 +794,51 @@ impl PairScratch {
         }
     }
 
-    /// The V-statistic `KSD² = n⁻² Σ_{i,j} k_π(x_i, x_j)`.
+    /// The V-statistic `KSD² = n⁻² Σ_{i,j} k_π(x_i, x_j)` and the U-statistic (diagonal terms
+    /// removed), summed over chunks of [`KSD_CHUNK`] particles in order: chunk `c`'s part is
+    /// [`ksd_terms`](Self::ksd_terms) of its particles, so a caller that evaluates the chunks
+    /// elsewhere (in parallel, see `Svgd`) and adds them in the same order gets the same bits.
     ///
     /// Gaussian path (`k = exp(−p r²/2)`, `f = s − p·x`): `Σ_{i,j} k_π = Σ_i [f_iᵀg_i +
     /// K_i(‖s_i‖² − ‖f_i‖² + d·p) − p²R_i/2]`, from `Σ_j k_ij s_iᵀ(x_j − x_i)` rewritten with
     /// `k_ij = k_ji` and `2x_iᵀx_j = ‖x_i‖² + ‖x_j‖² − r²_ij` (see the module docs for the
     /// rounding); only `Σ_i R_i` enters, so `div` may hold any split of it (per particle or per
     /// row block).
-    pub(crate) fn ksd_v(&self, s: &[f64]) -> f64 {
+    pub(crate) fn ksd<K: Kernel>(&mut self, kernel: &K, x: &[f64], s: &[f64]) -> (f64, f64) {
         let d = self.d;
-        let mut total = 0.0;
+        let mut grad = std::mem::take(&mut self.grad);
+        let (mut v, mut diag) = (0.0, 0.0);
+        for (c, (xc, sc)) in x
+            .chunks(KSD_CHUNK * d)
+            .zip(s.chunks(KSD_CHUNK * d))
+            .enumerate()
+        {
+            let (a, b) = self.ksd_terms(kernel, c * KSD_CHUNK, xc, sc, &mut grad);
+            v += a;
+            diag += b;
+        }
+        self.grad = grad;
+        ksd_statistics(self.n, v, diag)
+    }
+
+    /// For the particles `i0, i0 + 1, …` (positions `x`, scores `s`, `d` entries each): the sum
+    /// of their rows `Σ_j k_π(x_i, x_j)` and of their diagonal terms `k_π(x_i, x_i)`. `grad`
+    /// is scratch of length `d` (general kernels only).
+    pub(crate) fn ksd_terms<K: Kernel>(
+        &self,
+        kernel: &K,
+        i0: usize,
+        x: &[f64],
+        s: &[f64],
+        grad: &mut [f64],
+    ) -> (f64, f64) {
+        let d = self.d;
+        let (mut rows, mut diag) = (0.0, 0.0);
         if let Some(p) = self.gauss {
             let np = self.np;
             let dpf = d as f64 * p;
-            for i in 0..self.n {
-                let (si, g) = (&s[i * d..][..d], &self.a[i * d..][..d]);
+            for (i, si) in (i0..).zip(s.chunks_exact(d)) {
+                let g = &self.a[i * d..][..d];
                 let (mut fg, mut ss, mut ff) = (0.0, 0.0, 0.0);
                 for l in 0..d {
                     let f = self.st[l * np + i];
@@ -816,46 +846,41 @@ impl PairScratch {
                     ss = fmadd(si[l], si[l], ss);
                     ff = fmadd(f, f, ff);
                 }
-                total += fg + self.wsum[i] * ((ss - ff) + dpf) - 0.5 * p * p * self.div[i];
+                rows += fg + self.wsum[i] * ((ss - ff) + dpf) - 0.5 * p * p * self.div[i];
+                // k(x, x) = 1, ∇ₓk(x, x) = 0, ∇ₓ·∇ᵧk(x, x) = d·p.
+                diag += ss + dpf;
             }
-            return total / (self.n as f64 * self.n as f64);
+            return (rows, diag);
         }
-        for i in 0..self.n {
-            let si = &s[i * d..][..d];
+        for ((i, si), xi) in (i0..).zip(s.chunks_exact(d)).zip(x.chunks_exact(d)) {
             let (a, r) = (&self.a[i * d..][..d], &self.rep[i * d..][..d]);
             let sa: f64 = si.iter().zip(a).map(|(x, y)| x * y).sum();
             let sr: f64 = si.iter().zip(r).map(|(x, y)| x * y).sum();
-            total += sa + 2.0 * sr + self.div[i];
-        }
-        total / (self.n as f64 * self.n as f64)
-    }
-
-    /// The U-statistic (diagonal terms removed) from the V-statistic `v`.
-    pub(crate) fn ksd_u<K: Kernel>(&mut self, kernel: &K, x: &[f64], s: &[f64], v: f64) -> f64 {
-        let (d, n) = (self.d, self.n);
-        if n < 2 {
-            return f64::NAN;
-        }
-        let mut diag = 0.0;
-        if let Some(p) = self.gauss {
-            // k(x, x) = 1, ∇ₓk(x, x) = 0, ∇ₓ·∇ᵧk(x, x) = d·p.
-            let dp = d as f64 * p;
-            for si in s.chunks_exact(d) {
-                diag += si.iter().map(|v| v * v).sum::<f64>() + dp;
-            }
-            let nf = n as f64;
-            return (v * nf * nf - diag) / (nf * (nf - 1.0));
-        }
-        for i in 0..n {
-            let (xi, si) = (&x[i * d..][..d], &s[i * d..][..d]);
-            let k = kernel.value_grad_x(xi, xi, &mut self.grad);
+            rows += sa + 2.0 * sr + self.div[i];
+            let k = kernel.value_grad_x(xi, xi, grad);
             let s2: f64 = si.iter().map(|v| v * v).sum();
-            let sg: f64 = si.iter().zip(&self.grad).map(|(a, b)| a * b).sum();
+            let sg: f64 = si.iter().zip(grad.iter()).map(|(a, b)| a * b).sum();
             diag += s2 * k + 2.0 * sg + kernel.div_grad(xi, xi);
         }
-        let nf = n as f64;
-        (v * nf * nf - diag) / (nf * (nf - 1.0))
+        (rows, diag)
     }
+}
+
+/// Particles per part of the KSD sums ([`PairScratch::ksd`]): a fixed split, so the sums do
+/// not depend on how the parts are scheduled.
+pub(crate) const KSD_CHUNK: usize = 16;
+
+/// `(V, U)` from the totals of [`PairScratch::ksd_terms`] over all `n` particles: `V = rows/n²`,
+/// `U = (rows − diag)/(n(n − 1))` (NaN for `n < 2`).
+pub(crate) fn ksd_statistics(n: usize, rows: f64, diag: f64) -> (f64, f64) {
+    let nf = n as f64;
+    let v = rows / (nf * nf);
+    let u = if n < 2 {
+        f64::NAN
+    } else {
+        (v * nf * nf - diag) / (nf * (nf - 1.0))
+    };
+    (v, u)
 }
 
 /// Sum of a slice whose length is a multiple of 8, with 8 accumulators in a fixed order.
@@ -1847,8 +1872,7 @@ pub fn stein_direction<K: Kernel + Sync>(
     let mut p = PairScratch::new(d, n);
     p.compute(kernel, x.as_slice(), s.as_slice(), None);
     p.phi_into(phi.as_mut_slice());
-    let v = p.ksd_v(s.as_slice());
-    let u = p.ksd_u(kernel, x.as_slice(), s.as_slice(), v);
+    let (v, u) = p.ksd(kernel, x.as_slice(), s.as_slice());
     Ok(Ksd {
         v_statistic: v,
         u_statistic: u,
@@ -1946,7 +1970,10 @@ mod tests {
             p1.phi_into(&mut phi1);
             p2.phi_into(&mut phi2);
             assert_eq!(phi1, phi2);
-            assert_eq!(p1.ksd_v(&s).to_bits(), p2.ksd_v(&s).to_bits());
+            assert_eq!(
+                p1.ksd(&k, &x, &s).0.to_bits(),
+                p2.ksd(&k, &x, &s).0.to_bits()
+            );
             med.mark_stale();
             assert!(med.fresh_store(n, d).is_none());
             // The general radial path on the same kernel (a wrapper without the hook).
@@ -1979,8 +2006,10 @@ mod tests {
                 .zip(&phi3)
                 .fold(0.0_f64, |m, (a, b)| m.max((a - b).abs()));
             assert!(err <= 1e-13 * scale, "d={d} n={n}: {err:e} vs {scale:e}");
-            let (v1, v3) = (p1.ksd_v(&s), p3.ksd_v(&s));
+            let (v1, u1) = p1.ksd(&k, &x, &s);
+            let (v3, u3) = p3.ksd(&Plain(k), &x, &s);
             assert!((v1 - v3).abs() <= 1e-12 * v3.abs(), "{v1} vs {v3}");
+            assert!((u1 - u3).abs() <= 1e-12 * v3.abs(), "{u1} vs {u3}");
         }
     }
 

@@ -9,7 +9,7 @@ use super::noisy::{Noise, NoiseScratch};
 use super::pairwise::PairScratch;
 use crate::diffusion::{MaybeSend, MaybeSync};
 use crate::error::{Error, Result, positive};
-use crate::kernel::{FitKernel, MedianScratch};
+use crate::kernel::{FitKernel, Kernel, MedianScratch};
 use crate::potential::Potential;
 use crate::sampler::Sampler;
 
@@ -255,6 +255,8 @@ where
     /// One (point, gradient) buffer pair per [`SCORE_CHUNK`] particles, so that the scores
     /// can be evaluated in parallel without allocating.
     score_bufs: Vec<ScoreBufs<D>>,
+    /// The chunk outcomes of the last move pass (kept to reuse the allocation).
+    move_parts: Vec<MovePart>,
 }
 
 /// A point and its gradient, scratch for one chunk of the score evaluations.
@@ -590,30 +592,37 @@ impl<P: Potential, F: FitKernel> Svgd<P, F> {
 
     /// The end of a step, one pass per chunk of [`SCORE_CHUNK`] particles (in parallel with
     /// the `rayon` feature, a fixed split, so the values do not depend on the thread count):
-    /// the directions `φ` of the chunk, the move `x ← x + γ φ` (or the AdaGrad move) plus the
-    /// noise, the finiteness of the new positions, and their scores. Errors, in this order of
+    /// the chunk's part of the KSD sums (from the scores about to be replaced), the directions
+    /// `φ`, the move `x ← x + γ φ` (or the AdaGrad move) plus the noise, the finiteness of the
+    /// new positions, and their scores. Returns the KSD² V- and U-statistics (the chunk parts
+    /// added in order: the bits of the serial [`PairScratch::ksd`]). Errors, in this order of
     /// precedence: a non-finite position, energy, gradient.
+    ///
+    /// [`PairScratch::ksd`]: super::pairwise::PairScratch::ksd
     fn move_particles<K>(
         &self,
         state: &mut SvgdState<P::Dim, K>,
         k: usize,
         gamma: f64,
         noisy: bool,
-    ) -> Result<()>
+    ) -> Result<(f64, f64)>
     where
         P: MaybeSync,
         OVector<f64, P::Dim>: MaybeSend,
         DefaultAllocator: Allocator<P::Dim>,
-        K: MaybeSync,
+        K: Kernel + MaybeSync,
     {
-        let d = state.particles.nrows();
+        let (d, n) = state.particles.shape();
         let potential = &self.potential;
         let update = self.update;
-        let pairs = &state.pairs;
+        let (pairs, kernel) = (&state.pairs, &state.kernel);
         let chunk = SCORE_CHUNK * d;
-        let job = |c: usize, part: MoveJob<'_, P::Dim>| -> u8 {
+        let job = |c: usize, part: MoveJob<'_, P::Dim>| -> MovePart {
             let (((xs, ss), ph), (hist, eta, (point, grad))) = part;
-            pairs.phi_range(c * SCORE_CHUNK, ph);
+            let i0 = c * SCORE_CHUNK;
+            let (rows, diag) = pairs.ksd_terms(kernel, i0, xs, ss, grad.as_mut_slice());
+            let status = |s: u8| (s, rows, diag);
+            pairs.phi_range(i0, ph);
             match update {
                 Update::Plain => {
                     for (x, p) in xs.iter_mut().zip(ph.iter()) {
@@ -637,7 +646,7 @@ impl<P: Potential, F: FitKernel> Svgd<P, F> {
                 }
             }
             if !crate::dim::all_finite(xs) {
-                return MOVE_POSITION;
+                return status(MOVE_POSITION);
             }
             let mut energies_ok = true;
             for (x, s) in xs.chunks_exact(d).zip(ss.chunks_exact_mut(d)) {
@@ -647,13 +656,13 @@ impl<P: Potential, F: FitKernel> Svgd<P, F> {
                     *s = -g;
                 }
             }
-            if !energies_ok {
+            status(if !energies_ok {
                 MOVE_ENERGY
             } else if !crate::dim::all_finite(ss) {
                 MOVE_GRADIENT
             } else {
                 MOVE_OK
-            }
+            })
         };
         let SvgdState {
             particles,
@@ -662,10 +671,11 @@ impl<P: Potential, F: FitKernel> Svgd<P, F> {
             hist,
             noise,
             score_bufs,
+            move_parts,
             ..
         } = state;
         #[cfg(feature = "rayon")]
-        let status = {
+        {
             use rayon::iter::Either;
             use rayon::prelude::*;
             let chunks = score_bufs.len();
@@ -689,12 +699,12 @@ impl<P: Potential, F: FitKernel> Svgd<P, F> {
                 .enumerate()
                 .with_max_len(1)
                 .map(|(c, part)| job(c, part))
-                .reduce(|| MOVE_OK, u8::max)
-        };
+                .collect_into_vec(move_parts);
+        }
         #[cfg(not(feature = "rayon"))]
-        let status = {
+        {
             let (hist, eta) = (hist.as_mut_slice(), noise.eta.as_slice());
-            let mut status = MOVE_OK;
+            move_parts.clear();
             for (c, (((xs, ss), ph), bufs)) in particles
                 .as_mut_slice()
                 .chunks_mut(chunk)
@@ -710,12 +720,17 @@ impl<P: Potential, F: FitKernel> Svgd<P, F> {
                     &mut hist[range.clone()]
                 };
                 let e: &[f64] = if noisy { &eta[range] } else { &[] };
-                status = status.max(job(c, (((xs, ss), ph), (h, e, bufs))));
+                move_parts.push(job(c, (((xs, ss), ph), (h, e, bufs))));
             }
-            status
-        };
+        }
+        let (mut status, mut rows, mut diag) = (MOVE_OK, 0.0, 0.0);
+        for &(s, r, g) in move_parts.iter() {
+            status = status.max(s);
+            rows += r;
+            diag += g;
+        }
         let quantity = match status {
-            MOVE_OK => return Ok(()),
+            MOVE_OK => return Ok(super::pairwise::ksd_statistics(n, rows, diag)),
             MOVE_GRADIENT => "gradient",
             MOVE_ENERGY => "energy",
             _ => "position",
@@ -733,6 +748,12 @@ type MoveJob<'a, D> = (
     ((&'a mut [f64], &'a mut [f64]), &'a mut [f64]),
     (&'a mut [f64], &'a [f64], &'a mut ScoreBufs<D>),
 );
+
+/// One chunk's outcome in [`Svgd::move_particles`]: its status and its parts of the KSD sums.
+type MovePart = (u8, f64, f64);
+
+// The move pass's chunks are the KSD's chunks (same parts, same order, same bits).
+const _: () = assert!(SCORE_CHUNK == super::pairwise::KSD_CHUNK);
 
 /// Chunk outcomes of [`Svgd::move_particles`], ordered by precedence (the maximum is
 /// reported).
@@ -793,6 +814,7 @@ where
                 );
                 n.div_ceil(SCORE_CHUNK)
             ],
+            move_parts: Vec::with_capacity(n.div_ceil(SCORE_CHUNK)),
             particles: init,
         };
         self.scores(&mut state, 0)?;
@@ -811,16 +833,13 @@ where
         let r2 = state.median.fresh_store(n, d);
         state.pairs.compute(&state.kernel, x, s, r2);
         state.median.mark_stale();
-        // The KSD reads this step's scores: before the pass below replaces them.
-        let ksd2 = state.pairs.ksd_v(s);
-        let ksd2_u = state.pairs.ksd_u(&state.kernel, x, s, ksd2);
         let gamma = self.schedule.at(k);
         // Noise is drawn at the old positions (the kernel-correlated factor uses K(x_old)).
         let noisy = state
             .noise
             .draw(&self.noise, &state.kernel, &state.particles, gamma, rng);
         state.iteration += 1;
-        self.move_particles(state, k, gamma, noisy)?;
+        let (ksd2, ksd2_u) = self.move_particles(state, k, gamma, noisy)?;
         Ok(SvgdInfo {
             ksd2,
             ksd2_u,
