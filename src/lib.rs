@@ -79,6 +79,7 @@ pub mod kernel;
 pub mod langevin;
 mod linalg;
 pub mod oracle;
+mod par;
 pub mod potential;
 pub mod quadrature;
 pub mod run;

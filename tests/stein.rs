@@ -718,7 +718,11 @@ fn reported_ksd_equals_the_ksd_function() {
             let info = svgd.step(&mut state, &mut rng).unwrap();
             let direct = ksd(&target, &kernel, &x0).unwrap();
             assert_eq!(info.ksd2.to_bits(), direct.v_statistic.to_bits(), "n = {n}");
-            assert_eq!(info.ksd2_u.to_bits(), direct.u_statistic.to_bits(), "n = {n}");
+            assert_eq!(
+                info.ksd2_u.to_bits(),
+                direct.u_statistic.to_bits(),
+                "n = {n}"
+            );
             // And the step moved the particles (the KSD is of the old ones).
             assert!(state.particles() != &x0);
         }

@@ -348,13 +348,14 @@ impl Bandwidth {
             return Ok(1.0);
         }
         scratch.fill(x);
-        let ell = match self {
+        // The selection is serial and the pair pass that usually follows is parallel.
+        let ell = crate::par::keep_warm(|| match self {
             Bandwidth::LiuWang => scratch.median(n, Over::Full, false) / (nf + 1.0).ln(),
             Bandwidth::BlackJax => scratch.median(n, Over::Upper, true) / nf.ln(),
             Bandwidth::NumPyro => scratch.median(n, Over::Full, true) / nf.ln() + f64::EPSILON,
             Bandwidth::Median => scratch.median(n, Over::Upper, false),
             Bandwidth::Fixed(_) => unreachable!("handled above"),
-        };
+        });
         if !ell.is_finite() {
             return Err(Error::NonFiniteInput { name: "particles" });
         }
@@ -475,10 +476,13 @@ impl MedianScratch {
                 // Transposed copy, then every tile of the pair engine's layout
                 // (kept: the pair pass of the same step reuses them).
                 let lay = TileLayout::new(n, d);
-                self.xt.clear();
-                // (8 slots of padding: the packed distances read past the last particle.)
-                self.xt.resize(d * lay.np + 8, 0.0);
-                transpose(x.as_slice(), d, n, lay.np, &mut self.xt);
+                let xt = &mut self.xt;
+                crate::par::keep_warm(|| {
+                    xt.clear();
+                    // (8 slots of padding: the packed distances read past the last particle.)
+                    xt.resize(d * lay.np + 8, 0.0);
+                    transpose(x.as_slice(), d, n, lay.np, xt);
+                });
                 self.store.resize(lay.store_len(), 0.0);
                 // Around the previous fit's order statistics (they move little from one step
                 // to the next): the bracket `[(1 − w) v0, (1 + w) v1)`, during the distance

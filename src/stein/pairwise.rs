@@ -383,9 +383,14 @@ impl PairScratch {
         self.gauss = None;
         if kernel.is_radial() {
             #[cfg(feature = "rayon")]
-            if self.n >= PARALLEL_MIN_N && self.n * self.d >= PREPARE_PARALLEL_MIN {
+            if self.n >= PARALLEL_MIN_N {
                 let p = kernel.gaussian_precision();
-                self.prepare_parallel(x, s, p);
+                if self.n * self.d >= PREPARE_PARALLEL_MIN {
+                    self.prepare_parallel(x, s, p);
+                } else {
+                    // Serial, but a parallel pass follows: keep a worker awake meanwhile.
+                    crate::par::keep_warm(|| self.prepare_serial(x, s, p));
+                }
                 self.gauss = p;
                 match p {
                     Some(p) if self.lay.packed => self.gauss_packed(p, r2),
@@ -394,10 +399,9 @@ impl PairScratch {
                 }
                 return;
             }
-            transpose(x, self.d, self.n, self.np, &mut self.xr);
-            transpose_centred(x, self.d, self.n, self.np, &mut self.xt);
-            if let Some(p) = kernel.gaussian_precision() {
-                self.prepare_gauss(s, p);
+            let p = kernel.gaussian_precision();
+            self.prepare_serial(x, s, p);
+            if let Some(p) = p {
                 self.gauss = Some(p);
                 if self.lay.packed {
                     self.gauss_packed(p, r2);
@@ -405,11 +409,21 @@ impl PairScratch {
                     self.gauss_pass(p, r2);
                 }
             } else {
-                self.prepare(s);
                 self.radial(kernel);
             }
         } else {
             self.generic(kernel, x, s);
+        }
+    }
+
+    /// The transposed, centred copies and the features ([`prepare_gauss`](Self::prepare_gauss)
+    /// with the Gaussian precision `p`, else [`prepare`](Self::prepare)), on this thread.
+    fn prepare_serial(&mut self, x: &[f64], s: &[f64], p: Option<f64>) {
+        transpose(x, self.d, self.n, self.np, &mut self.xr);
+        transpose_centred(x, self.d, self.n, self.np, &mut self.xt);
+        match p {
+            Some(p) => self.prepare_gauss(s, p),
+            None => self.prepare(s),
         }
     }
 
