@@ -10,9 +10,10 @@
 /// asleep, overlaps with `f`. It computes nothing, so results never depend on it; with one
 /// thread, outside a pool or without `rayon`, this is just `f()`.
 ///
-/// `f` must not start parallel work of its own that needs the spinning thread to make
-/// progress: it still completes (the calling thread runs every task it does not share), only
-/// without that thread's help.
+/// `f` must be serial: no rayon work inside it. (A parallel pass inside `f` would run without
+/// the spinning thread's help, and in a pool built with the deprecated breadth-first order the
+/// waiting thread could pick up the spinner above `f` and never return.) The spinner gives up
+/// after 200 µs: past that a wake-up costs little next to the work.
 pub(crate) fn keep_warm<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     #[cfg(feature = "rayon")]
     if rayon::current_num_threads() > 1 && rayon::current_thread_index().is_some() {
@@ -31,8 +32,17 @@ pub(crate) fn keep_warm<T: Send>(f: impl FnOnce() -> T + Send) -> T {
                 f()
             },
             || {
-                while !done.load(Ordering::Acquire) {
-                    std::hint::spin_loop();
+                let start = std::time::Instant::now();
+                'spin: while !done.load(Ordering::Acquire) {
+                    for _ in 0..64 {
+                        std::hint::spin_loop();
+                        if done.load(Ordering::Acquire) {
+                            break 'spin;
+                        }
+                    }
+                    if start.elapsed() > SPIN_LIMIT {
+                        break;
+                    }
                 }
             },
         );
@@ -40,6 +50,10 @@ pub(crate) fn keep_warm<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     }
     f()
 }
+
+/// The longest a [`keep_warm`] spinner waits.
+#[cfg(feature = "rayon")]
+const SPIN_LIMIT: std::time::Duration = std::time::Duration::from_micros(200);
 
 #[cfg(test)]
 mod tests {
@@ -64,6 +78,14 @@ mod tests {
                 std::panic::catch_unwind(|| super::keep_warm(|| -> u32 { panic!("inside") }))
             });
             assert!(caught.is_err());
+            // Work longer than the spin limit: the spinner gives up, the result still comes.
+            let slow = pool.install(|| {
+                super::keep_warm(|| {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                    7
+                })
+            });
+            assert_eq!(slow, 7);
         }
     }
 }

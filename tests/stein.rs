@@ -703,28 +703,115 @@ fn bit_identical_across_thread_counts_wide_noisy_adagrad() {
 /// The KSD² that a step reports is summed chunk by chunk inside the parallel move pass; it
 /// equals, bit for bit, `stein::ksd` of the step's starting particles under the same fitted
 /// kernel (a serial sum of the same chunk parts), at n = 300 (parallel pair engine) and n = 40,
-/// on 1- and 2-thread pools. Fails if the parts are added out of order, or if a chunk's part
+/// for the Gaussian (Liu–Wang), IMQ and linear kernels, on 1- and 2-thread pools. Fails if the parts are added out of order, or if a chunk's part
 /// reads the scores after the move has replaced them.
 #[test]
 fn reported_ksd_equals_the_ksd_function() {
+    fn one<F>(target: &Gaussian<Dyn>, svgd: &Svgd<&Gaussian<Dyn>, F>, n: usize)
+    where
+        F: FitKernel,
+        F::Kernel: Copy + Sync,
+    {
+        let mut rng = common::rng(85);
+        let x0 = gaussian_particles(5, n, -0.5, 0.8, 86);
+        let mut state = svgd.init(x0.clone(), &mut rng).unwrap();
+        let kernel = *state.kernel();
+        let info = svgd.step(&mut state, &mut rng).unwrap();
+        let direct = ksd(target, &kernel, &x0).unwrap();
+        assert_eq!(info.ksd2.to_bits(), direct.v_statistic.to_bits(), "n = {n}");
+        assert_eq!(
+            info.ksd2_u.to_bits(),
+            direct.u_statistic.to_bits(),
+            "n = {n}"
+        );
+        // And the step moved the particles (the KSD is of the old ones).
+        assert!(state.particles() != &x0);
+    }
     let target = Gaussian::standard(Dyn(5));
-    let svgd = Svgd::new(&target, Bandwidth::LiuWang, 0.2).unwrap();
+    let rbf = Svgd::new(&target, Bandwidth::LiuWang, 0.2).unwrap();
+    let imq = Svgd::new(&target, Imq::new(1.0, -0.5).unwrap(), 0.2).unwrap();
+    let linear = Svgd::new(&target, Linear::new(1.0).unwrap(), 0.01).unwrap();
     let check = || {
         for n in [300, 40] {
-            let mut rng = common::rng(85);
-            let x0 = gaussian_particles(5, n, -0.5, 0.8, 86);
+            // The Gaussian path, the general radial path, the non-radial path.
+            one(&target, &rbf, n);
+            one(&target, &imq, n);
+            one(&target, &linear, n);
+        }
+    };
+    common::on_pools(check);
+}
+
+/// The per-chunk move (n = 37: chunks of 16, 16 and 5 particles), with and without `rayon`:
+/// an AdaGrad step equals `x + γ φ/(fudge + |φ|)` (first step: history φ²) with φ from
+/// `stein_direction` under the fitted kernel; the isotropic noise adds exactly
+/// `√(2γ/n)·ξ`, ξ the generator's next standard normals in column-major order (same seed,
+/// difference of a noisy and a noiseless step). Fails on a history or noise chunk that is
+/// misaligned with its particles.
+#[test]
+fn chunked_move_matches_adagrad_and_noise_by_hand() {
+    let target = Gaussian::standard(Dyn(3));
+    let (gamma, n) = (0.3, 37);
+    let x0 = gaussian_particles(3, n, 0.5, 1.2, 87);
+    let check = || {
+        let step = |noise: Noise| {
+            let svgd = Svgd::new(&target, Bandwidth::LiuWang, gamma)
+                .unwrap()
+                .with_update(klflow::stein::Update::adagrad())
+                .unwrap()
+                .with_noise(noise)
+                .unwrap();
+            let mut rng = common::rng(88);
             let mut state = svgd.init(x0.clone(), &mut rng).unwrap();
-            let kernel = *state.kernel();
-            let info = svgd.step(&mut state, &mut rng).unwrap();
-            let direct = ksd(&target, &kernel, &x0).unwrap();
-            assert_eq!(info.ksd2.to_bits(), direct.v_statistic.to_bits(), "n = {n}");
-            assert_eq!(
-                info.ksd2_u.to_bits(),
-                direct.u_statistic.to_bits(),
-                "n = {n}"
-            );
-            // And the step moved the particles (the KSD is of the old ones).
-            assert!(state.particles() != &x0);
+            let (kernel, scores) = (*state.kernel(), state.scores().clone());
+            svgd.step(&mut state, &mut rng).unwrap();
+            (state.particles().clone(), kernel, scores)
+        };
+        let (plain, kernel, scores) = step(Noise::None);
+        let mut phi = DMatrix::zeros(3, n);
+        stein_direction(&kernel, &x0, &scores, &mut phi).unwrap();
+        let by_hand = DMatrix::from_fn(3, n, |i, j| {
+            let p = phi[(i, j)];
+            x0[(i, j)] + gamma * p / (1e-6 + (p * p).sqrt())
+        });
+        let err = (&plain - &by_hand).amax();
+        assert!(err <= 1e-14 * by_hand.amax(), "AdaGrad move off by {err:e}");
+        let (noisy, _, _) = step(Noise::isotropic());
+        let mut rng = common::rng(88);
+        let c = (2.0 * gamma / n as f64).sqrt();
+        let eta = DMatrix::from_fn(3, n, |_, _| c * rng.sample::<f64, _>(StandardNormal));
+        let diff = (&noisy - &plain - eta).amax();
+        assert!(diff <= 1e-14, "noise misplaced by {diff:e}");
+    };
+    common::on_pools(check);
+}
+
+/// Which error a step reports (n = 40: chunks of 16, 16, 8; Wall target, Gaussian kernel of
+/// fixed width, γ = 10¹⁶⁰ so every particle flies off): particles pushed into the wall give
+/// `"energy"`; one particle far out at −10¹⁵⁰ overflows to a non-finite position, which takes
+/// precedence whether it sits in the first chunk or the last.
+#[test]
+fn step_errors_name_the_first_quantity_by_precedence() {
+    let target = common::Wall(2);
+    let svgd = Svgd::new(&target, Rbf::new(1.0).unwrap(), 1e160).unwrap();
+    let x = DMatrix::from_fn(2, 40, |i, j| 0.3 * ((i + 3 * j) % 7) as f64 / 7.0 - 0.25);
+    let quantity = |x: DMatrix<f64>| {
+        let mut rng = common::rng(3);
+        let mut state = svgd.init(x, &mut rng).unwrap();
+        match svgd.step(&mut state, &mut rng) {
+            Err(klflow::Error::NonFinite { quantity, step }) => {
+                assert_eq!(step, 1);
+                quantity
+            }
+            other => panic!("expected a non-finite error, got {other:?}"),
+        }
+    };
+    let check = || {
+        assert_eq!(quantity(x.clone()), "energy");
+        for far in [0, 39] {
+            let mut y = x.clone();
+            y[(0, far)] = -1e150;
+            assert_eq!(quantity(y), "position", "far particle {far}");
         }
     };
     common::on_pools(check);

@@ -248,17 +248,20 @@ where
         }
         stats.push(k, state.positions().as_slice());
     };
-    let chunks = steps / ENSEMBLE_CHUNK;
-    let per_chunk = median_per_iter(chunks, 5, || chunk(ENSEMBLE_CHUNK));
+    // Short runs (`--steps` below 5 chunks) take shorter chunks, so that 5 timed segments
+    // never run more steps than asked for.
+    let len = ENSEMBLE_CHUNK.min((steps / 5).max(1));
+    let chunks = steps / len;
+    let per_chunk = median_per_iter(chunks, 5, || chunk(len));
     // What `median_per_iter` ran: 5 segments of ⌊chunks/5⌋ (at least 1) chunks.
-    let rest = steps.saturating_sub(5 * (chunks / 5).max(1) * ENSEMBLE_CHUNK);
+    let rest = steps.saturating_sub(5 * (chunks / 5).max(1) * len);
     if rest > 0 {
         chunk(rest);
     }
     if let Some(e) = err {
         return Err(e.to_string());
     }
-    Ok(stats.finish(per_chunk / ENSEMBLE_CHUNK as f64))
+    Ok(stats.finish(per_chunk / len as f64))
 }
 
 /// The run through `run::run_chains` on a `threads`-thread rayon pool (`--threads`): the

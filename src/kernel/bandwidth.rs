@@ -102,16 +102,14 @@ fn gather_row(row: &[f64], lo: u64, hi: Option<u64>, out: &mut Vec<u64>) {
             // Branch free inside a chunk with candidates (about one value in ten is one, at
             // unpredictable places): every value is written, and the end advances past the
             // kept ones only. Same values in the same order as a filter.
-            let len = out.len();
-            out.resize(len + 8, 0);
-            let dst = &mut out[len..];
+            let mut buf = [0_u64; 8];
             let mut k = 0;
             for &x in v {
                 let b = x.to_bits();
-                dst[k] = b;
+                buf[k] = b;
                 k += usize::from(keep(b));
             }
-            out.truncate(len + k);
+            out.extend_from_slice(&buf[..k]);
         }
     }
     out.extend(rest.iter().map(|x| x.to_bits()).filter(|&x| keep(x)));
@@ -360,14 +358,13 @@ impl Bandwidth {
             return Ok(1.0);
         }
         scratch.fill(x);
-        // The selection is serial and the pair pass that usually follows is parallel.
-        let ell = crate::par::keep_warm(|| match self {
+        let ell = match self {
             Bandwidth::LiuWang => scratch.median(n, Over::Full, false) / (nf + 1.0).ln(),
             Bandwidth::BlackJax => scratch.median(n, Over::Upper, true) / nf.ln(),
             Bandwidth::NumPyro => scratch.median(n, Over::Full, true) / nf.ln() + f64::EPSILON,
             Bandwidth::Median => scratch.median(n, Over::Upper, false),
             Bandwidth::Fixed(_) => unreachable!("handled above"),
-        });
+        };
         if !ell.is_finite() {
             return Err(Error::NonFiniteInput { name: "particles" });
         }
@@ -642,18 +639,26 @@ impl MedianScratch {
         };
         // 1. The bracket counted during the distance pass (see `fill`), if it holds the
         //    ranks: its candidates are already collected.
-        let mut collected = false;
-        if let Some((th, counts)) = self.pre.take() {
+        // (The serial stretches below keep a pool thread awake for the parallel passes of the
+        // fallback and the pair pass that follows the fit: `keep_warm`; never around those
+        // parallel passes themselves.)
+        let pre = self.pre.take();
+        let (cand, parts) = (&mut self.cand, &self.parts);
+        let collected = crate::par::keep_warm(|| {
+            let Some((th, counts)) = pre else {
+                return false;
+            };
             br.narrow(&th, &counts, k0, k1);
             if br.lo >= th[0] && br.hi.is_some_and(|h| h <= th[1]) {
                 let (lo, hi) = (br.lo, br.hi.expect("bounded"));
-                self.cand.clear();
-                for p in &self.parts {
-                    self.cand.extend(p.iter().filter(|&&v| v >= lo && v < hi));
+                cand.clear();
+                for p in parts {
+                    cand.extend(p.iter().filter(|&&v| v >= lo && v < hi));
                 }
-                collected = true;
+                return true;
             }
-        }
+            false
+        });
         // 2. Otherwise, or if that bracket is wide: thresholds from a deterministic sample
         //    (one entry per tile row along the tile diagonals) around the wanted quantile.
         if !collected {
@@ -663,13 +668,17 @@ impl MedianScratch {
             self.gather(lay, br.lo, br.hi);
         }
         let (k0, k1) = (k0 - br.below, k1 - br.below);
-        let (_, v1, _) = self.cand.select_nth_unstable(k1);
-        let v1 = *v1;
-        let v0 = if k0 == k1 {
-            v1
-        } else {
-            *self.cand[..k1].select_nth_unstable(k0).1
-        };
+        let cand = &mut self.cand;
+        let (v0, v1) = crate::par::keep_warm(|| {
+            let (_, v1, _) = cand.select_nth_unstable(k1);
+            let v1 = *v1;
+            let v0 = if k0 == k1 {
+                v1
+            } else {
+                *cand[..k1].select_nth_unstable(k0).1
+            };
+            (v0, v1)
+        });
         // The next bracket's width: a few times this fit's relative change.
         let (f0, f1) = (f64::from_bits(v0), f64::from_bits(v1));
         let width = match self.prev.filter(|p| p.n == lay.n) {

@@ -889,6 +889,7 @@ pub(crate) const KSD_CHUNK: usize = 16;
 pub(crate) fn ksd_statistics(n: usize, rows: f64, diag: f64) -> (f64, f64) {
     let nf = n as f64;
     let v = rows / (nf * nf);
+    // (`v·n² − diag` rather than `rows − diag`: the rounding of the earlier serial form.)
     let u = if n < 2 {
         f64::NAN
     } else {

@@ -160,6 +160,11 @@ impl Update {
 ///
 /// Particles are the columns of a `d × n` [`DMatrix`].
 ///
+/// A step that meets a non-finite value returns [`Error::NonFinite`] naming it, by precedence:
+/// a new `"position"`, else an `"energy"`, else a `"gradient"` of the new positions. The state
+/// is then not usable for further steps: the positions have moved, and the scores of some
+/// particles may be those of the new positions.
+///
 /// # Example
 ///
 /// ```
