@@ -486,7 +486,7 @@ impl MedianScratch {
                 // (kept: the pair pass of the same step reuses them).
                 let lay = TileLayout::new(n, d);
                 let xt = &mut self.xt;
-                crate::par::keep_warm(|| {
+                crate::par::keep_warm_for(n, || {
                     xt.clear();
                     // (8 slots of padding: the packed distances read past the last particle.)
                     xt.resize(d * lay.np + 8, 0.0);
@@ -644,7 +644,7 @@ impl MedianScratch {
         // parallel passes themselves.)
         let pre = self.pre.take();
         let (cand, parts) = (&mut self.cand, &self.parts);
-        let collected = crate::par::keep_warm(|| {
+        let collected = crate::par::keep_warm_for(lay.n, || {
             let Some((th, counts)) = pre else {
                 return false;
             };
@@ -669,7 +669,7 @@ impl MedianScratch {
         }
         let (k0, k1) = (k0 - br.below, k1 - br.below);
         let cand = &mut self.cand;
-        let (v0, v1) = crate::par::keep_warm(|| {
+        let (v0, v1) = crate::par::keep_warm_for(lay.n, || {
             let (_, v1, _) = cand.select_nth_unstable(k1);
             let v1 = *v1;
             let v0 = if k0 == k1 {

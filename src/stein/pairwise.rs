@@ -226,14 +226,73 @@ pub(crate) fn transpose(x: &[f64], d: usize, n: usize, np: usize, xt: &mut [f64]
     }
 }
 
-/// Writes the centred, transposed particles: `xt[l·np + i] = x_{i,l} − mean_l` for `i < n`
-/// (`x` is `d × n` column-major); the padding `i ≥ n` is left as it is (zero).
-pub(crate) fn transpose_centred(x: &[f64], d: usize, n: usize, np: usize, xt: &mut [f64]) {
-    for l in 0..d {
-        let mean = (0..n).map(|i| x[i * d + l]).sum::<f64>() / n as f64;
-        let row = &mut xt[l * np..][..np];
-        for i in 0..n {
-            row[i] = x[i * d + l] - mean;
+/// The rows `xr`, `xt`, `st` of one coordinate (see [`prepare_row`]).
+type PrepareRow<'a> = ((&'a mut [f64], &'a mut [f64]), &'a mut [f64]);
+
+/// Coordinate row `l` of [`PairScratch::prepare`] (`x`, `s` are `d × n` column-major; the
+/// padding `i ≥ n` of each row is left as it is, zero): `xr_i = x_{i,l}`,
+/// `xt_i = x_{i,l} − mean_l`, and `st_i = s_{i,l} − p·xt_i` (Gaussian precision `p`) or
+/// `s_{i,l}`.
+#[allow(clippy::too_many_arguments)]
+fn prepare_row(
+    x: &[f64],
+    s: &[f64],
+    d: usize,
+    n: usize,
+    l: usize,
+    p: Option<f64>,
+    xr: &mut [f64],
+    xt: &mut [f64],
+    st: &mut [f64],
+) {
+    for i in 0..n {
+        xr[i] = x[i * d + l];
+    }
+    let mean = (0..n).map(|i| x[i * d + l]).sum::<f64>() / n as f64;
+    for i in 0..n {
+        xt[i] = x[i * d + l] - mean;
+    }
+    match p {
+        Some(p) => {
+            for i in 0..n {
+                st[i] = s[i * d + l] - p * xt[i];
+            }
+        }
+        None => {
+            for i in 0..n {
+                st[i] = s[i * d + l];
+            }
+        }
+    }
+}
+
+/// Block `b` ([`PREPARE_BLOCK`] particles) of the particle-major copies of
+/// [`PairScratch::prepare`], rows of `dp` entries: `sp` from the features `st`, and for general
+/// kernels (`p = None`) `xp` from the centred particles `xt`.
+#[allow(clippy::too_many_arguments)]
+fn prepare_block(
+    d: usize,
+    n: usize,
+    np: usize,
+    dp: usize,
+    b: usize,
+    p: Option<f64>,
+    xt: &[f64],
+    st: &[f64],
+    sp: &mut [f64],
+    xp: &mut [f64],
+) {
+    let i0 = b * PREPARE_BLOCK;
+    for (i, spi) in (i0..n).zip(sp.chunks_exact_mut(dp)) {
+        for l in 0..d {
+            spi[l] = st[l * np + i];
+        }
+    }
+    if p.is_none() {
+        for (i, xpi) in (i0..n).zip(xp.chunks_exact_mut(dp)) {
+            for l in 0..d {
+                xpi[l] = xt[l * np + i];
+            }
         }
     }
 }
@@ -277,12 +336,11 @@ impl Geometry {
         self.nf * self.t
     }
 }
-/// Below this many particles the radial engine stays on the calling thread.
 #[cfg(feature = "rayon")]
-pub(crate) const PARALLEL_MIN_N: usize = 256;
+pub(crate) use crate::par::PARALLEL_MIN_N;
 
-/// Particles per task when the particle-major copies are written in parallel.
-#[cfg(feature = "rayon")]
+/// Particles per piece of the particle-major copies (a task when they are written in
+/// parallel).
 const PREPARE_BLOCK: usize = 64;
 
 /// From this many coordinates `n·d` on, the transposes and features before the pair pass run
@@ -382,143 +440,75 @@ impl PairScratch {
     ) {
         self.gauss = None;
         if kernel.is_radial() {
-            #[cfg(feature = "rayon")]
-            if self.n >= PARALLEL_MIN_N {
-                let p = kernel.gaussian_precision();
-                if self.n * self.d >= PREPARE_PARALLEL_MIN {
-                    self.prepare_parallel(x, s, p);
-                } else {
-                    // Serial, but a parallel pass follows: keep a worker awake meanwhile.
-                    crate::par::keep_warm(|| self.prepare_serial(x, s, p));
-                }
-                self.gauss = p;
-                match p {
-                    Some(p) if self.lay.packed => self.gauss_packed(p, r2),
-                    Some(p) => self.gauss_pass(p, r2),
-                    None => self.radial(kernel),
-                }
-                return;
-            }
             let p = kernel.gaussian_precision();
-            self.prepare_serial(x, s, p);
-            if let Some(p) = p {
-                self.gauss = Some(p);
-                if self.lay.packed {
-                    self.gauss_packed(p, r2);
-                } else {
-                    self.gauss_pass(p, r2);
-                }
+            #[cfg(feature = "rayon")]
+            let parallel = self.n >= PARALLEL_MIN_N && self.n * self.d >= PREPARE_PARALLEL_MIN;
+            #[cfg(not(feature = "rayon"))]
+            let parallel = false;
+            if parallel {
+                self.prepare(x, s, p, true);
             } else {
-                self.radial(kernel);
+                // Serial, but with n ≥ PARALLEL_MIN_N a parallel pass follows: keep a worker
+                // awake meanwhile.
+                let n = self.n;
+                crate::par::keep_warm_for(n, || self.prepare(x, s, p, false));
+            }
+            self.gauss = p;
+            match p {
+                Some(p) if self.lay.packed => self.gauss_packed(p, r2),
+                Some(p) => self.gauss_pass(p, r2),
+                None => self.radial(kernel),
             }
         } else {
             self.generic(kernel, x, s);
         }
     }
 
-    /// The transposed, centred copies and the features ([`prepare_gauss`](Self::prepare_gauss)
-    /// with the Gaussian precision `p`, else [`prepare`](Self::prepare)), on this thread.
-    fn prepare_serial(&mut self, x: &[f64], s: &[f64], p: Option<f64>) {
-        transpose(x, self.d, self.n, self.np, &mut self.xr);
-        transpose_centred(x, self.d, self.n, self.np, &mut self.xt);
-        match p {
-            Some(p) => self.prepare_gauss(s, p),
-            None => self.prepare(s),
-        }
-    }
-
-    /// [`transpose`], [`transpose_centred`] and [`prepare`](Self::prepare) (or, with the
-    /// Gaussian precision `p`, [`prepare_gauss`](Self::prepare_gauss)) in two parallel passes:
-    /// coordinate rows, then the particle-major copies by blocks of particles. Every entry is
-    /// the same arithmetic as in the serial functions, so the values are identical.
-    #[cfg(feature = "rayon")]
-    fn prepare_parallel(&mut self, x: &[f64], s: &[f64], p: Option<f64>) {
-        use rayon::prelude::*;
+    /// Writes the coordinate-major copies `xr` (raw), `xt` (centred) and the features `st`
+    /// (`f = s − p·x` with the Gaussian precision `p`, centred `x`; else `s`), and for wide `d`
+    /// the particle-major copies `sp` of the features and (general kernels) `xp` of the
+    /// centred particles: coordinate rows by [`prepare_row`], then blocks of particles by
+    /// [`prepare_block`], in parallel (`parallel`, with `rayon`) or on this thread. The same
+    /// functions on the same pieces, so the values do not depend on `parallel`.
+    fn prepare(&mut self, x: &[f64], s: &[f64], p: Option<f64>, parallel: bool) {
         let (d, n, np, dp) = (self.d, self.n, self.np, self.dp);
-        self.xr
-            .par_chunks_mut(np)
-            .zip(self.xt.par_chunks_mut(np))
-            .zip(self.st.par_chunks_mut(np))
-            .enumerate()
-            .for_each(|(l, ((xr, xt), st))| {
-                for i in 0..n {
-                    xr[i] = x[i * d + l];
-                }
-                let mean = (0..n).map(|i| x[i * d + l]).sum::<f64>() / n as f64;
-                for i in 0..n {
-                    xt[i] = x[i * d + l] - mean;
-                }
-                match p {
-                    Some(p) => {
-                        for i in 0..n {
-                            st[i] = s[i * d + l] - p * xt[i];
-                        }
-                    }
-                    None => {
-                        for i in 0..n {
-                            st[i] = s[i * d + l];
-                        }
-                    }
-                }
-            });
-        if dp == 0 {
+        let row = |(l, ((xr, xt), st)): (usize, PrepareRow<'_>)| {
+            prepare_row(x, s, d, n, l, p, xr, xt, st);
+        };
+        let block = PREPARE_BLOCK * dp.max(1);
+        #[cfg(feature = "rayon")]
+        if parallel {
+            use rayon::prelude::*;
+            self.xr
+                .par_chunks_mut(np)
+                .zip(self.xt.par_chunks_mut(np))
+                .zip(self.st.par_chunks_mut(np))
+                .enumerate()
+                .for_each(row);
+            if dp > 0 {
+                let (xt, st) = (&self.xt[..], &self.st[..]);
+                self.sp
+                    .par_chunks_mut(block)
+                    .zip(self.xp.par_chunks_mut(block))
+                    .enumerate()
+                    .for_each(|(b, (sp, xp))| prepare_block(d, n, np, dp, b, p, xt, st, sp, xp));
+            }
             return;
         }
-        let (xt, st) = (&self.xt[..], &self.st[..]);
-        let block = PREPARE_BLOCK * dp;
-        let copy_x = p.is_none();
-        self.sp
-            .par_chunks_mut(block)
-            .zip(self.xp.par_chunks_mut(block))
+        let _ = parallel;
+        self.xr
+            .chunks_mut(np)
+            .zip(self.xt.chunks_mut(np))
+            .zip(self.st.chunks_mut(np))
             .enumerate()
-            .for_each(|(b, (sp, xp))| {
-                let i0 = b * PREPARE_BLOCK;
-                for (i, spi) in (i0..n).zip(sp.chunks_exact_mut(dp)) {
-                    for l in 0..d {
-                        spi[l] = st[l * np + i];
-                    }
-                }
-                if copy_x {
-                    for (i, xpi) in (i0..n).zip(xp.chunks_exact_mut(dp)) {
-                        for l in 0..d {
-                            xpi[l] = xt[l * np + i];
-                        }
-                    }
-                }
-            });
-    }
-
-    /// Transposes the scores, particle-major copies for wide `d`.
-    fn prepare(&mut self, s: &[f64]) {
-        let (d, n, np) = (self.d, self.n, self.np);
-        for l in 0..d {
-            let (xrow, srow) = (&self.xt[l * np..][..np], &mut self.st[l * np..][..np]);
-            for i in 0..n {
-                srow[i] = s[i * d + l];
-            }
-            if self.dp > 0 {
-                for i in 0..n {
-                    self.xp[i * self.dp + l] = xrow[i];
-                    self.sp[i * self.dp + l] = srow[i];
-                }
-            }
-        }
-    }
-
-    /// The features `f_j = s_j − p·x_j` (centred `x`), coordinate-major in `st` and for wide
-    /// `d` particle-major in `sp`.
-    fn prepare_gauss(&mut self, s: &[f64], p: f64) {
-        let (d, n, np) = (self.d, self.n, self.np);
-        for l in 0..d {
-            let (xrow, frow) = (&self.xt[l * np..][..np], &mut self.st[l * np..][..np]);
-            for i in 0..n {
-                frow[i] = s[i * d + l] - p * xrow[i];
-            }
-            if self.dp > 0 {
-                for (i, f) in frow[..n].iter().enumerate() {
-                    self.sp[i * self.dp + l] = *f;
-                }
-            }
+            .for_each(row);
+        if dp > 0 {
+            let (xt, st) = (&self.xt[..], &self.st[..]);
+            self.sp
+                .chunks_mut(block)
+                .zip(self.xp.chunks_mut(block))
+                .enumerate()
+                .for_each(|(b, (sp, xp))| prepare_block(d, n, np, dp, b, p, xt, st, sp, xp));
         }
     }
 
@@ -888,14 +878,12 @@ pub(crate) const KSD_CHUNK: usize = 16;
 /// `U = (rows − diag)/(n(n − 1))` (NaN for `n < 2`).
 pub(crate) fn ksd_statistics(n: usize, rows: f64, diag: f64) -> (f64, f64) {
     let nf = n as f64;
-    let v = rows / (nf * nf);
-    // (`v·n² − diag` rather than `rows − diag`: the rounding of the earlier serial form.)
     let u = if n < 2 {
         f64::NAN
     } else {
-        (v * nf * nf - diag) / (nf * (nf - 1.0))
+        (rows - diag) / (nf * (nf - 1.0))
     };
-    (v, u)
+    (rows / (nf * nf), u)
 }
 
 /// Sum of a slice whose length is a multiple of 8, with 8 accumulators in a fixed order.
@@ -1930,36 +1918,51 @@ mod tests {
 
     /// The parallel preparation (transposes, features, particle-major copies) writes exactly
     /// the buffers of the serial one, for the Gaussian features and the general ones, wide
-    /// and narrow `d`, on a 2-thread pool (fails on a row or block offset, a wrong centring or
-    /// a feature from the uncentred copy).
-    #[cfg(feature = "rayon")]
+    /// and narrow `d`, on a 2-thread pool (fails on a row or block offset in the split); and
+    /// the serial one writes what its definition says (fails on a wrong centring, a feature
+    /// from the uncentred copy, a particle-major copy of the wrong buffer).
     #[test]
-    fn parallel_preparation_matches_the_serial_one() {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
+    fn preparation_matches_its_definition_serial_and_parallel() {
         for (d, n) in [(20, 300), (3, 257), (17, 129)] {
             let (x, s) = data(d, n);
             for p in [Some(0.7), None] {
                 let mut a = PairScratch::new(d, n);
-                transpose(&x, d, n, a.np, &mut a.xr);
-                transpose_centred(&x, d, n, a.np, &mut a.xt);
-                match p {
-                    Some(p) => a.prepare_gauss(&s, p),
-                    None => a.prepare(&s),
+                a.prepare(&x, &s, p, false);
+                let np = a.np;
+                for l in 0..d {
+                    let mean = (0..n).map(|i| x[i * d + l]).sum::<f64>() / n as f64;
+                    for i in 0..n {
+                        let xc = x[i * d + l] - mean;
+                        let f = p.map_or(s[i * d + l], |p| s[i * d + l] - p * xc);
+                        assert_eq!(a.xr[l * np + i], x[i * d + l]);
+                        assert!((a.xt[l * np + i] - xc).abs() <= 1e-15);
+                        assert!((a.st[l * np + i] - f).abs() <= 1e-14);
+                        if a.dp > 0 {
+                            assert_eq!(a.sp[i * a.dp + l], a.st[l * np + i]);
+                            if p.is_none() {
+                                assert_eq!(a.xp[i * a.dp + l], a.xt[l * np + i]);
+                            }
+                        }
+                    }
                 }
-                let mut b = PairScratch::new(d, n);
-                pool.install(|| b.prepare_parallel(&x, &s, p));
-                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                for (name, u, v) in [
-                    ("xr", &a.xr, &b.xr),
-                    ("xt", &a.xt, &b.xt),
-                    ("st", &a.st, &b.st),
-                    ("sp", &a.sp, &b.sp),
-                    ("xp", &a.xp, &b.xp),
-                ] {
-                    assert_eq!(bits(u), bits(v), "{name}, d = {d}, n = {n}, p = {p:?}");
+                #[cfg(feature = "rayon")]
+                {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(2)
+                        .build()
+                        .unwrap();
+                    let mut b = PairScratch::new(d, n);
+                    pool.install(|| b.prepare(&x, &s, p, true));
+                    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    for (name, u, v) in [
+                        ("xr", &a.xr, &b.xr),
+                        ("xt", &a.xt, &b.xt),
+                        ("st", &a.st, &b.st),
+                        ("sp", &a.sp, &b.sp),
+                        ("xp", &a.xp, &b.xp),
+                    ] {
+                        assert_eq!(bits(u), bits(v), "{name}, d = {d}, n = {n}, p = {p:?}");
+                    }
                 }
             }
         }

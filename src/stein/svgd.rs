@@ -547,20 +547,10 @@ impl<P: Potential, F: FitKernel> Svgd<P, F> {
     {
         let d = state.particles.nrows();
         let potential = &self.potential;
-        let job = |((xs, ss), (point, grad)): ScoreJob<'_, P::Dim>| -> bool {
-            let mut ok = true;
-            for (x, s) in xs.chunks_exact(d).zip(ss.chunks_exact_mut(d)) {
-                point.as_mut_slice().copy_from_slice(x);
-                ok &= potential.energy_grad(point, grad).is_finite();
-                for (s, g) in s.iter_mut().zip(grad.iter()) {
-                    *s = -g;
-                }
-            }
-            ok
-        };
+        let job = |((xs, ss), bufs): ScoreJob<'_, P::Dim>| score_chunk(potential, d, xs, ss, bufs);
         let chunk = SCORE_CHUNK * d;
         #[cfg(feature = "rayon")]
-        let energies_ok = {
+        let outcome = {
             use rayon::prelude::*;
             state
                 .particles
@@ -570,29 +560,18 @@ impl<P: Potential, F: FitKernel> Svgd<P, F> {
                 .zip(state.score_bufs.par_iter_mut())
                 .with_max_len(1)
                 .map(job)
-                .reduce(|| true, |a, b| a && b)
+                .reduce(|| Outcome::Ok, Outcome::max)
         };
         #[cfg(not(feature = "rayon"))]
-        let energies_ok = state
+        let outcome = state
             .particles
             .as_slice()
             .chunks(chunk)
             .zip(state.scores.as_mut_slice().chunks_mut(chunk))
             .zip(state.score_bufs.iter_mut())
-            .all(job);
-        if !energies_ok {
-            return Err(Error::NonFinite {
-                step,
-                quantity: "energy",
-            });
-        }
-        if !crate::dim::all_finite(state.scores.as_slice()) {
-            return Err(Error::NonFinite {
-                step,
-                quantity: "gradient",
-            });
-        }
-        Ok(())
+            .map(job)
+            .fold(Outcome::Ok, Outcome::max);
+        outcome.check(step)
     }
 
     /// The end of a step, one pass per chunk of [`SCORE_CHUNK`] particles (in parallel with
@@ -623,10 +602,9 @@ impl<P: Potential, F: FitKernel> Svgd<P, F> {
         let (pairs, kernel) = (&state.pairs, &state.kernel);
         let chunk = SCORE_CHUNK * d;
         let job = |c: usize, part: MoveJob<'_, P::Dim>| -> MovePart {
-            let (((xs, ss), ph), (hist, eta, (point, grad))) = part;
+            let (((xs, ss), ph), (hist, eta, bufs)) = part;
             let i0 = c * SCORE_CHUNK;
-            let (rows, diag) = pairs.ksd_terms(kernel, i0, xs, ss, grad.as_mut_slice());
-            let status = |s: u8| (s, rows, diag);
+            let (rows, diag) = pairs.ksd_terms(kernel, i0, xs, ss, bufs.1.as_mut_slice());
             pairs.phi_range(i0, ph);
             match update {
                 Update::Plain => {
@@ -651,23 +629,9 @@ impl<P: Potential, F: FitKernel> Svgd<P, F> {
                 }
             }
             if !crate::dim::all_finite(xs) {
-                return status(MOVE_POSITION);
+                return (Outcome::Position, rows, diag);
             }
-            let mut energies_ok = true;
-            for (x, s) in xs.chunks_exact(d).zip(ss.chunks_exact_mut(d)) {
-                point.as_mut_slice().copy_from_slice(x);
-                energies_ok &= potential.energy_grad(point, grad).is_finite();
-                for (s, g) in s.iter_mut().zip(grad.iter()) {
-                    *s = -g;
-                }
-            }
-            status(if !energies_ok {
-                MOVE_ENERGY
-            } else if !crate::dim::all_finite(ss) {
-                MOVE_GRADIENT
-            } else {
-                MOVE_OK
-            })
+            (score_chunk(potential, d, xs, ss, bufs), rows, diag)
         };
         let SvgdState {
             particles,
@@ -728,22 +692,14 @@ impl<P: Potential, F: FitKernel> Svgd<P, F> {
                 move_parts.push(job(c, (((xs, ss), ph), (h, e, bufs))));
             }
         }
-        let (mut status, mut rows, mut diag) = (MOVE_OK, 0.0, 0.0);
-        for &(s, r, g) in move_parts.iter() {
-            status = status.max(s);
+        let (mut outcome, mut rows, mut diag) = (Outcome::Ok, 0.0, 0.0);
+        for &(o, r, g) in move_parts.iter() {
+            outcome = outcome.max(o);
             rows += r;
             diag += g;
         }
-        let quantity = match status {
-            MOVE_OK => return Ok(super::pairwise::ksd_statistics(n, rows, diag)),
-            MOVE_GRADIENT => "gradient",
-            MOVE_ENERGY => "energy",
-            _ => "position",
-        };
-        Err(Error::NonFinite {
-            step: state.iteration,
-            quantity,
-        })
+        outcome.check(state.iteration)?;
+        Ok(super::pairwise::ksd_statistics(n, rows, diag))
     }
 }
 
@@ -754,18 +710,64 @@ type MoveJob<'a, D> = (
     (&'a mut [f64], &'a [f64], &'a mut ScoreBufs<D>),
 );
 
-/// One chunk's outcome in [`Svgd::move_particles`]: its status and its parts of the KSD sums.
-type MovePart = (u8, f64, f64);
+/// One chunk's outcome in [`Svgd::move_particles`], with its parts of the KSD sums.
+type MovePart = (Outcome, f64, f64);
 
 // The move pass's chunks are the KSD's chunks (same parts, same order, same bits).
 const _: () = assert!(SCORE_CHUNK == super::pairwise::KSD_CHUNK);
 
-/// Chunk outcomes of [`Svgd::move_particles`], ordered by precedence (the maximum is
-/// reported).
-const MOVE_OK: u8 = 0;
-const MOVE_GRADIENT: u8 = 1;
-const MOVE_ENERGY: u8 = 2;
-const MOVE_POSITION: u8 = 3;
+/// What a chunk of particles met, ordered by precedence: the largest over the chunks is
+/// reported (so the error does not depend on which chunk, or thread, met it first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Outcome {
+    Ok,
+    Gradient,
+    Energy,
+    Position,
+}
+
+impl Outcome {
+    /// `Ok` or the [`Error::NonFinite`] naming the quantity, at `step`.
+    fn check(self, step: usize) -> Result<()> {
+        let quantity = match self {
+            Outcome::Ok => return Ok(()),
+            Outcome::Gradient => "gradient",
+            Outcome::Energy => "energy",
+            Outcome::Position => "position",
+        };
+        Err(Error::NonFinite { step, quantity })
+    }
+}
+
+/// The scores `−∇U` of the particles `xs` (`d` entries each) into `ss`, with the chunk's
+/// point/gradient scratch; `Energy` if an energy is not finite, else `Gradient` if a score is
+/// not, else `Ok`.
+fn score_chunk<P: Potential>(
+    potential: &P,
+    d: usize,
+    xs: &[f64],
+    ss: &mut [f64],
+    (point, grad): &mut ScoreBufs<P::Dim>,
+) -> Outcome
+where
+    DefaultAllocator: Allocator<P::Dim>,
+{
+    let mut energies_ok = true;
+    for (x, s) in xs.chunks_exact(d).zip(ss.chunks_exact_mut(d)) {
+        point.as_mut_slice().copy_from_slice(x);
+        energies_ok &= potential.energy_grad(point, grad).is_finite();
+        for (s, g) in s.iter_mut().zip(grad.iter()) {
+            *s = -g;
+        }
+    }
+    if !energies_ok {
+        Outcome::Energy
+    } else if !crate::dim::all_finite(ss) {
+        Outcome::Gradient
+    } else {
+        Outcome::Ok
+    }
+}
 
 impl<P, F> Sampler for Svgd<P, F>
 where
