@@ -63,8 +63,9 @@
 use nalgebra::DMatrix;
 
 use crate::error::{Error, Result};
-use crate::fastmath::{c8, dist_tile, fmadd, sq8};
+use crate::fastmath::{WIDE_REGS, c8, dist_tile, fmadd, sq8};
 use crate::kernel::Kernel;
+use wide::f64x4;
 
 std::thread_local! {
     /// Tile buffers of the radial engine, one set per thread, allocated at first use.
@@ -1270,6 +1271,58 @@ fn rows_axpy_v<const V: usize>(
     }
 }
 
+/// [`rows_axpy_v`] for targets without [`WIDE_REGS`]: 4 rows × 8 coordinates in eight 4-lane
+/// accumulators (one 256-bit register each). Same sums in the same order. (Explicit vectors:
+/// LLVM's SLP vectoriser left the `[f64; 4]`-array form of this loop scalar once inlined.)
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn rows_axpy_n(
+    m: &[f64],
+    ib: usize,
+    tj: usize,
+    feat: &[f64],
+    dp: usize,
+    j0: usize,
+    f: usize,
+    d: usize,
+    out: &mut [f64],
+) {
+    let (r0, r1) = (&m[ib * tj..][..tj], &m[(ib + 1) * tj..][..tj]);
+    let (r2, r3) = (&m[(ib + 2) * tj..][..tj], &m[(ib + 3) * tj..][..tj]);
+    let z = f64x4::ZERO;
+    let (mut a0, mut a1, mut a2, mut a3) = (z, z, z, z);
+    let (mut a4, mut a5, mut a6, mut a7) = (z, z, z, z);
+    for jj in 0..tj {
+        let fr = &feat[(j0 + jj) * dp + f..][..8];
+        let (g0, g1) = (v4(fr, 0), v4(fr, 4));
+        let (s0, s1) = (f64x4::splat(r0[jj]), f64x4::splat(r1[jj]));
+        let (s2, s3) = (f64x4::splat(r2[jj]), f64x4::splat(r3[jj]));
+        a0 = s0.mul_add(g0, a0);
+        a1 = s0.mul_add(g1, a1);
+        a2 = s1.mul_add(g0, a2);
+        a3 = s1.mul_add(g1, a3);
+        a4 = s2.mul_add(g0, a4);
+        a5 = s2.mul_add(g1, a5);
+        a6 = s3.mul_add(g0, a6);
+        a7 = s3.mul_add(g1, a7);
+    }
+    let valid = (d - f).min(8);
+    for (r, (lo, hi)) in [(a0, a1), (a2, a3), (a4, a5), (a6, a7)].iter().enumerate() {
+        let (lo, hi) = (lo.to_array(), hi.to_array());
+        let b = [lo[0], lo[1], lo[2], lo[3], hi[0], hi[1], hi[2], hi[3]];
+        for (v, x) in out[(ib + r) * d + f..][..valid].iter_mut().zip(b) {
+            *v += x;
+        }
+    }
+}
+
+/// Four lanes `s[i..i + 4]` as a vector.
+#[inline(always)]
+fn v4(s: &[f64], i: usize) -> f64x4 {
+    let a: [f64; 4] = s[i..i + 4].try_into().expect("4 lanes");
+    f64x4::new(a)
+}
+
 /// Row side of a tile, vectorised over coordinates (see [`rows_axpy_v`]).
 #[allow(clippy::too_many_arguments)]
 fn row_axpy(
@@ -1282,10 +1335,30 @@ fn row_axpy(
     d: usize,
     out: &mut [f64],
 ) {
+    row_axpy_with(WIDE_REGS, m, ti, tj, feat, dp, j0, d, out);
+}
+
+/// [`row_axpy`] with the block shape for `wide` registers or not (see [`WIDE_REGS`]).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn row_axpy_with(
+    wide: bool,
+    m: &[f64],
+    ti: usize,
+    tj: usize,
+    feat: &[f64],
+    dp: usize,
+    j0: usize,
+    d: usize,
+    out: &mut [f64],
+) {
     for ib in (0..ti).step_by(4) {
         let mut f = 0;
         while f < d {
-            if f + 16 <= dp {
+            if !wide {
+                rows_axpy_n(m, ib, tj, feat, dp, j0, f, d, out);
+                f += 8;
+            } else if f + 16 <= dp {
                 rows_axpy_v::<2>(m, ib, tj, feat, dp, j0, f, d, out);
                 f += 16;
             } else {
@@ -1433,6 +1506,38 @@ fn col_axpy(
     t: usize,
     out: &mut [f64],
 ) {
+    col_axpy_with(WIDE_REGS, m, ti, tj, feat, np, i0, d, t, out);
+}
+
+/// [`col_axpy`] with the block shape for `wide` registers or not (see [`WIDE_REGS`]).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn col_axpy_with(
+    wide: bool,
+    m: &[f64],
+    ti: usize,
+    tj: usize,
+    feat: &[f64],
+    np: usize,
+    i0: usize,
+    d: usize,
+    t: usize,
+    out: &mut [f64],
+) {
+    if !wide {
+        // 16 registers of 256 bits: 2 features × 16 columns (8 accumulator registers).
+        for jb in (0..tj).step_by(CW) {
+            let mut f = 0;
+            while f + 2 <= d {
+                col_axpy_q::<2>(m, ti, tj, jb, feat, np, i0, f, t, out);
+                f += 2;
+            }
+            if f < d {
+                col_axpy_q::<1>(m, ti, tj, jb, feat, np, i0, f, t, out);
+            }
+        }
+        return;
+    }
     for jb in (0..tj).step_by(CW) {
         let mut f = 0;
         if jb % 32 == 0 && jb + 32 <= tj {
@@ -1904,6 +2009,82 @@ pub(crate) fn check_shape(name: &'static str, x: &DMatrix<f64>, y: &DMatrix<f64>
 mod tests {
     use super::*;
     use crate::kernel::{Imq, Rbf};
+
+    /// The two register-block shapes ([`WIDE_REGS`] or not) of the distance, row-side and
+    /// column-side kernels give the same bits (each entry is the same sum in the same order),
+    /// and both equal the direct sum to rounding. Odd `d` (tails of 8-lane and 2-feature
+    /// groups), a tile with `ti < tj`, and accumulation into non-zero `out`.
+    #[test]
+    fn block_shapes_give_the_same_bits() {
+        for d in [1, 3, 16, 21, 100] {
+            let (ti, tj, np) = (8, 32, 48);
+            let (i0, j0) = (4, 16);
+            let xt: Vec<f64> = (0..d * np)
+                .map(|k| ((k * 37 % 101) as f64 / 50.0 - 1.0))
+                .collect();
+            // Distances.
+            let mut r_n = vec![0.0; ti * tj];
+            let mut r_w = vec![0.0; ti * tj];
+            crate::fastmath::dist_tile_c::<1>(d, np, &xt, i0, ti, j0, tj, &mut r_n);
+            crate::fastmath::dist_tile_c::<2>(d, np, &xt, i0, ti, j0, tj, &mut r_w);
+            for ii in 0..ti {
+                for jj in 0..tj {
+                    let direct: f64 = (0..d)
+                        .map(|l| (xt[l * np + j0 + jj] - xt[l * np + i0 + ii]).powi(2))
+                        .sum();
+                    let (a, b) = (r_n[ii * tj + jj], r_w[ii * tj + jj]);
+                    assert_eq!(a.to_bits(), b.to_bits(), "dist d={d} ({ii},{jj})");
+                    assert!((a - direct).abs() <= 1e-13 * direct.max(1.0), "dist d={d}");
+                }
+            }
+            // A tile of kernel-like weights.
+            let m: Vec<f64> = (0..ti * tj).map(|k| (-(k as f64) / 97.0).exp()).collect();
+            // Row side: particle-major features, `dp` padded to a multiple of 8 with zeros.
+            let dp = d.div_ceil(8) * 8;
+            let mut feat = vec![0.0; np * dp];
+            for j in 0..np {
+                for l in 0..d {
+                    feat[j * dp + l] = xt[l * np + j] * 0.5 + l as f64 * 0.01;
+                }
+            }
+            let start: Vec<f64> = (0..ti * d).map(|k| k as f64 * 0.125).collect();
+            let (mut o_n, mut o_w) = (start.clone(), start.clone());
+            row_axpy_with(false, &m, ti, tj, &feat, dp, j0, d, &mut o_n);
+            row_axpy_with(true, &m, ti, tj, &feat, dp, j0, d, &mut o_w);
+            for ii in 0..ti {
+                for l in 0..d {
+                    let sum: f64 = (0..tj)
+                        .map(|jj| m[ii * tj + jj] * feat[(j0 + jj) * dp + l])
+                        .sum();
+                    let (a, b) = (o_n[ii * d + l], o_w[ii * d + l]);
+                    assert_eq!(a.to_bits(), b.to_bits(), "row d={d} ({ii},{l})");
+                    let direct = start[ii * d + l] + sum;
+                    assert!(
+                        (a - direct).abs() <= 1e-13 * direct.abs().max(1.0),
+                        "row d={d}"
+                    );
+                }
+            }
+            // Column side: coordinate-major features, output `d` rows of `t` slots.
+            let t = tj;
+            let (mut c_n, mut c_w) = (vec![0.0; d * t], vec![0.0; d * t]);
+            col_axpy_with(false, &m, ti, tj, &xt, np, i0, d, t, &mut c_n);
+            col_axpy_with(true, &m, ti, tj, &xt, np, i0, d, t, &mut c_w);
+            for l in 0..d {
+                for jj in 0..tj {
+                    let direct: f64 = (0..ti)
+                        .map(|ii| xt[l * np + i0 + ii] * m[ii * tj + jj])
+                        .sum();
+                    let (a, b) = (c_n[l * t + jj], c_w[l * t + jj]);
+                    assert_eq!(a.to_bits(), b.to_bits(), "col d={d} ({l},{jj})");
+                    assert!(
+                        (a - direct).abs() <= 1e-13 * direct.abs().max(1.0),
+                        "col d={d}"
+                    );
+                }
+            }
+        }
+    }
 
     /// Deterministic, irregular particles and scores (no RNG needed).
     fn data(d: usize, n: usize) -> (Vec<f64>, Vec<f64>) {
