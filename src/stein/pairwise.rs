@@ -2020,7 +2020,7 @@ mod tests {
             let (ti, tj, np) = (8, 32, 48);
             let (i0, j0) = (4, 16);
             let xt: Vec<f64> = (0..d * np)
-                .map(|k| ((k * 37 % 101) as f64 / 50.0 - 1.0))
+                .map(|k| (k * 37 % 101) as f64 / 50.0 - 1.0)
                 .collect();
             // Distances.
             let mut r_n = vec![0.0; ti * tj];
