@@ -387,6 +387,9 @@ pub(crate) struct PairScratch {
     /// Small-n path: stride `ns` and the padded features `f`, `K`, `R`, `g` (coordinate-major).
     ns: usize,
     pbuf: Vec<f64>,
+    /// Small-n path: the 8-lane-array kernel (for [`WIDE_REGS`] targets) or the pairs of
+    /// 4-lane vectors; [`WIDE_REGS`] except in tests, which run both and compare bits.
+    wide: bool,
 }
 
 impl PairScratch {
@@ -417,6 +420,7 @@ impl PairScratch {
             pr2: vec![0.0; if lay.packed { lay.store_len() } else { 0 }],
             pk: vec![0.0; if lay.packed { lay.store_len() } else { 0 }],
             ns: n.div_ceil(8) * 8 + 8,
+            wide: WIDE_REGS,
             pbuf: vec![
                 0.0;
                 if lay.packed {
@@ -693,7 +697,7 @@ impl PairScratch {
         // Coordinate-major features and accumulators with `ns ≥ n + 8` per coordinate (the
         // last chunk of a row may reach 7 past `n`; its kernel values are zero there). The
         // diagonal (k_ii = 1, r²_ii = 0) starts the sums: K_i = 1, R_i = 0, g_i = f_i.
-        let ns = self.ns;
+        let (ns, wide) = (self.ns, self.wide);
         let (ft, acc) = self.pbuf.split_at_mut(d * ns);
         let (kc, rest) = acc.split_at_mut(ns);
         let (rc, gc) = rest.split_at_mut(ns);
@@ -723,14 +727,14 @@ impl PairScratch {
                     ft,
                 };
                 match (l0 == 0, q) {
-                    (true, 1) => args.run::<1, true>(kc, rc, gc),
-                    (true, 2) => args.run::<2, true>(kc, rc, gc),
-                    (true, 3) => args.run::<3, true>(kc, rc, gc),
-                    (true, _) => args.run::<4, true>(kc, rc, gc),
-                    (false, 1) => args.run::<1, false>(kc, rc, gc),
-                    (false, 2) => args.run::<2, false>(kc, rc, gc),
-                    (false, 3) => args.run::<3, false>(kc, rc, gc),
-                    (false, _) => args.run::<4, false>(kc, rc, gc),
+                    (true, 1) => args.run::<1, true>(wide, kc, rc, gc),
+                    (true, 2) => args.run::<2, true>(wide, kc, rc, gc),
+                    (true, 3) => args.run::<3, true>(wide, kc, rc, gc),
+                    (true, _) => args.run::<4, true>(wide, kc, rc, gc),
+                    (false, 1) => args.run::<1, false>(wide, kc, rc, gc),
+                    (false, 2) => args.run::<2, false>(wide, kc, rc, gc),
+                    (false, 3) => args.run::<3, false>(wide, kc, rc, gc),
+                    (false, _) => args.run::<4, false>(wide, kc, rc, gc),
                 }
                 l0 += q;
                 if l0 >= d {
@@ -917,8 +921,98 @@ impl PackedRow<'_> {
     /// Row side into particle `i` (`Σ_j k`, `Σ_j k r²` if `KR`, `Σ_j k f_j`), column side into
     /// every `j > i` (`k`, `k r²`, `k f_i`), eight pairs at a time; the last, partial chunk
     /// through zero-padded copies (zero kernel values: nothing added past `n`).
+    ///
+    /// `wide`: the 8-lane arrays as they are (for [`WIDE_REGS`] targets), else the same lanes
+    /// as pairs of explicit 4-lane vectors ([`PackedRow::run_n`]); the same bits either way.
     #[inline(always)]
-    fn run<const D: usize, const KR: bool>(&self, kc: &mut [f64], rc: &mut [f64], gc: &mut [f64]) {
+    fn run<const D: usize, const KR: bool>(
+        &self,
+        wide: bool,
+        kc: &mut [f64],
+        rc: &mut [f64],
+        gc: &mut [f64],
+    ) {
+        if wide {
+            self.run_w::<D, KR>(kc, rc, gc);
+        } else {
+            self.run_n::<D, KR>(kc, rc, gc);
+        }
+    }
+
+    /// [`PackedRow::run`] on 16 registers of 256 bits: every 8-lane sum as two explicit 4-lane
+    /// vectors (the array form was partly left scalar by LLVM, with spills). Lane for lane
+    /// the same operations as [`PackedRow::run_w`].
+    #[inline(always)]
+    fn run_n<const D: usize, const KR: bool>(
+        &self,
+        kc: &mut [f64],
+        rc: &mut [f64],
+        gc: &mut [f64],
+    ) {
+        let (i, ns, l0) = (self.i, self.ns, self.l0);
+        let fi: [f64x4; D] = std::array::from_fn(|q| f64x4::splat(self.ft[(l0 + q) * ns + i]));
+        let (mut sk, mut sr) = (V8::ZERO, V8::ZERO);
+        let mut sg = [V8::ZERO; D];
+        let (len, whole) = (self.len, self.len / 8 * 8);
+        let mut acc = (&mut sk, &mut sr, &mut sg);
+        let mut j0 = i + 1;
+        for c in (0..whole).step_by(8) {
+            self.chunk_n::<D, KR>(V8::load(self.kr, c), c, j0, &fi, &mut acc, (kc, rc, gc));
+            j0 += 8;
+        }
+        if whole < len {
+            // Kernel values past the row set to zero (a lane select, no partial copies).
+            let rem = len - whole;
+            let k0 = c8(self.kr, whole);
+            let k: [f64; 8] = std::array::from_fn(|t| if t < rem { k0[t] } else { 0.0 });
+            self.chunk_n::<D, KR>(V8::load(&k, 0), whole, j0, &fi, &mut acc, (kc, rc, gc));
+        }
+        if KR {
+            kc[i] += hsum8(&sk.to_array());
+            rc[i] += hsum8(&sr.to_array());
+        }
+        for q in 0..D {
+            gc[(l0 + q) * ns + i] += hsum8(&sg[q].to_array());
+        }
+    }
+
+    /// Eight pairs `(i, j0 … j0+7)` of [`PackedRow::run_n`] (kernel values `k`, at offset `c`
+    /// of the row): row sums into `acc`, column sides into `kc`, `rc`, `gc` at `j0…`.
+    #[inline(always)]
+    #[allow(clippy::type_complexity)]
+    fn chunk_n<const D: usize, const KR: bool>(
+        &self,
+        k: V8,
+        c: usize,
+        j0: usize,
+        fi: &[f64x4; D],
+        (sk, sr, sg): &mut (&mut V8, &mut V8, &mut [V8; D]),
+        (kc, rc, gc): (&mut [f64], &mut [f64], &mut [f64]),
+    ) {
+        if KR {
+            let r = V8::load(self.rr, c);
+            **sk = sk.add(k);
+            V8::load(kc, j0).add(k).store(kc, j0);
+            **sr = k.mul_add(r, **sr);
+            k.mul_add(r, V8::load(rc, j0)).store(rc, j0);
+        }
+        for q in 0..D {
+            let o = (self.l0 + q) * self.ns + j0;
+            sg[q] = k.mul_add(V8::load(self.ft, o), sg[q]);
+            let g = V8::load(gc, o);
+            V8(fi[q].mul_add(k.0, g.0), fi[q].mul_add(k.1, g.1)).store(gc, o);
+        }
+    }
+
+    /// [`PackedRow::run`] with 8-lane arrays (vectorised by LLVM; one register each on
+    /// AVX-512).
+    #[inline(always)]
+    fn run_w<const D: usize, const KR: bool>(
+        &self,
+        kc: &mut [f64],
+        rc: &mut [f64],
+        gc: &mut [f64],
+    ) {
         let (i, ns, l0) = (self.i, self.ns, self.l0);
         let fi: [f64; D] = std::array::from_fn(|q| self.ft[(l0 + q) * ns + i]);
         let z = [0.0_f64; 8];
@@ -999,6 +1093,43 @@ fn packed_chunk<const D: usize, const KR: bool>(
         fma8(&mut sg[q], k, fj);
         let gj: &mut [f64; 8] = (&mut gc[(l0 + q) * ns + j0..][..8]).try_into().expect("8");
         axpy8(gj, fi[q], k);
+    }
+}
+
+/// Eight lanes as two explicit 4-lane vectors (lanes 0–3, 4–7), for the kernels of targets
+/// without [`WIDE_REGS`].
+#[derive(Clone, Copy)]
+struct V8(f64x4, f64x4);
+
+impl V8 {
+    const ZERO: V8 = V8(f64x4::ZERO, f64x4::ZERO);
+
+    #[inline(always)]
+    fn load(s: &[f64], i: usize) -> V8 {
+        V8(v4(s, i), v4(s, i + 4))
+    }
+
+    #[inline(always)]
+    fn store(self, s: &mut [f64], i: usize) {
+        s[i..i + 4].copy_from_slice(&self.0.to_array());
+        s[i + 4..i + 8].copy_from_slice(&self.1.to_array());
+    }
+
+    /// `self·b + c` lane-wise (fused where the target has FMA, as `fmadd`).
+    #[inline(always)]
+    fn mul_add(self, b: V8, c: V8) -> V8 {
+        V8(self.0.mul_add(b.0, c.0), self.1.mul_add(b.1, c.1))
+    }
+
+    #[inline(always)]
+    fn add(self, b: V8) -> V8 {
+        V8(self.0 + b.0, self.1 + b.1)
+    }
+
+    #[inline(always)]
+    fn to_array(self) -> [f64; 8] {
+        let (a, b) = (self.0.to_array(), self.1.to_array());
+        [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]]
     }
 }
 
@@ -1198,6 +1329,53 @@ fn dots_lanes_q<const Q: usize>(
     }
 }
 
+/// [`dots_lanes_q`] for targets without [`WIDE_REGS`]: 4 rows × `Q ≤ 2` features, the 8 lanes
+/// as two halves of 4 one after the other (8 accumulator registers of 256 bits). Each lane is
+/// the same sum in the same order as there.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn dots_lanes_n<const Q: usize>(
+    m: &[f64],
+    ib: usize,
+    tj: usize,
+    feat: &[f64],
+    np: usize,
+    j0: usize,
+    f: usize,
+    d: usize,
+    lanes: &mut [f64],
+) {
+    let r: [&[f64]; 4] = std::array::from_fn(|k| &m[(ib + k) * tj..][..tj]);
+    let fr: [&[f64]; 2] = std::array::from_fn(|q| &feat[(f + q.min(Q - 1)) * np + j0..][..tj]);
+    let o = |k: usize, q: usize, h: usize| ((ib + k) * d + f + q.min(Q - 1)) * 8 + 4 * h;
+    for h in 0..2 {
+        let ld = |k: usize, q: usize| v4(lanes, o(k, q, h));
+        let (mut a0, mut a1, mut a2, mut a3) = (ld(0, 0), ld(1, 0), ld(2, 0), ld(3, 0));
+        let (mut b0, mut b1, mut b2, mut b3) = (ld(0, 1), ld(1, 1), ld(2, 1), ld(3, 1));
+        for c in (4 * h..tj).step_by(8) {
+            let (k0, k1, k2, k3) = (v4(r[0], c), v4(r[1], c), v4(r[2], c), v4(r[3], c));
+            let g0 = v4(fr[0], c);
+            a0 = k0.mul_add(g0, a0);
+            a1 = k1.mul_add(g0, a1);
+            a2 = k2.mul_add(g0, a2);
+            a3 = k3.mul_add(g0, a3);
+            if Q > 1 {
+                let g1 = v4(fr[1], c);
+                b0 = k0.mul_add(g1, b0);
+                b1 = k1.mul_add(g1, b1);
+                b2 = k2.mul_add(g1, b2);
+                b3 = k3.mul_add(g1, b3);
+            }
+        }
+        for (k, (a, b)) in [(a0, b0), (a1, b1), (a2, b2), (a3, b3)].iter().enumerate() {
+            lanes[o(k, 0, h)..][..4].copy_from_slice(&a.to_array());
+            if Q > 1 {
+                lanes[o(k, 1, h)..][..4].copy_from_slice(&b.to_array());
+            }
+        }
+    }
+}
+
 /// Row side of a tile into 8-lane accumulators (`ti × d × 8`, see [`dots_lanes_q`]); the
 /// lanes are reduced by [`hsum8`] after the last tile of the row block.
 #[allow(clippy::too_many_arguments)]
@@ -1211,6 +1389,36 @@ fn row_dots_lanes(
     d: usize,
     lanes: &mut [f64],
 ) {
+    row_dots_lanes_with(WIDE_REGS, m, ti, tj, feat, np, j0, d, lanes);
+}
+
+/// [`row_dots_lanes`] with the block shape for `wide` registers or not (see [`WIDE_REGS`]).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn row_dots_lanes_with(
+    wide: bool,
+    m: &[f64],
+    ti: usize,
+    tj: usize,
+    feat: &[f64],
+    np: usize,
+    j0: usize,
+    d: usize,
+    lanes: &mut [f64],
+) {
+    if !wide {
+        for ib in (0..ti).step_by(4) {
+            let mut f = 0;
+            while f + 2 <= d {
+                dots_lanes_n::<2>(m, ib, tj, feat, np, j0, f, d, lanes);
+                f += 2;
+            }
+            if f < d {
+                dots_lanes_n::<1>(m, ib, tj, feat, np, j0, f, d, lanes);
+            }
+        }
+        return;
+    }
     for ib in (0..ti).step_by(4) {
         let mut f = 0;
         while f + 4 <= d {
@@ -2065,6 +2273,25 @@ mod tests {
                     );
                 }
             }
+            // Row side into 8-lane accumulators (coordinate-major features), from non-zero lanes.
+            let lstart: Vec<f64> = (0..ti * d * 8).map(|k| (k % 13) as f64 * 0.25).collect();
+            let (mut l_n, mut l_w) = (lstart.clone(), lstart.clone());
+            row_dots_lanes_with(false, &m, ti, tj, &xt, np, j0, d, &mut l_n);
+            row_dots_lanes_with(true, &m, ti, tj, &xt, np, j0, d, &mut l_w);
+            for ii in 0..ti {
+                for l in 0..d {
+                    for lane in 0..8 {
+                        let k = (ii * d + l) * 8 + lane;
+                        let sum: f64 = (lane..tj)
+                            .step_by(8)
+                            .map(|jj| m[ii * tj + jj] * xt[l * np + j0 + jj])
+                            .sum();
+                        let direct = lstart[k] + sum;
+                        assert_eq!(l_n[k].to_bits(), l_w[k].to_bits(), "lanes d={d} ({ii},{l})");
+                        assert!((l_n[k] - direct).abs() <= 1e-13 * direct.abs().max(1.0));
+                    }
+                }
+            }
             // Column side: coordinate-major features, output `d` rows of `t` slots.
             let t = tj;
             let (mut c_n, mut c_w) = (vec![0.0; d * t], vec![0.0; d * t]);
@@ -2255,6 +2482,17 @@ mod tests {
                 assert!(err <= 1e-13 * scale, "d={d} n={n}: {err:e} vs {scale:e}");
             }
             assert!(p1.wsum[..n].iter().all(|&k| k >= 1.0));
+            // The other register shape of the small-n kernel: the same bits.
+            let mut p3 = PairScratch::new(d, n);
+            p3.wide = !p3.wide;
+            p3.compute(&rbf, &x, &s, None);
+            for (u, v) in [
+                (&p1.a[..d * n], &p3.a[..d * n]),
+                (&p1.wsum[..n], &p3.wsum[..n]),
+                (&p1.div[..n], &p3.div[..n]),
+            ] {
+                assert!(u.iter().zip(v).all(|(a, b)| a.to_bits() == b.to_bits()));
+            }
         }
     }
 
