@@ -221,7 +221,7 @@ pub(crate) fn ln(x: f64) -> f64 {
         0.029_914_714_370_611_58,
     ];
     let ix = x.to_bits().wrapping_sub(SQRT_HALF_BITS);
-    let k = ((ix as i64) >> 52) as f64;
+    let k = ln_exponent(ix);
     let m = f64::from_bits((ix & 0x000F_FFFF_FFFF_FFFF).wrapping_add(SQRT_HALF_BITS));
     let f = m - 1.0;
     let f2 = f * f;
@@ -240,6 +240,32 @@ pub(crate) fn ln(x: f64) -> f64 {
     // its constant 1), so that the leading term is exact.
     let lnm = fmadd(f2, p, f);
     fmadd(k, LN2_HI, lnm + k * LN2_LO)
+}
+
+/// `(ix as i64 >> 52) as f64`, the exponent of [`ln`]'s reduction. AVX2 has neither a 64-bit
+/// arithmetic shift nor an integer-to-double conversion of 64-bit lanes (both AVX-512), and
+/// LLVM's emulation of the pair moves lanes through general registers; there the same value
+/// comes exactly from a logical shift of the sign-flipped bits (`k + 2048 ∈ [0, 4096)`) and
+/// [`u52_to_f64`].
+#[inline(always)]
+fn ln_exponent(ix: u64) -> f64 {
+    if cfg!(target_feature = "avx512dq") {
+        ((ix as i64) >> 52) as f64
+    } else {
+        u52_to_f64((ix ^ (1 << 63)) >> 52) - 2048.0
+    }
+}
+
+/// `k as f64` for `k < 2⁵²` (exact): on targets without AVX-512's 64-bit conversion, by
+/// placing `k` in the mantissa of `2⁵²` and subtracting `2⁵²` (both steps exact).
+#[inline(always)]
+pub(crate) fn u52_to_f64(k: u64) -> f64 {
+    debug_assert!(k < 1 << 52);
+    if cfg!(target_feature = "avx512dq") {
+        k as f64
+    } else {
+        f64::from_bits(k | 0x4330_0000_0000_0000) - 4_503_599_627_370_496.0
+    }
 }
 
 /// `(cos φ, sin φ)` for `|φ| ≤ π/4`, branch free: `cos φ = 1 − z/2 + z²·C(z)` and
@@ -368,7 +394,7 @@ fn radius_uniform(w: u64) -> f64 {
     // rounding happens. (Written as `((w >> 24) + 1) as f64 · 2⁻⁴⁰`, LLVM adds the 1 with an
     // all-ones vector built by `vpternlogd` into a register that a later instruction of the
     // loop writes: a false dependency chaining the iterations, 6 % of the radius loop.)
-    fmadd((w >> 24) as f64, TWO_M40, TWO_M40)
+    fmadd(u52_to_f64(w >> 24), TWO_M40, TWO_M40)
 }
 
 /// `2⁻⁴⁰`, the spacing of the Box–Muller radius uniforms.
@@ -380,7 +406,7 @@ fn box_muller_angle(w: u64, r: f64) -> (f64, f64) {
     const TWO_M22: f64 = 1.0 / 4_194_304.0;
     let j = w & 0xFF_FFFF;
     let q = j >> 22;
-    let f = ((j & 0x3F_FFFF) as f64 + 0.5) * TWO_M22 - 0.5;
+    let f = (u52_to_f64(j & 0x3F_FFFF) + 0.5) * TWO_M22 - 0.5;
     let phi = f * std::f64::consts::FRAC_PI_2;
     let (c, s) = cos_sin_quarter(phi);
     // Rotate by q quarter turns: (c, s), (−s, c), (−c, −s), (s, −c).
@@ -708,6 +734,37 @@ mod tests {
             let exact = ((w >> 24) + 1) as f64 / 1_099_511_627_776.0;
             let u = super::radius_uniform(w);
             assert_eq!(u.to_bits(), exact.to_bits(), "word {w:#x}");
+        }
+    }
+
+    /// The conversion-free forms equal the integer conversions they replace, bit for bit:
+    /// `u52_to_f64` on `[0, 2⁵²)` (ends, powers of two, a spread), and `ln`'s exponent for
+    /// every biased exponent field and both signs (the reduction's `ix` spans all 64 bits).
+    #[test]
+    fn conversions_without_convert_instructions_are_exact() {
+        let spread = (0..20_000u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let ks = [0, 1, 2, (1 << 52) - 1, 1 << 40, (1 << 40) - 1, 1 << 22]
+            .into_iter()
+            .chain(spread.clone().map(|w| w >> 12))
+            .chain(spread.clone().map(|w| w >> 24));
+        for k in ks {
+            assert_eq!(
+                super::u52_to_f64(k).to_bits(),
+                (k as f64).to_bits(),
+                "k = {k}"
+            );
+        }
+        let ixs = (0..4096u64)
+            .map(|e| e << 52)
+            .chain((0..4096u64).map(|e| (e << 52) | 0x000F_FFFF_FFFF_FFFF))
+            .chain(spread);
+        for ix in ixs {
+            let want = ((ix as i64) >> 52) as f64;
+            assert_eq!(
+                super::ln_exponent(ix).to_bits(),
+                want.to_bits(),
+                "ix = {ix:#x}"
+            );
         }
     }
 
