@@ -63,7 +63,7 @@
 use nalgebra::DMatrix;
 
 use crate::error::{Error, Result};
-use crate::fastmath::{WIDE_REGS, c8, dist_tile, fmadd, sq8};
+use crate::fastmath::{WIDE_REGS, c8, dist_tile, fma4, fmadd, sq8};
 use crate::kernel::Kernel;
 use wide::f64x4;
 
@@ -115,6 +115,10 @@ pub(crate) const PACKED_MAX_N: usize = 192;
 /// Largest dimension of the small-n path: its row loop carries all `d` features (and `K`,
 /// `R`) in one pass up to 4; for larger `d` the tiled engine's register-blocked products win.
 pub(crate) const PACKED_MAX_D: usize = 4;
+const _: () = assert!(
+    PACKED_MAX_D <= 4,
+    "the small-n row kernel carries at most 4 features"
+);
 
 /// Offset of row `i` of the packed upper triangle of `n` particles.
 #[inline]
@@ -714,32 +718,20 @@ impl PairScratch {
                 &kv[off..][..len.div_ceil(8) * 8],
                 &r2[off..][..len.div_ceil(8) * 8],
             );
-            let mut l0 = 0;
-            loop {
-                let q = (d - l0).min(4);
-                let args = PackedRow {
-                    len,
-                    kr,
-                    rr,
-                    i,
-                    ns,
-                    l0,
-                    ft,
-                };
-                match (l0 == 0, q) {
-                    (true, 1) => args.run::<1, true>(wide, kc, rc, gc),
-                    (true, 2) => args.run::<2, true>(wide, kc, rc, gc),
-                    (true, 3) => args.run::<3, true>(wide, kc, rc, gc),
-                    (true, _) => args.run::<4, true>(wide, kc, rc, gc),
-                    (false, 1) => args.run::<1, false>(wide, kc, rc, gc),
-                    (false, 2) => args.run::<2, false>(wide, kc, rc, gc),
-                    (false, 3) => args.run::<3, false>(wide, kc, rc, gc),
-                    (false, _) => args.run::<4, false>(wide, kc, rc, gc),
-                }
-                l0 += q;
-                if l0 >= d {
-                    break;
-                }
+            let args = PackedRow {
+                len,
+                kr,
+                rr,
+                i,
+                ns,
+                ft,
+            };
+            // (`d ≤ PACKED_MAX_D ≤ 4`: all features in one pass.)
+            match d {
+                1 => args.run::<1>(wide, kc, rc, gc),
+                2 => args.run::<2>(wide, kc, rc, gc),
+                3 => args.run::<3>(wide, kc, rc, gc),
+                _ => args.run::<4>(wide, kc, rc, gc),
             }
         }
         self.wsum[..n].copy_from_slice(&kc[..n]);
@@ -904,8 +896,8 @@ fn sum8(a: &[f64]) -> f64 {
 }
 
 /// One row `i` of the small-n Gaussian path over the packed upper triangle: kernel values
-/// `kr` and squared distances `rr` of the pairs `(i, j)`, `j = i+1 … n−1`, features `l0 …
-/// l0+D` of the coordinate-major `ft` (stride `ns`).
+/// `kr` and squared distances `rr` of the pairs `(i, j)`, `j = i+1 … n−1`, all `D ≤ 4`
+/// features of the coordinate-major `ft` (stride `ns`).
 struct PackedRow<'a> {
     /// Pairs in the row; `kr`, `rr` are padded to whole chunks (finite values past `len`).
     len: usize,
@@ -913,29 +905,22 @@ struct PackedRow<'a> {
     rr: &'a [f64],
     i: usize,
     ns: usize,
-    l0: usize,
     ft: &'a [f64],
 }
 
 impl PackedRow<'_> {
-    /// Row side into particle `i` (`Σ_j k`, `Σ_j k r²` if `KR`, `Σ_j k f_j`), column side into
+    /// Row side into particle `i` (`Σ_j k`, `Σ_j k r²`, `Σ_j k f_j`), column side into
     /// every `j > i` (`k`, `k r²`, `k f_i`), eight pairs at a time; the last, partial chunk
     /// through zero-padded copies (zero kernel values: nothing added past `n`).
     ///
     /// `wide`: the 8-lane arrays as they are (for [`WIDE_REGS`] targets), else the same lanes
     /// as pairs of explicit 4-lane vectors ([`PackedRow::run_n`]); the same bits either way.
     #[inline(always)]
-    fn run<const D: usize, const KR: bool>(
-        &self,
-        wide: bool,
-        kc: &mut [f64],
-        rc: &mut [f64],
-        gc: &mut [f64],
-    ) {
+    fn run<const D: usize>(&self, wide: bool, kc: &mut [f64], rc: &mut [f64], gc: &mut [f64]) {
         if wide {
-            self.run_w::<D, KR>(kc, rc, gc);
+            self.run_w::<D>(kc, rc, gc);
         } else {
-            self.run_n::<D, KR>(kc, rc, gc);
+            self.run_n::<D>(kc, rc, gc);
         }
     }
 
@@ -943,21 +928,16 @@ impl PackedRow<'_> {
     /// vectors (the array form was partly left scalar by LLVM, with spills). Lane for lane
     /// the same operations as [`PackedRow::run_w`].
     #[inline(always)]
-    fn run_n<const D: usize, const KR: bool>(
-        &self,
-        kc: &mut [f64],
-        rc: &mut [f64],
-        gc: &mut [f64],
-    ) {
-        let (i, ns, l0) = (self.i, self.ns, self.l0);
-        let fi: [f64x4; D] = std::array::from_fn(|q| f64x4::splat(self.ft[(l0 + q) * ns + i]));
+    fn run_n<const D: usize>(&self, kc: &mut [f64], rc: &mut [f64], gc: &mut [f64]) {
+        let (i, ns) = (self.i, self.ns);
+        let fi: [f64x4; D] = std::array::from_fn(|q| f64x4::splat(self.ft[q * ns + i]));
         let (mut sk, mut sr) = (V8::ZERO, V8::ZERO);
         let mut sg = [V8::ZERO; D];
         let (len, whole) = (self.len, self.len / 8 * 8);
         let mut acc = (&mut sk, &mut sr, &mut sg);
         let mut j0 = i + 1;
         for c in (0..whole).step_by(8) {
-            self.chunk_n::<D, KR>(V8::load(self.kr, c), c, j0, &fi, &mut acc, (kc, rc, gc));
+            self.chunk_n::<D>(V8::load(self.kr, c), c, j0, &fi, &mut acc, (kc, rc, gc));
             j0 += 8;
         }
         if whole < len {
@@ -965,14 +945,12 @@ impl PackedRow<'_> {
             let rem = len - whole;
             let k0 = c8(self.kr, whole);
             let k: [f64; 8] = std::array::from_fn(|t| if t < rem { k0[t] } else { 0.0 });
-            self.chunk_n::<D, KR>(V8::load(&k, 0), whole, j0, &fi, &mut acc, (kc, rc, gc));
+            self.chunk_n::<D>(V8::load(&k, 0), whole, j0, &fi, &mut acc, (kc, rc, gc));
         }
-        if KR {
-            kc[i] += hsum8(&sk.to_array());
-            rc[i] += hsum8(&sr.to_array());
-        }
+        kc[i] += hsum8(&sk.to_array());
+        rc[i] += hsum8(&sr.to_array());
         for q in 0..D {
-            gc[(l0 + q) * ns + i] += hsum8(&sg[q].to_array());
+            gc[q * ns + i] += hsum8(&sg[q].to_array());
         }
     }
 
@@ -980,7 +958,7 @@ impl PackedRow<'_> {
     /// of the row): row sums into `acc`, column sides into `kc`, `rc`, `gc` at `j0…`.
     #[inline(always)]
     #[allow(clippy::type_complexity)]
-    fn chunk_n<const D: usize, const KR: bool>(
+    fn chunk_n<const D: usize>(
         &self,
         k: V8,
         c: usize,
@@ -989,45 +967,37 @@ impl PackedRow<'_> {
         (sk, sr, sg): &mut (&mut V8, &mut V8, &mut [V8; D]),
         (kc, rc, gc): (&mut [f64], &mut [f64], &mut [f64]),
     ) {
-        if KR {
-            let r = V8::load(self.rr, c);
-            **sk = sk.add(k);
-            V8::load(kc, j0).add(k).store(kc, j0);
-            **sr = k.mul_add(r, **sr);
-            k.mul_add(r, V8::load(rc, j0)).store(rc, j0);
-        }
+        let r = V8::load(self.rr, c);
+        **sk = sk.add(k);
+        V8::load(kc, j0).add(k).store(kc, j0);
+        **sr = k.mul_add(r, **sr);
+        k.mul_add(r, V8::load(rc, j0)).store(rc, j0);
         for q in 0..D {
-            let o = (self.l0 + q) * self.ns + j0;
+            let o = q * self.ns + j0;
             sg[q] = k.mul_add(V8::load(self.ft, o), sg[q]);
             let g = V8::load(gc, o);
-            V8(fi[q].mul_add(k.0, g.0), fi[q].mul_add(k.1, g.1)).store(gc, o);
+            V8(fma4(fi[q], k.0, g.0), fma4(fi[q], k.1, g.1)).store(gc, o);
         }
     }
 
     /// [`PackedRow::run`] with 8-lane arrays (vectorised by LLVM; one register each on
     /// AVX-512).
     #[inline(always)]
-    fn run_w<const D: usize, const KR: bool>(
-        &self,
-        kc: &mut [f64],
-        rc: &mut [f64],
-        gc: &mut [f64],
-    ) {
-        let (i, ns, l0) = (self.i, self.ns, self.l0);
-        let fi: [f64; D] = std::array::from_fn(|q| self.ft[(l0 + q) * ns + i]);
+    fn run_w<const D: usize>(&self, kc: &mut [f64], rc: &mut [f64], gc: &mut [f64]) {
+        let (i, ns) = (self.i, self.ns);
+        let fi: [f64; D] = std::array::from_fn(|q| self.ft[q * ns + i]);
         let z = [0.0_f64; 8];
         let (mut sk, mut sr) = (z, z);
         let mut sg = [z; D];
         let (len, whole) = (self.len, self.len / 8 * 8);
         let mut j0 = i + 1;
         for c in (0..whole).step_by(8) {
-            packed_chunk::<D, KR>(
+            packed_chunk::<D>(
                 c8(self.kr, c),
                 c8(self.rr, c),
                 j0,
                 self.ft,
                 ns,
-                l0,
                 &fi,
                 (&mut sk, &mut sr, &mut sg),
                 (kc, rc, gc),
@@ -1039,24 +1009,21 @@ impl PackedRow<'_> {
             let rem = len - whole;
             let k0 = c8(self.kr, whole);
             let k: [f64; 8] = std::array::from_fn(|t| if t < rem { k0[t] } else { 0.0 });
-            packed_chunk::<D, KR>(
+            packed_chunk::<D>(
                 &k,
                 c8(self.rr, whole),
                 j0,
                 self.ft,
                 ns,
-                l0,
                 &fi,
                 (&mut sk, &mut sr, &mut sg),
                 (kc, rc, gc),
             );
         }
-        if KR {
-            kc[i] += hsum8(&sk);
-            rc[i] += hsum8(&sr);
-        }
+        kc[i] += hsum8(&sk);
+        rc[i] += hsum8(&sr);
         for q in 0..D {
-            gc[(l0 + q) * ns + i] += hsum8(&sg[q]);
+            gc[q * ns + i] += hsum8(&sg[q]);
         }
     }
 }
@@ -1065,33 +1032,30 @@ impl PackedRow<'_> {
 /// column sides into `kc`, `rc`, `gc` at `j0…`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
-fn packed_chunk<const D: usize, const KR: bool>(
+fn packed_chunk<const D: usize>(
     k: &[f64; 8],
     r: &[f64; 8],
     j0: usize,
     ft: &[f64],
     ns: usize,
-    l0: usize,
     fi: &[f64; D],
     (sk, sr, sg): (&mut [f64; 8], &mut [f64; 8], &mut [[f64; 8]; D]),
     (kc, rc, gc): (&mut [f64], &mut [f64], &mut [f64]),
 ) {
-    if KR {
-        let kcj: &mut [f64; 8] = (&mut kc[j0..j0 + 8]).try_into().expect("8");
-        for t in 0..8 {
-            sk[t] += k[t];
-            kcj[t] += k[t];
-        }
-        let rcj: &mut [f64; 8] = (&mut rc[j0..j0 + 8]).try_into().expect("8");
-        for t in 0..8 {
-            sr[t] = fmadd(k[t], r[t], sr[t]);
-            rcj[t] = fmadd(k[t], r[t], rcj[t]);
-        }
+    let kcj: &mut [f64; 8] = (&mut kc[j0..j0 + 8]).try_into().expect("8");
+    for t in 0..8 {
+        sk[t] += k[t];
+        kcj[t] += k[t];
+    }
+    let rcj: &mut [f64; 8] = (&mut rc[j0..j0 + 8]).try_into().expect("8");
+    for t in 0..8 {
+        sr[t] = fmadd(k[t], r[t], sr[t]);
+        rcj[t] = fmadd(k[t], r[t], rcj[t]);
     }
     for q in 0..D {
-        let fj = c8(ft, (l0 + q) * ns + j0);
+        let fj = c8(ft, q * ns + j0);
         fma8(&mut sg[q], k, fj);
-        let gj: &mut [f64; 8] = (&mut gc[(l0 + q) * ns + j0..][..8]).try_into().expect("8");
+        let gj: &mut [f64; 8] = (&mut gc[q * ns + j0..][..8]).try_into().expect("8");
         axpy8(gj, fi[q], k);
     }
 }
@@ -1118,7 +1082,7 @@ impl V8 {
     /// `self·b + c` lane-wise (fused where the target has FMA, as `fmadd`).
     #[inline(always)]
     fn mul_add(self, b: V8, c: V8) -> V8 {
-        V8(self.0.mul_add(b.0, c.0), self.1.mul_add(b.1, c.1))
+        V8(fma4(self.0, b.0, c.0), fma4(self.1, b.1, c.1))
     }
 
     #[inline(always)]
@@ -1355,16 +1319,16 @@ fn dots_lanes_n<const Q: usize>(
         for c in (4 * h..tj).step_by(8) {
             let (k0, k1, k2, k3) = (v4(r[0], c), v4(r[1], c), v4(r[2], c), v4(r[3], c));
             let g0 = v4(fr[0], c);
-            a0 = k0.mul_add(g0, a0);
-            a1 = k1.mul_add(g0, a1);
-            a2 = k2.mul_add(g0, a2);
-            a3 = k3.mul_add(g0, a3);
+            a0 = fma4(k0, g0, a0);
+            a1 = fma4(k1, g0, a1);
+            a2 = fma4(k2, g0, a2);
+            a3 = fma4(k3, g0, a3);
             if Q > 1 {
                 let g1 = v4(fr[1], c);
-                b0 = k0.mul_add(g1, b0);
-                b1 = k1.mul_add(g1, b1);
-                b2 = k2.mul_add(g1, b2);
-                b3 = k3.mul_add(g1, b3);
+                b0 = fma4(k0, g1, b0);
+                b1 = fma4(k1, g1, b1);
+                b2 = fma4(k2, g1, b2);
+                b3 = fma4(k3, g1, b3);
             }
         }
         for (k, (a, b)) in [(a0, b0), (a1, b1), (a2, b2), (a3, b3)].iter().enumerate() {
@@ -1505,19 +1469,18 @@ fn rows_axpy_n(
         let (g0, g1) = (v4(fr, 0), v4(fr, 4));
         let (s0, s1) = (f64x4::splat(r0[jj]), f64x4::splat(r1[jj]));
         let (s2, s3) = (f64x4::splat(r2[jj]), f64x4::splat(r3[jj]));
-        a0 = s0.mul_add(g0, a0);
-        a1 = s0.mul_add(g1, a1);
-        a2 = s1.mul_add(g0, a2);
-        a3 = s1.mul_add(g1, a3);
-        a4 = s2.mul_add(g0, a4);
-        a5 = s2.mul_add(g1, a5);
-        a6 = s3.mul_add(g0, a6);
-        a7 = s3.mul_add(g1, a7);
+        a0 = fma4(s0, g0, a0);
+        a1 = fma4(s0, g1, a1);
+        a2 = fma4(s1, g0, a2);
+        a3 = fma4(s1, g1, a3);
+        a4 = fma4(s2, g0, a4);
+        a5 = fma4(s2, g1, a5);
+        a6 = fma4(s3, g0, a6);
+        a7 = fma4(s3, g1, a7);
     }
     let valid = (d - f).min(8);
     for (r, (lo, hi)) in [(a0, a1), (a2, a3), (a4, a5), (a6, a7)].iter().enumerate() {
-        let (lo, hi) = (lo.to_array(), hi.to_array());
-        let b = [lo[0], lo[1], lo[2], lo[3], hi[0], hi[1], hi[2], hi[3]];
+        let b = V8(*lo, *hi).to_array();
         for (v, x) in out[(ib + r) * d + f..][..valid].iter_mut().zip(b) {
             *v += x;
         }
