@@ -660,8 +660,8 @@ fn bit_identical_across_thread_counts() {
 
 /// The same at n·d = 36 000 (the transposes and features are prepared in parallel too), with
 /// noise and the AdaGrad move (the per-chunk move reads the noise and the history), on 1-, 2-
-/// and 3-thread pools; and at n = 200, d = 3, below the pair engine's parallel threshold,
-/// where only the per-chunk move and scores run in parallel.
+/// and 3-thread pools; and at n = 200, d = 3, below the parallel threshold (the pair engine
+/// and the per-chunk move then run on the calling thread).
 #[cfg(feature = "rayon")]
 #[test]
 fn bit_identical_across_thread_counts_wide_noisy_adagrad() {
@@ -742,7 +742,8 @@ fn reported_ksd_equals_the_ksd_function() {
     common::on_pools(check);
 }
 
-/// The per-chunk move (n = 37: chunks of 16, 16 and 5 particles), with and without `rayon`:
+/// The per-chunk move (n = 37: chunks of 16, 16 and 5 particles, the serial pass; n = 261:
+/// sixteen chunks of 16 and one of 5, the parallel pass with `rayon`), with and without `rayon`:
 /// an AdaGrad step equals `x + γ φ/(fudge + |φ|)` (first step: history φ²) with φ from
 /// `stein_direction` under the fitted kernel; the isotropic noise adds exactly
 /// `√(2γ/n)·ξ`, ξ the generator's next standard normals in column-major order (same seed,
@@ -751,9 +752,9 @@ fn reported_ksd_equals_the_ksd_function() {
 #[test]
 fn chunked_move_matches_adagrad_and_noise_by_hand() {
     let target = Gaussian::standard(Dyn(3));
-    let (gamma, n) = (0.3, 37);
-    let x0 = gaussian_particles(3, n, 0.5, 1.2, 87);
-    let check = || {
+    let gamma = 0.3;
+    let check = |n: usize| {
+        let x0 = gaussian_particles(3, n, 0.5, 1.2, 87);
         let step = |noise: Noise| {
             let svgd = Svgd::new(&target, Bandwidth::LiuWang, gamma)
                 .unwrap()
@@ -783,7 +784,11 @@ fn chunked_move_matches_adagrad_and_noise_by_hand() {
         let diff = (&noisy - &plain - eta).amax();
         assert!(diff <= 1e-14, "noise misplaced by {diff:e}");
     };
-    common::on_pools(check);
+    common::on_pools(|| {
+        for n in [37, 261] {
+            check(n);
+        }
+    });
 }
 
 /// Which error a step reports (n = 40: chunks of 16, 16, 8; Wall target, Gaussian kernel of

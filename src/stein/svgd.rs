@@ -575,7 +575,8 @@ impl<P: Potential, F: FitKernel> Svgd<P, F> {
     }
 
     /// The end of a step, one pass per chunk of [`SCORE_CHUNK`] particles (in parallel with
-    /// the `rayon` feature, a fixed split, so the values do not depend on the thread count):
+    /// the `rayon` feature from [`PARALLEL_MIN_N`](crate::par::PARALLEL_MIN_N) particles on; a
+    /// fixed split, so the values do not depend on the thread count):
     /// the chunk's part of the KSD sums (from the scores about to be replaced), the directions
     /// `φ`, the move `x ← x + γ φ` (or the AdaGrad move) plus the noise, the finiteness of the
     /// new positions, and their scores. Returns the KSD² V- and U-statistics (the chunk parts
@@ -643,8 +644,14 @@ impl<P: Potential, F: FitKernel> Svgd<P, F> {
             move_parts,
             ..
         } = state;
+        // In parallel from `PARALLEL_MIN_N` particles on (below, a region's cost — waking a
+        // worker, splitting — exceeds the chunks' work); the same chunks and parts either way.
         #[cfg(feature = "rayon")]
-        {
+        let parallel = n >= crate::par::PARALLEL_MIN_N;
+        #[cfg(not(feature = "rayon"))]
+        let parallel = false;
+        #[cfg(feature = "rayon")]
+        if parallel {
             use rayon::iter::Either;
             use rayon::prelude::*;
             let chunks = score_bufs.len();
@@ -670,8 +677,7 @@ impl<P: Potential, F: FitKernel> Svgd<P, F> {
                 .map(|(c, part)| job(c, part))
                 .collect_into_vec(move_parts);
         }
-        #[cfg(not(feature = "rayon"))]
-        {
+        if !parallel {
             let (hist, eta) = (hist.as_mut_slice(), noise.eta.as_slice());
             move_parts.clear();
             for (c, (((xs, ss), ph), bufs)) in particles
