@@ -2184,11 +2184,15 @@ mod tests {
     /// The two register-block shapes ([`WIDE_REGS`] or not) of the distance, row-side and
     /// column-side kernels give the same bits (each entry is the same sum in the same order),
     /// and both equal the direct sum to rounding. Odd `d` (tails of 8-lane and 2-feature
-    /// groups), a tile with `ti < tj`, and accumulation into non-zero `out`.
+    /// groups), tiles with `ti < tj` (`tj = 32`: the wide column side's 32-column blocks;
+    /// `tj = 48`: those and a lone 16-column chunk), and accumulation into non-zero `out`.
     #[test]
     fn block_shapes_give_the_same_bits() {
-        for d in [1, 3, 16, 21, 100] {
-            let (ti, tj, np) = (8, 32, 48);
+        for (d, (ti, tj)) in [1, 3, 16, 21, 100]
+            .into_iter()
+            .flat_map(|d| [(d, (8, 32)), (d, (4, 48))])
+        {
+            let np = 64;
             let (i0, j0) = (4, 16);
             let xt: Vec<f64> = (0..d * np)
                 .map(|k| (k * 37 % 101) as f64 / 50.0 - 1.0)
