@@ -37,15 +37,6 @@ pub(crate) fn c8(s: &[f64], i: usize) -> &[f64; 8] {
     s[i..i + 8].try_into().expect("8 lanes")
 }
 
-/// `acc += (x − y)²` lane-wise.
-#[inline(always)]
-pub(crate) fn sq8(acc: &mut [f64; 8], x: &[f64; 8], y: f64) {
-    for t in 0..8 {
-        let u = x[t] - y;
-        acc[t] = fmadd(u, u, acc[t]);
-    }
-}
-
 /// [`fmadd`] on four lanes: `a·b + c` fused where the target has FMA, else with two roundings
 /// — exactly as [`fmadd`] decides, so that a kernel written with explicit 4-lane vectors gives
 /// the bits of its scalar or array form on every target. (`wide`'s own `mul_add` fuses on
@@ -68,73 +59,6 @@ pub(crate) fn fma4(a: wide::f64x4, b: wide::f64x4, c: wide::f64x4) -> wide::f64x
 /// half as many. The block shape never changes a sum's order, only how many sums run at once:
 /// results are bit-identical either way.
 pub(crate) const WIDE_REGS: bool = cfg!(target_feature = "avx512f");
-
-/// `r2[ii·tj + jj] = Σ_l (x_{j0+jj,l} − x_{i0+ii,l})²` (sum in coordinate order) for a tile
-/// of `ti × tj` pairs (`ti` a multiple of 4, `tj` of 16), from the coordinate-major particles `xt`.
-/// Blocks of 4 rows × 16 columns where the target has [`WIDE_REGS`], else 4 rows × 8 columns.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn dist_tile(
-    d: usize,
-    np: usize,
-    xt: &[f64],
-    i0: usize,
-    ti: usize,
-    j0: usize,
-    tj: usize,
-    r2: &mut [f64],
-) {
-    if WIDE_REGS {
-        dist_tile_c::<2>(d, np, xt, i0, ti, j0, tj, r2);
-    } else {
-        dist_tile_c::<1>(d, np, xt, i0, ti, j0, tj, r2);
-    }
-}
-
-/// [`dist_tile`] in blocks of 4 rows × `8C` columns (`C` = 1 or 2; both give the same bits).
-/// (The accumulators are separate locals, not an array: LLVM then keeps them in registers.)
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn dist_tile_c<const C: usize>(
-    d: usize,
-    np: usize,
-    xt: &[f64],
-    i0: usize,
-    ti: usize,
-    j0: usize,
-    tj: usize,
-    r2: &mut [f64],
-) {
-    for ib in (0..ti).step_by(4) {
-        for jb in (0..tj).step_by(8 * C) {
-            let z = [0.0_f64; 8];
-            let (mut a0, mut a1, mut a2, mut a3) = (z, z, z, z);
-            let (mut a4, mut a5, mut a6, mut a7) = (z, z, z, z);
-            for l in 0..d {
-                let row = &xt[l * np..][..np];
-                let xi: &[f64; 4] = row[i0 + ib..][..4].try_into().expect("4 rows");
-                let x0 = c8(row, j0 + jb);
-                sq8(&mut a0, x0, xi[0]);
-                sq8(&mut a2, x0, xi[1]);
-                sq8(&mut a4, x0, xi[2]);
-                sq8(&mut a6, x0, xi[3]);
-                if C > 1 {
-                    let x1 = c8(row, j0 + jb + 8);
-                    sq8(&mut a1, x1, xi[0]);
-                    sq8(&mut a3, x1, xi[1]);
-                    sq8(&mut a5, x1, xi[2]);
-                    sq8(&mut a7, x1, xi[3]);
-                }
-            }
-            for (r, (lo, hi)) in [(a0, a1), (a2, a3), (a4, a5), (a6, a7)].iter().enumerate() {
-                let o = (ib + r) * tj + jb;
-                r2[o..o + 8].copy_from_slice(lo);
-                if C > 1 {
-                    r2[o + 8..o + 16].copy_from_slice(hi);
-                }
-            }
-        }
-    }
-}
 
 /// `e^x` for `x ≤ 709`, branch free (see the module docs for the accuracy): `e^r ≈ 1 + r +
 /// r²q(r)`, `q` the near-minimax (Chebyshev) fit of degree 9 of `(e^r − 1 − r)/r²` on

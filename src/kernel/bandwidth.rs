@@ -25,9 +25,10 @@ use nalgebra::DMatrix;
 use super::{FitKernel, Rbf};
 use crate::error::{Error, Result};
 use crate::fastmath::c8;
+use crate::stein::dists::DistPanels;
 #[cfg(feature = "rayon")]
 use crate::stein::pairwise::PARALLEL_MIN_N;
-use crate::stein::pairwise::{TileLayout, packed_dists, transpose};
+use crate::stein::pairwise::TileLayout;
 
 /// Sample size (at most) of the exact selection's thresholds.
 const SAMPLE_MAX: usize = 2048;
@@ -186,8 +187,8 @@ fn visit_tile(lay: TileLayout, i: usize, j: usize, tile: &[f64], f: &mut impl Fn
 /// `out` those in `[lo, hi)` while each tile is still in cache.
 fn fill_chunk(
     lay: TileLayout,
-    d: usize,
-    xt: &[f64],
+    x: &[f64],
+    dist: &DistPanels,
     th: Option<&[f64; 2]>,
     c: usize,
     chunk: &mut [f64],
@@ -200,7 +201,7 @@ fn fill_chunk(
         tt[0] = th[0];
     }
     if lay.packed {
-        packed_dists(d, lay.n, lay.np, xt, chunk);
+        dist.packed(chunk);
         let vals = &chunk[..lay.n * (lay.n - 1) / 2];
         if let Some(th) = th {
             count_lt(vals, &tt, 1, &mut cnt);
@@ -213,13 +214,13 @@ fn fill_chunk(
         for j in i..lay.nb {
             let tj = lay.len(j);
             let tile = &mut chunk[lay.local_offset(i, j)..][..ti * tj];
-            crate::fastmath::dist_tile(d, lay.np, xt, i * lay.t, ti, j * lay.t, tj, tile);
+            dist.tile(x, i, ti, j, tj, tile);
             if let Some(th) = th {
                 let (lo, hi) = (th[0].to_bits(), Some(th[1].to_bits()));
                 if i == j {
                     // Count over the whole (symmetric, zero-diagonal) square in long runs,
-                    // then halve: r²(i, j) and r²(j, i) have the same bits ((a − b)² =
-                    // (b − a)², summed in the same order) and r²(i, i) = +0 exactly.
+                    // then halve: r²(i, j) and r²(j, i) have the same bits and r²(i, i) = +0
+                    // exactly (see `stein::dists`).
                     let vi = lay.valid(i);
                     let mut cd = [0; NT];
                     if vi == tj {
@@ -399,7 +400,8 @@ impl FitKernel for Bandwidth {
 pub struct MedianScratch {
     /// Subsampled path: the squared distances of the sampled pairs (bit patterns).
     dist: Vec<u64>,
-    xt: Vec<f64>,
+    /// The particles in the layouts of the distance kernels.
+    panels: DistPanels,
     /// Exact path: the squared distances of all pairs in the pair engine's tile store.
     store: Vec<f64>,
     /// The layout of `store` and whether it still belongs to the current particles.
@@ -482,16 +484,11 @@ impl MedianScratch {
         self.pre = None;
         match self.subsample {
             None => {
-                // Transposed copy, then every tile of the pair engine's layout
+                // Centred copies, then every tile of the pair engine's layout
                 // (kept: the pair pass of the same step reuses them).
                 let lay = TileLayout::new(n, d);
-                let xt = &mut self.xt;
-                crate::par::keep_warm_for(n, || {
-                    xt.clear();
-                    // (8 slots of padding: the packed distances read past the last particle.)
-                    xt.resize(d * lay.np + 8, 0.0);
-                    transpose(x.as_slice(), d, n, lay.np, xt);
-                });
+                let panels = &mut self.panels;
+                crate::par::keep_warm_for(n, || panels.fill(x.as_slice(), d, lay));
                 self.store.resize(lay.store_len(), 0.0);
                 // Around the previous fit's order statistics (they move little from one step
                 // to the next): the bracket `[(1 − w) v0, (1 + w) v1)`, during the distance
@@ -504,9 +501,9 @@ impl MedianScratch {
                     .filter(|p| p.n == n)
                     .map(|p| [p.v0 * (1.0 - p.width), p.v1 * (1.0 + p.width)]);
                 self.parts.resize_with(lay.chunks(), Vec::new);
-                let (xt, th_ref) = (&self.xt[..], th.as_ref());
+                let (panels, th_ref, xs) = (&self.panels, th.as_ref(), x.as_slice());
                 let run = |(c, (chunk, out)): (usize, (&mut [f64], &mut Vec<u64>))| {
-                    fill_chunk(lay, d, xt, th_ref, c, chunk, out)
+                    fill_chunk(lay, xs, panels, th_ref, c, chunk, out)
                 };
                 let add = |mut a: [usize; NT], b: [usize; NT]| {
                     for (x, y) in a.iter_mut().zip(b) {
@@ -826,8 +823,8 @@ impl MedianScratch {
         (self.fresh
             && self.subsample.is_none()
             && lay == TileLayout::new(n, d)
-            && self.xt.len() == d * lay.np + 8)
-            .then_some(&self.store[..lay.store_len()])
+            && self.panels.matches(lay, d))
+        .then_some(&self.store[..lay.store_len()])
     }
 
     /// Marks the stored distances as stale (the particles moved).

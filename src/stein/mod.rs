@@ -20,6 +20,7 @@
 //! synchronous. The RBF bandwidth rules and their peers' parameterisations are in
 //! [`Bandwidth`](crate::kernel::Bandwidth). See `docs/stein.md` for the mathematics.
 
+pub(crate) mod dists;
 mod ksd;
 mod mmd;
 mod noisy;

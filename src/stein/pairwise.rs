@@ -13,12 +13,12 @@
 //! `KSD² = n⁻² Σ_i (s_iᵀa_i + 2 s_iᵀrep_i + div_i)` (the symmetric Stein kernel summed over all
 //! pairs, rearranged using `k(x, y) = k(y, x)`).
 //!
-//! **Radial kernels** (`k = ψ(r²)`): particles are transposed to a coordinate-major copy
-//! padded to a multiple of 16 (raw, for the distances) and a centred copy (for the features;
-//! radial kernels are translation invariant). The particles are cut into blocks of `t` (32 for
-//! n ≤ 256, else 64) and the engine works on `t × t` tiles of pairs: `r²` by a register-blocked
-//! kernel (4 rows × 16 columns in registers, summed over coordinates in order) or read from the
-//! median's tile store of the same particles, the kernel values for the whole tile (branch-free
+//! **Radial kernels** (`k = ψ(r²)`): particles are transposed to a centred coordinate-major
+//! copy padded to a multiple of 16 (for the features; radial kernels are translation
+//! invariant). The particles are cut into blocks of `t` (32 for n ≤ 256, else 64) and the
+//! engine works on `t × t` tiles of pairs: `r²` by the register-blocked kernels of
+//! [`super::dists`] (the Gram form with an exact fallback for d ≥ 16, the difference form
+//! below) or read from the median's tile store of the same particles, the kernel values for the whole tile (branch-free
 //! exp), then the sums as small matrix products with register-blocked micro-kernels (dot
 //! products over particles for d < 16, vectorised over coordinates from a particle-major copy
 //! for d ≥ 16).
@@ -62,8 +62,9 @@
 
 use nalgebra::DMatrix;
 
+use super::dists::{DistPanels, coord_means};
 use crate::error::{Error, Result};
-use crate::fastmath::{WIDE_REGS, c8, dist_tile, fma4, fmadd, sq8};
+use crate::fastmath::{WIDE_REGS, c8, fma4, fmadd};
 use crate::kernel::Kernel;
 use wide::f64x4;
 
@@ -126,40 +127,6 @@ pub(crate) fn packed_row(n: usize, i: usize) -> usize {
     i * (2 * n - i - 1) / 2
 }
 
-/// The packed upper triangle of squared distances: `out[packed_row(n, i) + j − i − 1] =
-/// Σ_l (x_{j,l} − x_{i,l})²` for `i < j < n` (summed in coordinate order from `xt`, the
-/// coordinate-major particles with `np` per coordinate: the same bits as [`dist_tile`]).
-pub(crate) fn packed_dists(d: usize, n: usize, np: usize, xt: &[f64], out: &mut [f64]) {
-    match d {
-        1 => packed_dists_d::<1>(d, n, np, xt, out),
-        2 => packed_dists_d::<2>(d, n, np, xt, out),
-        3 => packed_dists_d::<3>(d, n, np, xt, out),
-        _ => packed_dists_d::<0>(d, n, np, xt, out),
-    }
-}
-
-/// [`packed_dists`] for `d = D` (`D = 0`: any `d`).
-#[inline(always)]
-fn packed_dists_d<const D: usize>(d: usize, n: usize, np: usize, xt: &[f64], out: &mut [f64]) {
-    let d = if D > 0 { D } else { d };
-    // Eight pairs at a time, all coordinates summed in a register. The last chunk of a row
-    // runs past it (into the next row, written afterwards, or the 8 padding slots at the end)
-    // and reads particles past `n` (the zero padding of `xt`, at least 8 past `d·np`).
-    let xt = &xt[..d * np + 8];
-    for i in 0..n.saturating_sub(1) {
-        let off = packed_row(n, i);
-        let len = n - 1 - i;
-        for c in 0..len.div_ceil(8) {
-            let j0 = i + 1 + 8 * c;
-            let mut acc = [0.0_f64; 8];
-            for l in 0..d {
-                sq8(&mut acc, c8(xt, l * np + j0), xt[l * np + i]);
-            }
-            out[off + 8 * c..][..8].copy_from_slice(&acc);
-        }
-    }
-}
-
 impl TileLayout {
     /// The layout for `n` particles in dimension `d`.
     pub(crate) fn new(n: usize, d: usize) -> Self {
@@ -219,24 +186,12 @@ impl TileLayout {
     }
 }
 
-/// Writes the transposed particles: `xt[l·np + i] = x_{i,l}` for `i < n` (`x` is `d × n`
-/// column-major); the padding `i ≥ n` is left as it is (zero). Distances are taken from this
-/// uncentred copy (a difference of raw coordinates is the most accurate).
-pub(crate) fn transpose(x: &[f64], d: usize, n: usize, np: usize, xt: &mut [f64]) {
-    for l in 0..d {
-        let row = &mut xt[l * np..][..np];
-        for i in 0..n {
-            row[i] = x[i * d + l];
-        }
-    }
-}
-
-/// The rows `xr`, `xt`, `st` of one coordinate (see [`prepare_row`]).
-type PrepareRow<'a> = ((&'a mut [f64], &'a mut [f64]), &'a mut [f64]);
+/// The rows `xt`, `st` of one coordinate (see [`prepare_row`]).
+type PrepareRow<'a> = (&'a mut [f64], &'a mut [f64]);
 
 /// Coordinate row `l` of [`PairScratch::prepare`] (`x`, `s` are `d × n` column-major; the
-/// padding `i ≥ n` of each row is left as it is, zero): `xr_i = x_{i,l}`,
-/// `xt_i = x_{i,l} − mean_l`, and `st_i = s_{i,l} − p·xt_i` (Gaussian precision `p`) or
+/// padding `i ≥ n` of each row is left as it is, zero): `xt_i = x_{i,l} − mean_l` (the
+/// centring of [`DistPanels`]), and `st_i = s_{i,l} − p·xt_i` (Gaussian precision `p`) or
 /// `s_{i,l}`.
 #[allow(clippy::too_many_arguments)]
 fn prepare_row(
@@ -246,14 +201,10 @@ fn prepare_row(
     n: usize,
     l: usize,
     p: Option<f64>,
-    xr: &mut [f64],
+    mean: f64,
     xt: &mut [f64],
     st: &mut [f64],
 ) {
-    for i in 0..n {
-        xr[i] = x[i * d + l];
-    }
-    let mean = (0..n).map(|i| x[i * d + l]).sum::<f64>() / n as f64;
     for i in 0..n {
         xt[i] = x[i * d + l] - mean;
     }
@@ -362,9 +313,12 @@ pub(crate) struct PairScratch {
     np: usize,
     lay: TileLayout,
     geo: Geometry,
-    /// Transposed particles (distances) and their centred copy (features, φ).
-    xr: Vec<f64>,
+    /// Centred, coordinate-major particles (features, φ), and the coordinate means.
     xt: Vec<f64>,
+    mean: Vec<f64>,
+    /// The particles in the layouts of the distance kernels, filled when no distance store of
+    /// the same step is given.
+    dist: DistPanels,
     /// Scores (general radial path) or the features `f = s − p·x` (Gaussian path),
     /// coordinate-major.
     st: Vec<f64>,
@@ -411,8 +365,9 @@ impl PairScratch {
             np,
             lay,
             geo,
-            xr: vec![0.0; d * np + 8],
             xt: vec![0.0; d * np],
+            mean: vec![0.0; d],
+            dist: DistPanels::default(),
             st: vec![0.0; d * np],
             grad: vec![0.0; d],
             wsum: vec![0.0; np],
@@ -463,10 +418,21 @@ impl PairScratch {
                 crate::par::keep_warm_for(n, || self.prepare(x, s, p, false));
             }
             self.gauss = p;
+            // The median's distance store of the same step, where this path can read it;
+            // otherwise the distances are computed here.
+            let lay = self.lay;
+            let r2 = r2.filter(|r| {
+                p.is_some() && r.len() >= lay.store_len() && (lay.packed || self.geo.symmetric)
+            });
+            if r2.is_none() {
+                // (The packed layout is the Gaussian path's; other kernels run tiled.)
+                let packed = lay.packed && p.is_some();
+                self.dist.fill(x, self.d, TileLayout { packed, ..lay });
+            }
             match p {
                 Some(p) if self.lay.packed => self.gauss_packed(p, r2),
-                Some(p) => self.gauss_pass(p, r2),
-                None => self.radial(kernel),
+                Some(p) => self.gauss_pass(p, r2, x),
+                None => self.radial(kernel, x),
             }
         } else {
             self.generic(kernel, x, s);
@@ -481,16 +447,17 @@ impl PairScratch {
     /// functions on the same pieces, so the values do not depend on `parallel`.
     fn prepare(&mut self, x: &[f64], s: &[f64], p: Option<f64>, parallel: bool) {
         let (d, n, np, dp) = (self.d, self.n, self.np, self.dp);
-        let row = |(l, ((xr, xt), st)): (usize, PrepareRow<'_>)| {
-            prepare_row(x, s, d, n, l, p, xr, xt, st);
+        coord_means(x, d, n, &mut self.mean);
+        let mean = &self.mean[..];
+        let row = |(l, (xt, st)): (usize, PrepareRow<'_>)| {
+            prepare_row(x, s, d, n, l, p, mean[l], xt, st);
         };
         let block = PREPARE_BLOCK * dp.max(1);
         #[cfg(feature = "rayon")]
         if parallel {
             use rayon::prelude::*;
-            self.xr
+            self.xt
                 .par_chunks_mut(np)
-                .zip(self.xt.par_chunks_mut(np))
                 .zip(self.st.par_chunks_mut(np))
                 .enumerate()
                 .for_each(row);
@@ -505,9 +472,8 @@ impl PairScratch {
             return;
         }
         let _ = parallel;
-        self.xr
+        self.xt
             .chunks_mut(np)
-            .zip(self.xt.chunks_mut(np))
             .zip(self.st.chunks_mut(np))
             .enumerate()
             .for_each(row);
@@ -521,11 +487,12 @@ impl PairScratch {
         }
     }
 
-    fn radial<K: Kernel + Sync>(&mut self, kernel: &K) {
+    fn radial<K: Kernel + Sync>(&mut self, kernel: &K, x: &[f64]) {
         let (d, n, np, g) = (self.d, self.n, self.np, self.geo);
         let (t, region) = (g.t, g.region());
         let f = Feats {
-            xr: &self.xr,
+            x,
+            dist: &self.dist,
             xt: &self.xt,
             st: &self.st,
             xp: &self.xp,
@@ -582,12 +549,13 @@ impl PairScratch {
 
     /// The Gaussian path: `g = Σ_j k_ij f_j`, `K_i = Σ_j k_ij`, and `Σ_{i,j} k_ij r²_ij` in
     /// per-block parts (see [`PairScratch::div`]).
-    fn gauss_pass(&mut self, p: f64, r2: Option<&[f64]>) {
+    fn gauss_pass(&mut self, p: f64, r2: Option<&[f64]>, x: &[f64]) {
         let (d, n, np, g, lay) = (self.d, self.n, self.np, self.geo, self.lay);
         let (t, region) = (g.t, g.region());
-        let store = r2.filter(|r| g.symmetric && r.len() >= lay.store_len());
+        let store = r2;
         let f = Feats {
-            xr: &self.xr,
+            x,
+            dist: &self.dist,
             xt: &self.xt,
             st: &self.st,
             xp: &self.xp,
@@ -685,10 +653,10 @@ impl PairScratch {
         let (d, n, np) = (self.d, self.n, self.np);
         let m = n * n.saturating_sub(1) / 2;
         // With the 8 padding slots (finite values; masked below).
-        let r2: &[f64] = match r2.filter(|r| r.len() >= m + 8) {
+        let r2: &[f64] = match r2 {
             Some(r) => &r[..m + 8],
             None => {
-                packed_dists(d, n, np, &self.xr, &mut self.pr2);
+                self.dist.packed(&mut self.pr2);
                 &self.pr2[..m + 8]
             }
         };
@@ -1544,7 +1512,9 @@ fn row_axpy_with(
 /// scores `st` (`np` per coordinate), and for `d ≥ WIDE_D` particle-major copies `xp`, `sp`
 /// (`dp` per particle; `dp = 0` otherwise).
 struct Feats<'a> {
-    xr: &'a [f64],
+    /// The particles (`d × n`, column-major) and their distance layouts.
+    x: &'a [f64],
+    dist: &'a DistPanels,
     xt: &'a [f64],
     st: &'a [f64],
     xp: &'a [f64],
@@ -1819,7 +1789,7 @@ fn block_tiles<K: Kernel>(
             &mut wv[..len],
             &mut cv[..len],
         );
-        dist_tile(d, np, f.xr, i0, ti, j0, tj, r2);
+        f.dist.tile(f.x, b, ti, jblk, tj, r2);
         kernel.radial_block(r2, kv, wv, cv);
         // Padding rows and columns contribute nothing.
         let (vi, vj) = (n.saturating_sub(i0).min(ti), n.saturating_sub(j0).min(tj));
@@ -2002,7 +1972,7 @@ fn gauss_block(
             let r2: &[f64] = match store {
                 Some(st) => &st[lay.offset(b, jblk)..][..len],
                 None => {
-                    dist_tile(d, np, f.xr, i0, ti, j0, tj, &mut r2buf[..len]);
+                    f.dist.tile(f.x, b, ti, jblk, tj, &mut r2buf[..len]);
                     &r2buf[..len]
                 }
             };
@@ -2181,14 +2151,14 @@ mod tests {
     use super::*;
     use crate::kernel::{Imq, Rbf};
 
-    /// The two register-block shapes ([`WIDE_REGS`] or not) of the distance, row-side and
+    /// The two register-block shapes ([`WIDE_REGS`] or not) of the row-side and
     /// column-side kernels give the same bits (each entry is the same sum in the same order),
     /// and both equal the direct sum to rounding. Odd `d` (tails of 8-lane and 2-feature
     /// groups), tiles with `ti < tj` (`tj = 32`: the wide column side's 32-column blocks;
     /// `tj = 48`: those and a lone 16-column chunk), and accumulation into non-zero `out`.
     #[test]
     fn block_shapes_give_the_same_bits() {
-        for (d, (ti, tj)) in [1, 3, 16, 21, 100]
+        for (d, (ti, tj)) in [1_usize, 3, 16, 21, 100]
             .into_iter()
             .flat_map(|d| [(d, (8, 32)), (d, (4, 48))])
         {
@@ -2197,21 +2167,6 @@ mod tests {
             let xt: Vec<f64> = (0..d * np)
                 .map(|k| (k * 37 % 101) as f64 / 50.0 - 1.0)
                 .collect();
-            // Distances.
-            let mut r_n = vec![0.0; ti * tj];
-            let mut r_w = vec![0.0; ti * tj];
-            crate::fastmath::dist_tile_c::<1>(d, np, &xt, i0, ti, j0, tj, &mut r_n);
-            crate::fastmath::dist_tile_c::<2>(d, np, &xt, i0, ti, j0, tj, &mut r_w);
-            for ii in 0..ti {
-                for jj in 0..tj {
-                    let direct: f64 = (0..d)
-                        .map(|l| (xt[l * np + j0 + jj] - xt[l * np + i0 + ii]).powi(2))
-                        .sum();
-                    let (a, b) = (r_n[ii * tj + jj], r_w[ii * tj + jj]);
-                    assert_eq!(a.to_bits(), b.to_bits(), "dist d={d} ({ii},{jj})");
-                    assert!((a - direct).abs() <= 1e-13 * direct.max(1.0), "dist d={d}");
-                }
-            }
             // A tile of kernel-like weights.
             let m: Vec<f64> = (0..ti * tj).map(|k| (-(k as f64) / 97.0).exp()).collect();
             // Row side: particle-major features, `dp` padded to a multiple of 8 with zeros.
@@ -2309,7 +2264,6 @@ mod tests {
                     for i in 0..n {
                         let xc = x[i * d + l] - mean;
                         let f = p.map_or(s[i * d + l], |p| s[i * d + l] - p * xc);
-                        assert_eq!(a.xr[l * np + i], x[i * d + l]);
                         assert!((a.xt[l * np + i] - xc).abs() <= 1e-15);
                         assert!((a.st[l * np + i] - f).abs() <= 1e-14);
                         if a.dp > 0 {
@@ -2330,7 +2284,6 @@ mod tests {
                     pool.install(|| b.prepare(&x, &s, p, true));
                     let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                     for (name, u, v) in [
-                        ("xr", &a.xr, &b.xr),
                         ("xt", &a.xt, &b.xt),
                         ("st", &a.st, &b.st),
                         ("sp", &a.sp, &b.sp),
