@@ -1491,20 +1491,25 @@ fn row_axpy_with(
     d: usize,
     out: &mut [f64],
 ) {
-    for ib in (0..ti).step_by(4) {
-        let mut f = 0;
-        while f < d {
+    // Coordinate groups outside, row groups inside: a group's features of the tile's `tj`
+    // particles (`tj` × 8 or 16 values) stay in L1 for all row groups, and the tile's kernel
+    // rows are read in order (the other order streams every feature group from L2 once per
+    // row group; a scratch benchmark of the row side alone at n = 1000, d = 100 on Zen 3:
+    // 2.77 against 3.18 ms per step). Each entry of `out` still gets one sum per tile, in the
+    // same order (same bits).
+    let mut f = 0;
+    while f < d {
+        let step = if !wide || f + 16 > dp { 8 } else { 16 };
+        for ib in (0..ti).step_by(4) {
             if !wide {
                 rows_axpy_n(m, ib, tj, feat, dp, j0, f, d, out);
-                f += 8;
-            } else if f + 16 <= dp {
+            } else if step == 16 {
                 rows_axpy_v::<2>(m, ib, tj, feat, dp, j0, f, d, out);
-                f += 16;
             } else {
                 rows_axpy_v::<1>(m, ib, tj, feat, dp, j0, f, d, out);
-                f += 8;
             }
         }
+        f += step;
     }
 }
 
