@@ -136,17 +136,33 @@ impl DistPanels {
         coord_means(x, d, n, &mut self.mean);
         let (ld, mean) = (self.ld, &self.mean[..]);
         for (i, xi) in x.chunks_exact(d).take(n).enumerate() {
-            let mut nu = 0.0;
-            let (b, ii) = (i / t, i % t);
-            let xb = &mut self.xb[b * d * ld..][..d * ld];
-            let xg = &mut self.xg[(i / 4) * d * 4..][..d * 4];
-            for (l, (&v, &m)) in xi.iter().zip(mean).enumerate() {
-                let c = v - m;
-                xb[l * ld + ii] = c;
-                xg[l * 4 + i % 4] = c;
-                nu = fmadd(c, c, nu);
+            // Coordinate l of particle i: slot l of its group of 4.
+            let xg = self.xg[(i / 4) * d * 4 + i % 4..].iter_mut().step_by(4);
+            for ((&v, &m), pg) in xi.iter().zip(mean).zip(xg) {
+                *pg = v - m;
             }
-            self.nrm[i] = nu;
+        }
+        // Block rows from the groups: row l of block b is slot l of its 16 groups, 4 values
+        // each (writing them per particle, one store per row, was slower).
+        for (b, xb) in self.xb.chunks_exact_mut(d * ld).enumerate() {
+            let groups = self.xg[b * t * d..]
+                .chunks_exact(4 * d)
+                .take(lay.len(b) / 4);
+            for (g, grp) in groups.enumerate() {
+                for (row, v) in xb.chunks_exact_mut(ld).zip(grp.chunks_exact(4)) {
+                    row[4 * g..4 * g + 4].copy_from_slice(v);
+                }
+            }
+        }
+        // ν_i = Σ_l c_il² in coordinate order, vectorised over the particles of a block (the
+        // padding's rows are zero, so its ν is +0).
+        for (b, nu) in self.nrm.chunks_mut(t).enumerate() {
+            nu.fill(0.0);
+            for row in self.xb[b * d * ld..][..d * ld].chunks_exact(ld) {
+                for (v, &c) in nu.iter_mut().zip(row) {
+                    *v = fmadd(c, c, *v);
+                }
+            }
         }
     }
 
@@ -242,7 +258,8 @@ impl DistPanels {
         let xi = &x[i * d..][..d];
         for (q, v) in o.iter_mut().enumerate() {
             let jq = j + q;
-            if jq < n && *v < (self.nrm[i] + self.nrm[jq]) / FALLBACK {
+            // (The diagonal is already exact: +0.)
+            if jq < n && jq != i && *v < (self.nrm[i] + self.nrm[jq]) / FALLBACK {
                 let xj = &x[jq * d..][..d];
                 *v = xi.iter().zip(xj).fold(0.0, |acc, (&a, &b)| {
                     let u = b - a;
