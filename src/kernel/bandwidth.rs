@@ -231,7 +231,8 @@ fn fill_chunk(
                         }
                     }
                     // (The diagonal's zeros lie below a positive threshold.)
-                    cnt[0] += (cd[0] - if th[0] > 0.0 { vi } else { 0 }) / 2;
+                    // (Saturating: with finite particles the diagonal is +0 exactly.)
+                    cnt[0] += cd[0].saturating_sub(if th[0] > 0.0 { vi } else { 0 }) / 2;
                     visit_tile(lay, i, j, tile, &mut |row| gather_row(row, lo, hi, out));
                 } else {
                     visit_tile(lay, i, j, tile, &mut |row| {
@@ -358,6 +359,11 @@ impl Bandwidth {
         if n < 2 {
             return Ok(1.0);
         }
+        // (Checked here, not inferred from the median: one non-finite particle makes only its
+        // own n − 1 distances NaN, and the median of the others can be finite.)
+        if x.iter().any(|v| !v.is_finite()) {
+            return Err(Error::NonFiniteInput { name: "particles" });
+        }
         scratch.fill(x);
         let ell = match self {
             Bandwidth::LiuWang => scratch.median(n, Over::Full, false) / (nf + 1.0).ln(),
@@ -386,7 +392,7 @@ impl FitKernel for Bandwidth {
 }
 
 /// Buffers of the median heuristics: the pairwise squared distances (as order-preserving bit
-/// patterns) and a transposed copy of the particles. Allocated once per particle system.
+/// patterns) and the particles in the layouts of the distance kernels. Allocated once per particle system.
 ///
 /// # Example
 ///
@@ -488,7 +494,7 @@ impl MedianScratch {
                 // (kept: the pair pass of the same step reuses them).
                 let lay = TileLayout::new(n, d);
                 let panels = &mut self.panels;
-                crate::par::keep_warm_for(n, || panels.fill(x.as_slice(), d, lay));
+                crate::par::keep_warm_for(n, || panels.fill(x.as_slice(), d, lay, None));
                 self.store.resize(lay.store_len(), 0.0);
                 // Around the previous fit's order statistics (they move little from one step
                 // to the next): the bracket `[(1 − w) v0, (1 + w) v1)`, during the distance

@@ -18,8 +18,10 @@
 //! form from the raw particles. Every value is then within a relative `≈ 4(2d + 8)·u +
 //! 2√8·u` of the exact `r²` (`≤ 10⁻¹³` for `d ≤ 100`), against `≈ d·u` for the difference
 //! form: accuracy relative to `r²` itself, whatever the layout of the cloud. For a cloud
-//! like a Gaussian in `d ≥ 10` dimensions almost no pair takes the fallback (it needs the two
-//! particles' directions from the mean within ≈ 40° of each other).
+//! like a Gaussian in `d ≥ 16` dimensions almost no pair takes the fallback (it needs the two
+//! particles' directions from the mean within ≈ 40° of each other). NaN values and norms that
+//! overflow (finite particles beyond ≈ 10¹⁵⁴) take it too, so that a pair's value is the
+//! difference form's whenever the Gram form cannot be trusted.
 //!
 //! The dot products run in coordinate order and `ν_i` is summed in the same order by the same
 //! fused multiply-adds, the fallback's condition and its value are symmetric in `(i, j)`, so
@@ -50,6 +52,12 @@ const FALLBACK: f64 = 4.0;
 /// of the raw coordinates (measured at n = 1000, d = 10: the Gram form's final sum, clamp
 /// and fallback check per pair cost more than its saved subtractions over 10 coordinates).
 pub(crate) const GRAM_MIN_D: usize = 16;
+
+#[cfg(test)]
+thread_local! {
+    /// Pairs recomputed by [`DistPanels::fallback`] on this thread (tests).
+    static FALLBACKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
 
 /// Padding of a block's coordinate rows: a stride of `t = 64` doubles (512 bytes) maps a
 /// block's rows to 8 of the 64 L1 sets.
@@ -87,7 +95,7 @@ pub(crate) struct DistPanels {
     xb: Vec<f64>,
     /// Tiled: groups of 4 particles (empty when packed).
     xg: Vec<f64>,
-    /// `ν_i = ‖x̃_i‖²` (`np + 8` entries, zero past `n`).
+    /// `ν_i = ‖x̃_i‖²` (`np` entries, zero past `n`; empty for the raw copy).
     nrm: Vec<f64>,
     mean: Vec<f64>,
 }
@@ -107,7 +115,8 @@ impl DistPanels {
     /// Writes the layouts of `lay` for its `n = lay.n` particles `x` (`d × n`, column-major):
     /// centred copies and norms (Gram form), or the raw coordinate-major copy. Padding
     /// entries (particles `≥ n`) are zero.
-    pub(crate) fn fill(&mut self, x: &[f64], d: usize, lay: TileLayout) {
+    /// `means`: the coordinate means by [`coord_means`] if the caller has them already.
+    pub(crate) fn fill(&mut self, x: &[f64], d: usize, lay: TileLayout, means: Option<&[f64]>) {
         let (n, np, t) = (lay.n, lay.np, lay.t);
         if !self.matches(lay, d) {
             // New shape: zeroed buffers (the padding is never written afterwards).
@@ -133,7 +142,10 @@ impl DistPanels {
             return;
         }
         self.mean.resize(d, 0.0);
-        coord_means(x, d, n, &mut self.mean);
+        match means {
+            Some(m) => self.mean.copy_from_slice(m),
+            None => coord_means(x, d, n, &mut self.mean),
+        }
         let (ld, mean) = (self.ld, &self.mean[..]);
         for (i, xi) in x.chunks_exact(d).take(n).enumerate() {
             // Coordinate l of particle i: slot l of its group of 4.
@@ -258,13 +270,16 @@ impl DistPanels {
         let xi = &x[i * d..][..d];
         for (q, v) in o.iter_mut().enumerate() {
             let jq = j + q;
-            // (The diagonal is already exact: +0.)
-            if jq < n && jq != i && *v < (self.nrm[i] + self.nrm[jq]) / FALLBACK {
+            // (The diagonal is +0 already unless the norms overflowed; a finite diagonal
+            // value is called here for every row group of a diagonal tile.)
+            if jq < n && !(jq == i && *v == 0.0) && needs_fallback(*v, self.nrm[i] + self.nrm[jq]) {
                 let xj = &x[jq * d..][..d];
                 *v = xi.iter().zip(xj).fold(0.0, |acc, (&a, &b)| {
                     let u = b - a;
                     fmadd(u, u, acc)
                 });
+                #[cfg(test)]
+                FALLBACKS.with(|c| c.set(c.get() + 1));
             }
         }
     }
@@ -369,8 +384,8 @@ fn dot8(acc: &mut [f64; 8], s: f64, x: &[f64; 8]) {
     }
 }
 
-/// `o = max⁺(ν_i + ν_j − 2·dot)` lane-wise (see [`clamp0`]); `true` if a lane is below
-/// `(ν_i + ν_j)/FALLBACK` (it needs [`DistPanels::fallback`]).
+/// `o = max⁺(ν_i + ν_j − 2·dot)` lane-wise (see [`clamp0`]); `true` if a lane needs
+/// [`DistPanels::fallback`] (see [`needs_fallback`]).
 #[inline(always)]
 fn finish8(o: &mut [f64], ni: f64, nj: &[f64; 8], dot: &[f64; 8]) -> bool {
     let mut low = false;
@@ -378,9 +393,17 @@ fn finish8(o: &mut [f64], ni: f64, nj: &[f64; 8], dot: &[f64; 8]) -> bool {
         let s = ni + nj[t];
         let v = clamp0(fmadd(-2.0, dot[t], s));
         o[t] = v;
-        low |= v < s * (1.0 / FALLBACK);
+        low |= needs_fallback(v, s);
     }
     low
+}
+
+/// A Gram value `v` with norm sum `s = ν_i + ν_j` is recomputed in the difference form if it is
+/// below `s/FALLBACK` (cancellation), NaN, or `s` overflowed (finite particles far apart
+/// whose squared norms exceed the double range: `∞ − ∞`).
+#[inline(always)]
+fn needs_fallback(v: f64, s: f64) -> bool {
+    !(v >= s * (1.0 / FALLBACK) && s < f64::INFINITY)
 }
 
 #[cfg(test)]
@@ -408,9 +431,9 @@ mod tests {
     }
 
     /// Both register shapes of the tile kernels give the same bits; every value is within a
-    /// relative `(8d + 40)·u` of the difference form computed here (Gram form from
+    /// relative `(9d + 42)·u` of the difference form computed here (Gram form from
     /// [`GRAM_MIN_D`] on, the difference form below it) (the Gram bound `(2d + 8)u(ν_i + ν_j)`
-    /// with `ν_i + ν_j ≤ 4r²` outside the fallback, plus the reference's own rounding): the
+    /// with `ν_i + ν_j ≤ 4r²` outside the fallback, plus the reference's own `(d + 2)u`): the
     /// test fails without the fallback (relative errors ≈ 4·10⁻¹⁴ for the far cloud at d = 16,
     /// ≈ 10⁻⁸ in the cluster); `r²_ij` and `r²_ji` have the same bits and the
     /// diagonal is `+0` exactly (the median's counts rely on both). The packed layout's
@@ -432,7 +455,7 @@ mod tests {
                 ..TileLayout::new(n, d)
             };
             let mut p = DistPanels::default();
-            p.fill(&x, d, lay);
+            p.fill(&x, d, lay, None);
             let exact = |i: usize, j: usize| -> f64 {
                 (0..d).map(|l| (x[i * d + l] - x[j * d + l]).powi(2)).sum()
             };
@@ -463,7 +486,7 @@ mod tests {
                 for j in 0..n {
                     let (v, e) = (at(i, j), exact(i, j));
                     assert_eq!(v.to_bits(), at(j, i).to_bits(), "d={d} symmetry ({i},{j})");
-                    let bound = (8 * d + 40) as f64 * u * e;
+                    let bound = (9 * d + 42) as f64 * u * e;
                     assert!(
                         (v - e).abs() <= bound,
                         "d={d} n={n} ({i},{j}): {v} vs {e} (bound {bound:e})"
@@ -476,7 +499,7 @@ mod tests {
                 ..lay
             };
             let mut q = DistPanels::default();
-            q.fill(&x, d, plan);
+            q.fill(&x, d, plan, None);
             let mut out = vec![f64::NAN; n * (n - 1) / 2 + 8];
             q.packed(&mut out);
             for i in 0..n {
@@ -485,6 +508,84 @@ mod tests {
                     assert!((v - e).abs() <= (d + 2) as f64 * u * e, "packed ({i},{j})");
                 }
             }
+        }
+    }
+
+    /// A Gaussian-like cloud (sums of uniforms, d = 24) takes the fallback for under 1 % of
+    /// its pairs (fails without the centring: then every pair does), the cluster for some.
+    #[test]
+    fn fallback_is_rare_for_a_spread_cloud() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut unif = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let (d, n) = (24, 300);
+        let gauss: Vec<f64> = (0..d * n)
+            .map(|_| 5.0 + (0..12).map(|_| unif()).sum::<f64>() - 6.0)
+            .collect();
+        let count = |x: &[f64], d: usize, n: usize| {
+            let lay = TileLayout::new(n, d);
+            let mut p = DistPanels::default();
+            p.fill(x, d, lay, None);
+            FALLBACKS.with(|c| c.set(0));
+            let mut r2 = vec![0.0; lay.t * lay.t];
+            for bi in 0..lay.nb {
+                for bj in 0..lay.nb {
+                    let (ti, tj) = (lay.len(bi), lay.len(bj));
+                    p.tile(x, bi, ti, bj, tj, &mut r2[..ti * tj]);
+                }
+            }
+            FALLBACKS.with(|c| c.get())
+        };
+        let spread = count(&gauss, d, n);
+        assert!(spread * 100 < n * n, "{spread} of {} pairs", n * n);
+        assert!(count(&clustered(20, 150), 20, 150) > 1000);
+    }
+
+    /// Finite particles whose squared norms overflow (one particle at 10¹⁶⁰): every pair takes
+    /// the fallback, so the distances among the others are the difference form's and the
+    /// diagonal stays +0 (the Gram form alone gives NaN everywhere); the median heuristic then
+    /// gives the same bandwidth as at d < 16. A NaN particle is an error at every d.
+    #[test]
+    fn overflowing_norms_and_non_finite_particles() {
+        use crate::kernel::{Bandwidth, MedianScratch};
+        let n = 300;
+        for d in [GRAM_MIN_D - 1, GRAM_MIN_D] {
+            let mut x = cloud(d, n);
+            x[7 * d] = 1e160;
+            let lay = TileLayout::new(n, d);
+            let mut p = DistPanels::default();
+            p.fill(&x, d, lay, None);
+            let t = lay.t;
+            let mut r2 = vec![0.0; t * t];
+            p.tile(&x, 0, t, 0, t, &mut r2);
+            for i in 0..t {
+                for j in 0..t {
+                    let v = r2[i * t + j];
+                    if i == 7 || j == 7 {
+                        assert!(i == j && v == 0.0 || v == f64::INFINITY, "({i},{j}) {v}");
+                    } else {
+                        let e: f64 = (0..d).map(|l| (x[i * d + l] - x[j * d + l]).powi(2)).sum();
+                        assert!((v - e).abs() <= (d + 2) as f64 * f64::EPSILON * e);
+                    }
+                }
+            }
+            let xm = nalgebra::DMatrix::from_column_slice(d, n, &x);
+            let ell = Bandwidth::Median.length_scale(&xm, &mut MedianScratch::new(n));
+            assert!(
+                ell.is_ok_and(|l| l.is_finite() && l > 0.0),
+                "d={d}: {ell:?}"
+            );
+            x[9 * d + 1] = f64::NAN;
+            let xm = nalgebra::DMatrix::from_column_slice(d, n, &x);
+            assert!(
+                Bandwidth::Median
+                    .length_scale(&xm, &mut MedianScratch::new(n))
+                    .is_err()
+            );
         }
     }
 
@@ -498,17 +599,17 @@ mod tests {
         assert!(!DistPanels::raw(lay, d));
         let (a, b) = (cloud(d, n), vec![0.5; d * n]);
         let mut p = DistPanels::default();
-        p.fill(&a, d, lay);
-        p.fill(&b, d, lay);
+        p.fill(&a, d, lay, None);
+        p.fill(&b, d, lay, None);
         let mut fresh = DistPanels::default();
-        fresh.fill(&b, d, lay);
+        fresh.fill(&b, d, lay, None);
         assert_eq!(p.xb, fresh.xb);
         assert_eq!(p.xg, fresh.xg);
         assert_eq!(p.nrm, fresh.nrm);
         assert!(p.nrm.iter().all(|&v| v == 0.0));
         let mut c = a.clone();
         c[3 * d + 2] = f64::INFINITY;
-        p.fill(&c, d, lay);
+        p.fill(&c, d, lay, None);
         let tj = lay.len(0);
         let mut r2 = vec![0.0; tj * tj];
         p.tile(&c, 0, tj, 0, tj, &mut r2);

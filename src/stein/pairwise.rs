@@ -18,9 +18,10 @@
 //! invariant). The particles are cut into blocks of `t` (32 for n ≤ 256, else 64) and the
 //! engine works on `t × t` tiles of pairs: `r²` by the register-blocked kernels of
 //! [`super::dists`] (the Gram form with an exact fallback for d ≥ 16, the difference form
-//! below) or read from the median's tile store of the same particles, the kernel values for the whole tile (branch-free
-//! exp), then the sums as small matrix products with register-blocked micro-kernels (dot
-//! products over particles for d < 16, vectorised over coordinates from a particle-major copy
+//! below) or read from the median's tile store of the same particles, the kernel values for
+//! the whole tile (branch-free exp), then the sums as small matrix products with
+//! register-blocked micro-kernels (dot products over particles for d < 16, vectorised over
+//! coordinates from a particle-major copy
 //! for d ≥ 16).
 //!
 //! *Gaussian kernel* ([`Kernel::gaussian_precision`] = `p`): with `f_j = s_j − p·x_j` the driving
@@ -105,7 +106,7 @@ pub(crate) struct TileLayout {
     pub(crate) nb: usize,
     /// `n ≤` [`PACKED_MAX_N`] and `d ≤` [`PACKED_MAX_D`]: the store is the packed upper
     /// triangle instead (row `i` holds
-    /// `r²_ij`, `j = i+1 … n−1`, rows one after the other; one chunk), see [`packed_dists`].
+    /// `r²_ij`, `j = i+1 … n−1`, rows one after the other; one chunk), see [`DistPanels::packed`].
     pub(crate) packed: bool,
 }
 
@@ -147,7 +148,7 @@ impl TileLayout {
     /// `f64`s per chunk.
     pub(crate) fn chunk_len(&self) -> usize {
         if self.packed {
-            // The m pairs, then 8 padding slots (see `packed_dists`).
+            // The m pairs, then 8 padding slots (see `DistPanels::packed`).
             self.n * self.n.saturating_sub(1) / 2 + 8
         } else {
             (self.nb + 1) * self.t * self.t
@@ -306,9 +307,9 @@ pub(crate) use crate::par::PARALLEL_MIN_N;
 /// parallel).
 const PREPARE_BLOCK: usize = 64;
 
-/// From this many coordinates `n·d` on, the transposes and features before the pair pass run
-/// in parallel (below, the O(nd) copies are shorter than waking a second thread: at
-/// n = 1000, d = 10 they are ≈ 2 % of a step).
+/// From this many coordinates `n·d` on, the coordinate-major copies and features before the
+/// pair pass run in parallel (below, the O(nd) copies are shorter than waking a second
+/// thread: at n = 1000, d = 10 they are ≈ 2 % of a step).
 #[cfg(feature = "rayon")]
 const PREPARE_PARALLEL_MIN: usize = 1 << 15;
 
@@ -432,9 +433,12 @@ impl PairScratch {
                 p.is_some() && r.len() >= lay.store_len() && (lay.packed || self.geo.symmetric)
             });
             if r2.is_none() {
-                // (The packed layout is the Gaussian path's; other kernels run tiled.)
+                // (The packed layout is the Gaussian path's; other kernels run tiled.) Serial,
+                // with the means of `prepare`; a parallel pass follows from PARALLEL_MIN_N on.
                 let packed = lay.packed && p.is_some();
-                self.dist.fill(x, self.d, TileLayout { packed, ..lay });
+                let (dist, mean, d, n) = (&mut self.dist, &self.mean[..], self.d, self.n);
+                let lay = TileLayout { packed, ..lay };
+                crate::par::keep_warm_for(n, || dist.fill(x, d, lay, Some(mean)));
             }
             match p {
                 Some(p) if self.lay.packed => self.gauss_packed(p, r2),
@@ -2259,7 +2263,7 @@ mod tests {
         (x, s)
     }
 
-    /// The parallel preparation (transposes, features, particle-major copies) writes exactly
+    /// The parallel preparation (coordinate-major copies, features, particle-major copies) writes exactly
     /// the buffers of the serial one, for the Gaussian features and the general ones, wide
     /// and narrow `d`, on a 2-thread pool (fails on a row or block offset in the split); and
     /// the serial one writes what its definition says (fails on a wrong centring, a feature
@@ -2310,7 +2314,7 @@ mod tests {
     }
 
     /// The Gaussian path reading the median's tile store gives bit-for-bit the results of
-    /// recomputing the distances (same layout, same raw transposed copy), and the general
+    /// recomputing the distances (same layout, same distance kernels), and the general
     /// radial path (a, rep, div) agrees with it to rounding: φ to 1e-13 of its scale.
     #[test]
     fn reused_distances_and_gaussian_path() {
