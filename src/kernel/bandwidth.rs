@@ -151,6 +151,20 @@ impl Bracket {
     }
 }
 
+/// `true` if every value is finite: `v − v` is `0` for a finite `v` and NaN otherwise, summed
+/// in 8 lanes without a branch (vectorised; `any(!is_finite)` stops early but runs scalar).
+fn all_finite(x: &[f64]) -> bool {
+    let mut acc = [0.0_f64; 8];
+    let chunks = x.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += v - v;
+        }
+    }
+    acc.iter().chain(tail).all(|v| v.is_finite())
+}
+
 /// Calls `f` on every run of upper-triangle distances (pairs `i < j` of real particles) in
 /// chunk `c` of a tile store.
 fn visit_rows(lay: TileLayout, c: usize, chunk: &[f64], mut f: impl FnMut(&[f64])) {
@@ -361,7 +375,7 @@ impl Bandwidth {
         }
         // (Checked here, not inferred from the median: one non-finite particle makes only its
         // own n − 1 distances NaN, and the median of the others can be finite.)
-        if x.iter().any(|v| !v.is_finite()) {
+        if !all_finite(x.as_slice()) {
             return Err(Error::NonFiniteInput { name: "particles" });
         }
         scratch.fill(x);

@@ -579,13 +579,14 @@ mod tests {
                 ell.is_ok_and(|l| l.is_finite() && l > 0.0),
                 "d={d}: {ell:?}"
             );
-            x[9 * d + 1] = f64::NAN;
-            let xm = nalgebra::DMatrix::from_column_slice(d, n, &x);
-            assert!(
-                Bandwidth::Median
-                    .length_scale(&xm, &mut MedianScratch::new(n))
-                    .is_err()
-            );
+            // (Infinite: in the 8-lane sums or, at d = 15, the tail of the finiteness check.)
+            for (k, v) in [(9 * d + 1, f64::NAN), (d * n - 1, f64::INFINITY)] {
+                let mut y = x.clone();
+                y[k] = v;
+                let ym = nalgebra::DMatrix::from_column_slice(d, n, &y);
+                let got = Bandwidth::Median.length_scale(&ym, &mut MedianScratch::new(n));
+                assert!(got.is_err(), "d={d} {v}: {got:?}");
+            }
         }
     }
 
