@@ -151,7 +151,7 @@ impl Bracket {
     }
 }
 
-/// `true` if every value is finite: `v − v` is `0` for a finite `v` and NaN otherwise, summed
+/// `true` if every value is finite: `v·0` is `±0` for a finite `v` and NaN otherwise, summed
 /// in 8 lanes without a branch (vectorised; `any(!is_finite)` stops early but runs scalar).
 fn all_finite(x: &[f64]) -> bool {
     let mut acc = [0.0_f64; 8];
@@ -159,7 +159,7 @@ fn all_finite(x: &[f64]) -> bool {
     let tail = chunks.remainder();
     for c in chunks {
         for (a, &v) in acc.iter_mut().zip(c) {
-            *a += v - v;
+            *a += v * 0.0;
         }
     }
     acc.iter().chain(tail).all(|v| v.is_finite())
