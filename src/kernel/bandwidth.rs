@@ -508,7 +508,16 @@ impl MedianScratch {
                 // (kept: the pair pass of the same step reuses them).
                 let lay = TileLayout::new(n, d);
                 let panels = &mut self.panels;
-                crate::par::keep_warm_for(n, || panels.fill(x.as_slice(), d, lay, None));
+                #[cfg(feature = "rayon")]
+                let parallel =
+                    n >= PARALLEL_MIN_N && n * d >= crate::stein::pairwise::PREPARE_PARALLEL_MIN;
+                #[cfg(not(feature = "rayon"))]
+                let parallel = false;
+                if parallel {
+                    panels.fill(x.as_slice(), d, lay, None, true);
+                } else {
+                    crate::par::keep_warm_for(n, || panels.fill(x.as_slice(), d, lay, None, false));
+                }
                 self.store.resize(lay.store_len(), 0.0);
                 // Around the previous fit's order statistics (they move little from one step
                 // to the next): the bracket `[(1 − w) v0, (1 + w) v1)`, during the distance

@@ -116,7 +116,15 @@ impl DistPanels {
     /// centred copies and norms (Gram form), or the raw coordinate-major copy. Padding
     /// entries (particles `≥ n`) are zero.
     /// `means`: the coordinate means by [`coord_means`] if the caller has them already.
-    pub(crate) fn fill(&mut self, x: &[f64], d: usize, lay: TileLayout, means: Option<&[f64]>) {
+    /// `parallel` (with `rayon`): the blocks of the Gram layouts on the pool (the same values).
+    pub(crate) fn fill(
+        &mut self,
+        x: &[f64],
+        d: usize,
+        lay: TileLayout,
+        means: Option<&[f64]>,
+        parallel: bool,
+    ) {
         let (n, np, t) = (lay.n, lay.np, lay.t);
         if !self.matches(lay, d) {
             // New shape: zeroed buffers (the padding is never written afterwards).
@@ -147,35 +155,27 @@ impl DistPanels {
             None => coord_means(x, d, n, &mut self.mean),
         }
         let (ld, mean) = (self.ld, &self.mean[..]);
-        for (i, xi) in x.chunks_exact(d).take(n).enumerate() {
-            // Coordinate l of particle i: slot l of its group of 4.
-            let xg = self.xg[(i / 4) * d * 4 + i % 4..].iter_mut().step_by(4);
-            for ((&v, &m), pg) in xi.iter().zip(mean).zip(xg) {
-                *pg = v - m;
-            }
+        let block = |(b, ((xb, xg), nu)): (usize, BlockBufs<'_>)| {
+            fill_block(x, d, lay, ld, mean, b, xb, xg, nu);
+        };
+        #[cfg(feature = "rayon")]
+        if parallel {
+            use rayon::prelude::*;
+            self.xb
+                .par_chunks_exact_mut(d * ld)
+                .zip(self.xg.par_chunks_mut(t * d))
+                .zip(self.nrm.par_chunks_mut(t))
+                .enumerate()
+                .for_each(block);
+            return;
         }
-        // Block rows from the groups: row l of block b is slot l of its 16 groups, 4 values
-        // each (writing them per particle, one store per row, was slower).
-        for (b, xb) in self.xb.chunks_exact_mut(d * ld).enumerate() {
-            let groups = self.xg[b * t * d..]
-                .chunks_exact(4 * d)
-                .take(lay.len(b) / 4);
-            for (g, grp) in groups.enumerate() {
-                for (row, v) in xb.chunks_exact_mut(ld).zip(grp.chunks_exact(4)) {
-                    row[4 * g..4 * g + 4].copy_from_slice(v);
-                }
-            }
-        }
-        // ν_i = Σ_l c_il² in coordinate order, vectorised over the particles of a block (the
-        // padding's rows are zero, so its ν is +0).
-        for (b, nu) in self.nrm.chunks_mut(t).enumerate() {
-            nu.fill(0.0);
-            for row in self.xb[b * d * ld..][..d * ld].chunks_exact(ld) {
-                for (v, &c) in nu.iter_mut().zip(row) {
-                    *v = fmadd(c, c, *v);
-                }
-            }
-        }
+        let _ = parallel;
+        self.xb
+            .chunks_exact_mut(d * ld)
+            .zip(self.xg.chunks_mut(t * d))
+            .zip(self.nrm.chunks_mut(t))
+            .enumerate()
+            .for_each(block);
     }
 
     /// The tile of row block `bi` (`ti` rows) and column block `bj` (`tj` columns) of the
@@ -320,6 +320,48 @@ impl DistPanels {
     }
 }
 
+/// One block's pieces of `xb`, `xg` and the norms (see [`fill_block`]).
+type BlockBufs<'a> = ((&'a mut [f64], &'a mut [f64]), &'a mut [f64]);
+
+/// Block `b` of the Gram layouts (see [`DistPanels`]): its particles' centred coordinates in
+/// groups of 4 (`xg`), its coordinate rows copied from the groups (`xb`; writing them per
+/// particle, one store per row, was slower) and the norms `ν_i = Σ_l c_il²` in coordinate
+/// order, vectorised over the block's particles (`nu`; the padding's rows are zero, so its `ν`
+/// is `+0`).
+#[allow(clippy::too_many_arguments)]
+fn fill_block(
+    x: &[f64],
+    d: usize,
+    lay: TileLayout,
+    ld: usize,
+    mean: &[f64],
+    b: usize,
+    xb: &mut [f64],
+    xg: &mut [f64],
+    nu: &mut [f64],
+) {
+    let i0 = b * lay.t;
+    let real = lay.valid(b);
+    for (ii, xi) in x[i0 * d..].chunks_exact(d).take(real).enumerate() {
+        // Coordinate l of particle ii: slot l of its group of 4.
+        let slots = xg[(ii / 4) * d * 4 + ii % 4..].iter_mut().step_by(4);
+        for ((&v, &m), pg) in xi.iter().zip(mean).zip(slots) {
+            *pg = v - m;
+        }
+    }
+    for (g, grp) in xg.chunks_exact(4 * d).enumerate() {
+        for (row, v) in xb.chunks_exact_mut(ld).zip(grp.chunks_exact(4)) {
+            row[4 * g..4 * g + 4].copy_from_slice(v);
+        }
+    }
+    nu.fill(0.0);
+    for row in xb.chunks_exact(ld) {
+        for (v, &c) in nu.iter_mut().zip(row) {
+            *v = fmadd(c, c, *v);
+        }
+    }
+}
+
 /// The difference form for a tile of `ti × tj` pairs from the raw coordinate-major copy
 /// (`np` per coordinate): `r2[ii·tj + jj] = Σ_l (x_{j0+jj,l} − x_{i0+ii,l})²` in coordinate
 /// order, register blocks of 4 rows × `8C` columns (`C` = 1 or 2; the same bits).
@@ -455,7 +497,7 @@ mod tests {
                 ..TileLayout::new(n, d)
             };
             let mut p = DistPanels::default();
-            p.fill(&x, d, lay, None);
+            p.fill(&x, d, lay, None, false);
             let exact = |i: usize, j: usize| -> f64 {
                 (0..d).map(|l| (x[i * d + l] - x[j * d + l]).powi(2)).sum()
             };
@@ -499,7 +541,7 @@ mod tests {
                 ..lay
             };
             let mut q = DistPanels::default();
-            q.fill(&x, d, plan, None);
+            q.fill(&x, d, plan, None, false);
             let mut out = vec![f64::NAN; n * (n - 1) / 2 + 8];
             q.packed(&mut out);
             for i in 0..n {
@@ -529,7 +571,7 @@ mod tests {
         let count = |x: &[f64], d: usize, n: usize| {
             let lay = TileLayout::new(n, d);
             let mut p = DistPanels::default();
-            p.fill(x, d, lay, None);
+            p.fill(x, d, lay, None, false);
             FALLBACKS.with(|c| c.set(0));
             let mut r2 = vec![0.0; lay.t * lay.t];
             for bi in 0..lay.nb {
@@ -558,7 +600,7 @@ mod tests {
             x[7 * d] = 1e160;
             let lay = TileLayout::new(n, d);
             let mut p = DistPanels::default();
-            p.fill(&x, d, lay, None);
+            p.fill(&x, d, lay, None, false);
             let t = lay.t;
             let mut r2 = vec![0.0; t * t];
             p.tile(&x, 0, t, 0, t, &mut r2);
@@ -590,6 +632,30 @@ mod tests {
         }
     }
 
+    /// The parallel fill (blocks on a 2-thread pool) writes exactly the serial one's buffers,
+    /// with a last block of 28 real particles and 4 of padding (fails on a block offset).
+    #[cfg(feature = "rayon")]
+    #[test]
+    fn parallel_fill_equals_serial() {
+        let (d, n) = (20, 668);
+        let x = cloud(d, n);
+        let lay = TileLayout::new(n, d);
+        assert!(!DistPanels::raw(lay, d) && lay.valid(lay.nb - 1) < lay.len(lay.nb - 1));
+        let mut a = DistPanels::default();
+        a.fill(&x, d, lay, None, false);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let mut b = DistPanels::default();
+        pool.install(|| b.fill(&x, d, lay, None, true));
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a.xb), bits(&b.xb));
+        assert_eq!(bits(&a.xg), bits(&b.xg));
+        assert_eq!(bits(&a.nrm), bits(&b.nrm));
+        assert!(a.nrm[..n].iter().all(|&v| v > 0.0) && a.nrm[n..].iter().all(|&v| v == 0.0));
+    }
+
     /// Refilling with other particles of the same shape overwrites every real entry and
     /// leaves the padding zero; a non-finite coordinate gives non-finite distances, never a
     /// finite one.
@@ -600,17 +666,17 @@ mod tests {
         assert!(!DistPanels::raw(lay, d));
         let (a, b) = (cloud(d, n), vec![0.5; d * n]);
         let mut p = DistPanels::default();
-        p.fill(&a, d, lay, None);
-        p.fill(&b, d, lay, None);
+        p.fill(&a, d, lay, None, false);
+        p.fill(&b, d, lay, None, false);
         let mut fresh = DistPanels::default();
-        fresh.fill(&b, d, lay, None);
+        fresh.fill(&b, d, lay, None, false);
         assert_eq!(p.xb, fresh.xb);
         assert_eq!(p.xg, fresh.xg);
         assert_eq!(p.nrm, fresh.nrm);
         assert!(p.nrm.iter().all(|&v| v == 0.0));
         let mut c = a.clone();
         c[3 * d + 2] = f64::INFINITY;
-        p.fill(&c, d, lay, None);
+        p.fill(&c, d, lay, None, false);
         let tj = lay.len(0);
         let mut r2 = vec![0.0; tj * tj];
         p.tile(&c, 0, tj, 0, tj, &mut r2);

@@ -311,7 +311,7 @@ const PREPARE_BLOCK: usize = 64;
 /// pair pass run in parallel (below, the O(nd) copies are shorter than waking a second
 /// thread: at n = 1000, d = 10 they are ≈ 2 % of a step).
 #[cfg(feature = "rayon")]
-const PREPARE_PARALLEL_MIN: usize = 1 << 15;
+pub(crate) const PREPARE_PARALLEL_MIN: usize = 1 << 15;
 
 /// Buffers of the pair engine for `n` particles in dimension `d` (all O(nd)).
 #[derive(Clone, Debug)]
@@ -433,12 +433,17 @@ impl PairScratch {
                 p.is_some() && r.len() >= lay.store_len() && (lay.packed || self.geo.symmetric)
             });
             if r2.is_none() {
-                // (The packed layout is the Gaussian path's; other kernels run tiled.) Serial,
-                // with the means of `prepare`; a parallel pass follows from PARALLEL_MIN_N on.
+                // (The packed layout is the Gaussian path's; other kernels run tiled.) With
+                // the means of `prepare`, by blocks on the pool where `prepare` ran there; if
+                // serial, a parallel pass follows from PARALLEL_MIN_N on.
                 let packed = lay.packed && p.is_some();
                 let (dist, mean, d, n) = (&mut self.dist, &self.mean[..], self.d, self.n);
                 let lay = TileLayout { packed, ..lay };
-                crate::par::keep_warm_for(n, || dist.fill(x, d, lay, Some(mean)));
+                if parallel {
+                    dist.fill(x, d, lay, Some(mean), true);
+                } else {
+                    crate::par::keep_warm_for(n, || dist.fill(x, d, lay, Some(mean), false));
+                }
             }
             match p {
                 Some(p) if self.lay.packed => self.gauss_packed(p, r2),
