@@ -125,9 +125,9 @@ pub(crate) fn positive(name: &'static str, value: f64) -> Result<f64> {
     }
 }
 
-/// Checks that every entry of `values` is finite.
+/// Checks that every entry of `values` is finite (branch free, see [`crate::dim::all_finite`]).
 pub(crate) fn finite_input(name: &'static str, values: &[f64]) -> Result<()> {
-    if values.iter().all(|v| v.is_finite()) {
+    if crate::dim::all_finite(values) {
         Ok(())
     } else {
         Err(Error::NonFiniteInput { name })

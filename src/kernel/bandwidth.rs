@@ -151,20 +151,6 @@ impl Bracket {
     }
 }
 
-/// `true` if every value is finite: `v·0` is `±0` for a finite `v` and NaN otherwise, summed
-/// in 8 lanes without a branch (vectorised; `any(!is_finite)` stops early but runs scalar).
-fn all_finite(x: &[f64]) -> bool {
-    let mut acc = [0.0_f64; 8];
-    let chunks = x.chunks_exact(8);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for (a, &v) in acc.iter_mut().zip(c) {
-            *a += v * 0.0;
-        }
-    }
-    acc.iter().chain(tail).all(|v| v.is_finite())
-}
-
 /// Calls `f` on every run of upper-triangle distances (pairs `i < j` of real particles) in
 /// chunk `c` of a tile store.
 fn visit_rows(lay: TileLayout, c: usize, chunk: &[f64], mut f: impl FnMut(&[f64])) {
@@ -375,9 +361,7 @@ impl Bandwidth {
         }
         // (Checked here, not inferred from the median: one non-finite particle makes only its
         // own n − 1 distances NaN, and the median of the others can be finite.)
-        if !all_finite(x.as_slice()) {
-            return Err(Error::NonFiniteInput { name: "particles" });
-        }
+        crate::error::finite_input("particles", x.as_slice())?;
         scratch.fill(x);
         let ell = match self {
             Bandwidth::LiuWang => scratch.median(n, Over::Full, false) / (nf + 1.0).ln(),
@@ -507,17 +491,7 @@ impl MedianScratch {
                 // Centred copies, then every tile of the pair engine's layout
                 // (kept: the pair pass of the same step reuses them).
                 let lay = TileLayout::new(n, d);
-                let panels = &mut self.panels;
-                #[cfg(feature = "rayon")]
-                let parallel =
-                    n >= PARALLEL_MIN_N && n * d >= crate::stein::pairwise::PREPARE_PARALLEL_MIN;
-                #[cfg(not(feature = "rayon"))]
-                let parallel = false;
-                if parallel {
-                    panels.fill(x.as_slice(), d, lay, None, true);
-                } else {
-                    crate::par::keep_warm_for(n, || panels.fill(x.as_slice(), d, lay, None, false));
-                }
+                self.panels.fill(x.as_slice(), d, lay, None);
                 self.store.resize(lay.store_len(), 0.0);
                 // Around the previous fit's order statistics (they move little from one step
                 // to the next): the bracket `[(1 − w) v0, (1 + w) v1)`, during the distance

@@ -42,7 +42,7 @@
 //! contiguous memory on both sides. The packed layout keeps one coordinate-major raw copy
 //! (`np` per coordinate, 8 zeros after it).
 
-use super::pairwise::{TileLayout, packed_row};
+use super::pairwise::{TileLayout, packed_row, prepare_in_parallel};
 use crate::fastmath::{WIDE_REGS, c8, fmadd};
 
 /// A Gram value below `(ν_i + ν_j)/FALLBACK` is recomputed in the difference form.
@@ -115,9 +115,20 @@ impl DistPanels {
     /// Writes the layouts of `lay` for its `n = lay.n` particles `x` (`d × n`, column-major):
     /// centred copies and norms (Gram form), or the raw coordinate-major copy. Padding
     /// entries (particles `≥ n`) are zero.
-    /// `means`: the coordinate means by [`coord_means`] if the caller has them already.
-    /// `parallel` (with `rayon`): the blocks of the Gram layouts on the pool (the same values).
-    pub(crate) fn fill(
+    /// `means`: the coordinate means by [`coord_means`] if the caller has them already. The
+    /// blocks of the Gram layouts go to the pool where [`prepare_in_parallel`] says so (the
+    /// same values); serial work keeps a worker awake from `PARALLEL_MIN_N` on, since a
+    /// parallel pass follows.
+    pub(crate) fn fill(&mut self, x: &[f64], d: usize, lay: TileLayout, means: Option<&[f64]>) {
+        if prepare_in_parallel(lay.n, d) {
+            self.fill_with(x, d, lay, means, true);
+        } else {
+            crate::par::keep_warm_for(lay.n, || self.fill_with(x, d, lay, means, false));
+        }
+    }
+
+    /// [`DistPanels::fill`] with the blocks on the pool (`parallel`, with `rayon`) or not.
+    fn fill_with(
         &mut self,
         x: &[f64],
         d: usize,
@@ -209,7 +220,7 @@ impl DistPanels {
     /// [`DistPanels::tile`] in register blocks of 4 rows × `8C` columns (`C` = 1 or 2).
     /// (Separate accumulator locals, not an array: LLVM keeps them in registers.)
     #[inline(always)]
-    pub(crate) fn tile_c<const C: usize>(
+    fn tile_c<const C: usize>(
         &self,
         x: &[f64],
         bi: usize,
@@ -260,7 +271,7 @@ impl DistPanels {
     }
 
     /// The difference form from the raw particles for the lanes of `o` (pairs `(i, j + q)`)
-    /// whose Gram value is below `(ν_i + ν_j)/FALLBACK`.
+    /// whose Gram value [`needs_fallback`].
     #[cold]
     #[inline(never)]
     fn fallback(&self, x: &[f64], d: usize, n: usize, i: usize, j: usize, o: &mut [f64]) {
@@ -270,8 +281,8 @@ impl DistPanels {
         let xi = &x[i * d..][..d];
         for (q, v) in o.iter_mut().enumerate() {
             let jq = j + q;
-            // (The diagonal is +0 already unless the norms overflowed; a finite diagonal
-            // value is called here for every row group of a diagonal tile.)
+            // (The diagonal lane of every row group of a diagonal tile brings us here; it is
+            // +0 already unless the norms overflowed.)
             if jq < n && !(jq == i && *v == 0.0) && needs_fallback(*v, self.nrm[i] + self.nrm[jq]) {
                 let xj = &x[jq * d..][..d];
                 *v = xi.iter().zip(xj).fold(0.0, |acc, (&a, &b)| {
@@ -367,7 +378,7 @@ fn fill_block(
 /// order, register blocks of 4 rows × `8C` columns (`C` = 1 or 2; the same bits).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn diff_tile_c<const C: usize>(
+fn diff_tile_c<const C: usize>(
     d: usize,
     np: usize,
     xt: &[f64],
@@ -497,7 +508,7 @@ mod tests {
                 ..TileLayout::new(n, d)
             };
             let mut p = DistPanels::default();
-            p.fill(&x, d, lay, None, false);
+            p.fill(&x, d, lay, None);
             let exact = |i: usize, j: usize| -> f64 {
                 (0..d).map(|l| (x[i * d + l] - x[j * d + l]).powi(2)).sum()
             };
@@ -541,7 +552,7 @@ mod tests {
                 ..lay
             };
             let mut q = DistPanels::default();
-            q.fill(&x, d, plan, None, false);
+            q.fill(&x, d, plan, None);
             let mut out = vec![f64::NAN; n * (n - 1) / 2 + 8];
             q.packed(&mut out);
             for i in 0..n {
@@ -571,7 +582,7 @@ mod tests {
         let count = |x: &[f64], d: usize, n: usize| {
             let lay = TileLayout::new(n, d);
             let mut p = DistPanels::default();
-            p.fill(x, d, lay, None, false);
+            p.fill(x, d, lay, None);
             FALLBACKS.with(|c| c.set(0));
             let mut r2 = vec![0.0; lay.t * lay.t];
             for bi in 0..lay.nb {
@@ -600,7 +611,7 @@ mod tests {
             x[7 * d] = 1e160;
             let lay = TileLayout::new(n, d);
             let mut p = DistPanels::default();
-            p.fill(&x, d, lay, None, false);
+            p.fill(&x, d, lay, None);
             let t = lay.t;
             let mut r2 = vec![0.0; t * t];
             p.tile(&x, 0, t, 0, t, &mut r2);
@@ -642,13 +653,13 @@ mod tests {
         let lay = TileLayout::new(n, d);
         assert!(!DistPanels::raw(lay, d) && lay.valid(lay.nb - 1) < lay.len(lay.nb - 1));
         let mut a = DistPanels::default();
-        a.fill(&x, d, lay, None, false);
+        a.fill_with(&x, d, lay, None, false);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(2)
             .build()
             .unwrap();
         let mut b = DistPanels::default();
-        pool.install(|| b.fill(&x, d, lay, None, true));
+        pool.install(|| b.fill_with(&x, d, lay, None, true));
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&a.xb), bits(&b.xb));
         assert_eq!(bits(&a.xg), bits(&b.xg));
@@ -666,17 +677,17 @@ mod tests {
         assert!(!DistPanels::raw(lay, d));
         let (a, b) = (cloud(d, n), vec![0.5; d * n]);
         let mut p = DistPanels::default();
-        p.fill(&a, d, lay, None, false);
-        p.fill(&b, d, lay, None, false);
+        p.fill(&a, d, lay, None);
+        p.fill(&b, d, lay, None);
         let mut fresh = DistPanels::default();
-        fresh.fill(&b, d, lay, None, false);
+        fresh.fill(&b, d, lay, None);
         assert_eq!(p.xb, fresh.xb);
         assert_eq!(p.xg, fresh.xg);
         assert_eq!(p.nrm, fresh.nrm);
         assert!(p.nrm.iter().all(|&v| v == 0.0));
         let mut c = a.clone();
         c[3 * d + 2] = f64::INFINITY;
-        p.fill(&c, d, lay, None, false);
+        p.fill(&c, d, lay, None);
         let tj = lay.len(0);
         let mut r2 = vec![0.0; tj * tj];
         p.tile(&c, 0, tj, 0, tj, &mut r2);

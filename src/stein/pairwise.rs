@@ -311,7 +311,21 @@ const PREPARE_BLOCK: usize = 64;
 /// pair pass run in parallel (below, the O(nd) copies are shorter than waking a second
 /// thread: at n = 1000, d = 10 they are ≈ 2 % of a step).
 #[cfg(feature = "rayon")]
-pub(crate) const PREPARE_PARALLEL_MIN: usize = 1 << 15;
+const PREPARE_PARALLEL_MIN: usize = 1 << 15;
+
+/// `true` if the O(nd) copies before a pair pass (the engine's features, the distance panels)
+/// are written on the pool: with `rayon`, `n ≥ PARALLEL_MIN_N` and `n·d ≥ 2¹⁵`.
+pub(crate) fn prepare_in_parallel(n: usize, d: usize) -> bool {
+    #[cfg(feature = "rayon")]
+    {
+        n >= PARALLEL_MIN_N && n * d >= PREPARE_PARALLEL_MIN
+    }
+    #[cfg(not(feature = "rayon"))]
+    {
+        let _ = (n, d);
+        false
+    }
+}
 
 /// Buffers of the pair engine for `n` particles in dimension `d` (all O(nd)).
 #[derive(Clone, Debug)]
@@ -413,11 +427,7 @@ impl PairScratch {
         self.gauss = None;
         if kernel.is_radial() {
             let p = kernel.gaussian_precision();
-            #[cfg(feature = "rayon")]
-            let parallel = self.n >= PARALLEL_MIN_N && self.n * self.d >= PREPARE_PARALLEL_MIN;
-            #[cfg(not(feature = "rayon"))]
-            let parallel = false;
-            if parallel {
+            if prepare_in_parallel(self.n, self.d) {
                 self.prepare(x, s, p, true);
             } else {
                 // Serial, but with n ≥ PARALLEL_MIN_N a parallel pass follows: keep a worker
@@ -434,16 +444,10 @@ impl PairScratch {
             });
             if r2.is_none() {
                 // (The packed layout is the Gaussian path's; other kernels run tiled.) With
-                // the means of `prepare`, by blocks on the pool where `prepare` ran there; if
-                // serial, a parallel pass follows from PARALLEL_MIN_N on.
+                // the means of `prepare`.
                 let packed = lay.packed && p.is_some();
-                let (dist, mean, d, n) = (&mut self.dist, &self.mean[..], self.d, self.n);
                 let lay = TileLayout { packed, ..lay };
-                if parallel {
-                    dist.fill(x, d, lay, Some(mean), true);
-                } else {
-                    crate::par::keep_warm_for(n, || dist.fill(x, d, lay, Some(mean), false));
-                }
+                self.dist.fill(x, self.d, lay, Some(&self.mean));
             }
             match p {
                 Some(p) if self.lay.packed => self.gauss_packed(p, r2),
