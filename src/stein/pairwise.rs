@@ -1387,12 +1387,12 @@ fn row_dots_lanes_with(
     }
 }
 
-/// Row side for 4 rows and `8V` coordinates `f..` (`V` = 1 or 2), vectorised over
-/// coordinates: `out[(ib + r)·d + f + c] += Σ_jj m[ib + r][jj]·feat[j0 + jj][f + c]` with
-/// particle-major `feat` (`dp` coordinates per particle, zero padded).
+/// Row side for 4 rows and 16 coordinates `f..`, vectorised over coordinates:
+/// `out[(ib + r)·d + f + c] += Σ_jj m[ib + r][jj]·feat[j0 + jj][f + c]` with particle-major
+/// `feat` (`dp` coordinates per particle, zero padded); eight 8-lane accumulators.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn rows_axpy_v<const V: usize>(
+fn rows_axpy_16(
     m: &[f64],
     ib: usize,
     tj: usize,
@@ -1409,21 +1409,18 @@ fn rows_axpy_v<const V: usize>(
     let (mut a0, mut a1, mut a2, mut a3) = (z, z, z, z);
     let (mut a4, mut a5, mut a6, mut a7) = (z, z, z, z);
     for jj in 0..tj {
-        let fr = &feat[(j0 + jj) * dp + f..][..8 * V];
-        let g0 = c8(fr, 0);
+        let fr = &feat[(j0 + jj) * dp + f..][..16];
+        let (g0, g1) = (c8(fr, 0), c8(fr, 8));
         axpy8(&mut a0, r0[jj], g0);
         axpy8(&mut a2, r1[jj], g0);
         axpy8(&mut a4, r2[jj], g0);
         axpy8(&mut a6, r3[jj], g0);
-        if V > 1 {
-            let g1 = c8(fr, 8);
-            axpy8(&mut a1, r0[jj], g1);
-            axpy8(&mut a3, r1[jj], g1);
-            axpy8(&mut a5, r2[jj], g1);
-            axpy8(&mut a7, r3[jj], g1);
-        }
+        axpy8(&mut a1, r0[jj], g1);
+        axpy8(&mut a3, r1[jj], g1);
+        axpy8(&mut a5, r2[jj], g1);
+        axpy8(&mut a7, r3[jj], g1);
     }
-    let valid = (d - f).min(8 * V);
+    let valid = (d - f).min(16);
     for (r, (lo, hi)) in [(a0, a1), (a2, a3), (a4, a5), (a6, a7)].iter().enumerate() {
         let o = &mut out[(ib + r) * d + f..][..valid];
         for (q, v) in o.iter_mut().enumerate() {
@@ -1432,9 +1429,10 @@ fn rows_axpy_v<const V: usize>(
     }
 }
 
-/// [`rows_axpy_v`] for targets without [`WIDE_REGS`]: 4 rows × 8 coordinates in eight 4-lane
-/// accumulators (one 256-bit register each). Same sums in the same order. (Explicit vectors:
-/// LLVM's SLP vectoriser left the `[f64; 4]`-array form of this loop scalar once inlined.)
+/// Row side for 4 rows × 8 coordinates in eight 4-lane accumulators (one 256-bit register
+/// each): every group on targets without [`WIDE_REGS`], and the 8-coordinate groups on all
+/// (the same sums in the same order as [`rows_axpy_16`]). (Explicit vectors: LLVM's SLP
+/// vectoriser left the array forms of this loop scalar once inlined.)
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn rows_axpy_n(
@@ -1483,7 +1481,7 @@ fn v4(s: &[f64], i: usize) -> f64x4 {
     f64x4::new(a)
 }
 
-/// Row side of a tile, vectorised over coordinates (see [`rows_axpy_v`]).
+/// Row side of a tile, vectorised over coordinates (see [`rows_axpy_16`]).
 #[allow(clippy::too_many_arguments)]
 fn row_axpy(
     m: &[f64],
@@ -1522,12 +1520,14 @@ fn row_axpy_with(
     while f < d {
         let step = if !wide || f + 16 > dp { 8 } else { 16 };
         for ib in (0..ti).step_by(4) {
-            if !wide {
-                rows_axpy_n(m, ib, tj, feat, dp, j0, f, d, out);
-            } else if step == 16 {
-                rows_axpy_v::<2>(m, ib, tj, feat, dp, j0, f, d, out);
+            if step == 16 {
+                rows_axpy_16(m, ib, tj, feat, dp, j0, f, d, out);
             } else {
-                rows_axpy_v::<1>(m, ib, tj, feat, dp, j0, f, d, out);
+                // Eight coordinates: the explicit 4-lane form on every target. (The 8-lane
+                // array form of a single group is left scalar by LLVM's SLP vectoriser on
+                // AVX-512, spilling its 32 accumulators: perf at n = 1000, d = 100 on Zen 4
+                // found the last group of 4 coordinates taking a fifth of the row side.)
+                rows_axpy_n(m, ib, tj, feat, dp, j0, f, d, out);
             }
         }
         f += step;
