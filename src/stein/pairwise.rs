@@ -572,7 +572,7 @@ impl PairScratch {
     /// per-block parts (see [`PairScratch::div`]).
     fn gauss_pass(&mut self, p: f64, r2: Option<&[f64]>, x: &[f64]) {
         let (d, n, np, g, lay) = (self.d, self.n, self.np, self.geo, self.lay);
-        let (t, region) = (g.t, g.region());
+        let t = g.t;
         let store = r2;
         let f = Feats {
             x,
@@ -584,9 +584,12 @@ impl PairScratch {
             dp: self.dp,
         };
         let hp = 0.5 * p;
+        // On one thread the serial order below gives the same bits with less traffic (see
+        // `gauss_block`).
         #[cfg(feature = "rayon")]
-        if n >= PARALLEL_MIN_N {
+        if n >= PARALLEL_MIN_N && rayon::current_num_threads() > 1 {
             use rayon::prelude::*;
+            let region = g.region();
             // Row blocks c and nb − 1 − c form one task: phase 1 of block b has nb − b tiles
             // (symmetric engine) and phase 2 adds b slots, so every pair has the same work and
             // the ⌈nb/2⌉ tasks split evenly between threads (no straggling heavy block).
@@ -612,9 +615,9 @@ impl PairScratch {
             lo.zip(hi)
                 .enumerate()
                 .for_each(|(b, ((((ga, ks), rs), sl), other))| {
-                    gauss_block(d, lay, g, &f, hp, store, b, ga, ks, rs, sl);
+                    gauss_block(d, lay, g, &f, hp, store, b, ga, ks, rs, (sl, false));
                     if let Some((q, (((ga, ks), rs), sl))) = other {
-                        gauss_block(d, lay, g, &f, hp, store, h + q, ga, ks, rs, sl);
+                        gauss_block(d, lay, g, &f, hp, store, h + q, ga, ks, rs, (sl, false));
                     }
                 });
             let slots = &self.slots[..];
@@ -636,9 +639,9 @@ impl PairScratch {
             lo.zip(hi)
                 .enumerate()
                 .for_each(|(b, (((ga, ks), rs), other))| {
-                    gauss_finish(d, g, slots, b, ga, ks, rs);
+                    gauss_finish(d, g, slots, false, b, ga, ks, rs);
                     if let Some((q, ((ga, ks), rs))) = other {
-                        gauss_finish(d, g, slots, h + q, ga, ks, rs);
+                        gauss_finish(d, g, slots, false, h + q, ga, ks, rs);
                     }
                 });
             return;
@@ -648,10 +651,21 @@ impl PairScratch {
             .a
             .chunks_mut(t * d)
             .zip(self.wsum.chunks_mut(t))
-            .zip(self.div.chunks_mut(t))
-            .zip(self.slots.chunks_mut(region));
-        for (b, (((ga, ks), rs), sl)) in blocks.enumerate() {
-            gauss_block(d, lay, g, &f, hp, store, b, ga, ks, rs, sl);
+            .zip(self.div.chunks_mut(t));
+        for (b, ((ga, ks), rs)) in blocks.enumerate() {
+            gauss_block(
+                d,
+                lay,
+                g,
+                &f,
+                hp,
+                store,
+                b,
+                ga,
+                ks,
+                rs,
+                (&mut self.slots, true),
+            );
         }
         let slots = &self.slots[..];
         let blocks = self
@@ -660,7 +674,7 @@ impl PairScratch {
             .zip(self.wsum.chunks_mut(t))
             .zip(self.div.chunks_mut(t));
         for (b, ((ga, ks), rs)) in blocks.enumerate() {
-            gauss_finish(d, g, slots, b, ga, ks, rs);
+            gauss_finish(d, g, slots, true, b, ga, ks, rs);
         }
     }
 
@@ -1097,6 +1111,19 @@ fn hsum8(a: &[f64; 8]) -> f64 {
 fn fma8(acc: &mut [f64; 8], a: &[f64; 8], b: &[f64; 8]) {
     for t in 0..8 {
         acc[t] = fmadd(a[t], b[t], acc[t]);
+    }
+}
+
+/// `out = v` (`add == false`) or `out += v`, lane-wise.
+#[inline(always)]
+fn store8(out: &mut [f64], v: &[f64; 8], add: bool) {
+    let out: &mut [f64; 8] = out.try_into().expect("8 lanes");
+    if add {
+        for t in 0..8 {
+            out[t] += v[t];
+        }
+    } else {
+        *out = *v;
     }
 }
 
@@ -1563,6 +1590,7 @@ fn col_axpy_q<const Q: usize>(
     f: usize,
     t: usize,
     out: &mut [f64],
+    add: bool,
 ) {
     let fr: [&[f64]; Q] = std::array::from_fn(|q| &feat[(f + q) * np + i0..][..ti]);
     let z = [0.0_f64; 8];
@@ -1597,8 +1625,8 @@ fn col_axpy_q<const Q: usize>(
         .take(Q)
     {
         let o = (f + q) * t + jb;
-        out[o..o + 8].copy_from_slice(lo);
-        out[o + 8..o + 16].copy_from_slice(hi);
+        store8(&mut out[o..o + 8], lo, add);
+        store8(&mut out[o + 8..o + 16], hi, add);
     }
 }
 
@@ -1617,6 +1645,7 @@ fn col_axpy_4x32(
     f: usize,
     t: usize,
     out: &mut [f64],
+    add: bool,
 ) {
     let fr: [&[f64]; 4] = std::array::from_fn(|q| &feat[(f + q) * np + i0..][..ti]);
     let z = [0.0_f64; 8];
@@ -1655,7 +1684,7 @@ fn col_axpy_4x32(
     for q in 0..4 {
         let o = (f + q) * t + jb;
         for c in 0..4 {
-            out[o + 8 * c..][..8].copy_from_slice(&acc[4 * q + c]);
+            store8(&mut out[o + 8 * c..][..8], &acc[4 * q + c], add);
         }
     }
 }
@@ -1672,8 +1701,9 @@ fn col_axpy(
     d: usize,
     t: usize,
     out: &mut [f64],
+    add: bool,
 ) {
-    col_axpy_with(WIDE_REGS, m, ti, tj, feat, np, i0, d, t, out);
+    col_axpy_with(WIDE_REGS, m, ti, tj, feat, np, i0, d, t, out, add);
 }
 
 /// [`col_axpy`] with the block shape for `wide` registers or not (see [`WIDE_REGS`]).
@@ -1690,17 +1720,18 @@ fn col_axpy_with(
     d: usize,
     t: usize,
     out: &mut [f64],
+    add: bool,
 ) {
     if !wide {
         // 16 registers of 256 bits: 2 features × 16 columns (8 accumulator registers).
         for jb in (0..tj).step_by(CW) {
             let mut f = 0;
             while f + 2 <= d {
-                col_axpy_q::<2>(m, ti, tj, jb, feat, np, i0, f, t, out);
+                col_axpy_q::<2>(m, ti, tj, jb, feat, np, i0, f, t, out, add);
                 f += 2;
             }
             if f < d {
-                col_axpy_q::<1>(m, ti, tj, jb, feat, np, i0, f, t, out);
+                col_axpy_q::<1>(m, ti, tj, jb, feat, np, i0, f, t, out, add);
             }
         }
         return;
@@ -1710,7 +1741,7 @@ fn col_axpy_with(
         if jb % 32 == 0 && jb + 32 <= tj {
             // Pairs of 16-column chunks: the 4-feature groups over 32 columns at once.
             while f + 4 <= d {
-                col_axpy_4x32(m, ti, tj, jb, feat, np, i0, f, t, out);
+                col_axpy_4x32(m, ti, tj, jb, feat, np, i0, f, t, out, add);
                 f += 4;
             }
         } else if jb % 32 == 16 {
@@ -1718,15 +1749,15 @@ fn col_axpy_with(
             f = d / 4 * 4;
         }
         while f + 4 <= d {
-            col_axpy_q::<4>(m, ti, tj, jb, feat, np, i0, f, t, out);
+            col_axpy_q::<4>(m, ti, tj, jb, feat, np, i0, f, t, out, add);
             f += 4;
         }
         if f + 2 <= d {
-            col_axpy_q::<2>(m, ti, tj, jb, feat, np, i0, f, t, out);
+            col_axpy_q::<2>(m, ti, tj, jb, feat, np, i0, f, t, out, add);
             f += 2;
         }
         if f < d {
-            col_axpy_q::<1>(m, ti, tj, jb, feat, np, i0, f, t, out);
+            col_axpy_q::<1>(m, ti, tj, jb, feat, np, i0, f, t, out, add);
         }
     }
 }
@@ -1844,8 +1875,8 @@ fn block_tiles<K: Kernel>(
             let (sa, rest) = slot.split_at_mut(d * t);
             let (sw, rest) = rest.split_at_mut(d * t);
             let (sws, scs) = rest.split_at_mut(t);
-            col_axpy(kv, ti, tj, st, np, i0, d, t, sa);
-            col_axpy(wv, ti, tj, xt, np, i0, d, t, sw);
+            col_axpy(kv, ti, tj, st, np, i0, d, t, sa, false);
+            col_axpy(wv, ti, tj, xt, np, i0, d, t, sw, false);
             col_sum(wv, ti, tj, sws);
             col_sum(cv, ti, tj, scs);
         }
@@ -1894,7 +1925,7 @@ fn block_finish(
 }
 
 /// Gaussian path, one tile: `kv = exp(−hp·r2)` (zero on padding), the row sums `ks[ii] +=
-/// Σ_jj kv`, the column sums written to `ck` if `COLS`, and `rl += w·Σ_ii (Σ_jj kv·r2)`
+/// Σ_jj kv`, the column sums written to `ck` (or added to it, `add`) if `COLS`, and `rl += w·Σ_ii (Σ_jj kv·r2)`
 /// (8 lanes per row, rows added lane-wise: only the total `Σ k r²` of all pairs enters the
 /// KSD, so no per-particle sums of `k r²` are formed).
 #[allow(clippy::too_many_arguments)]
@@ -1904,7 +1935,7 @@ fn gauss_tile<const COLS: bool>(
     (ti, tj, vi, vj): (usize, usize, usize, usize),
     hp: f64,
     ks: &mut [f64],
-    ck: &mut [f64],
+    (ck, add): (&mut [f64], bool),
     (rl, w): (&mut [f64; 8], f64),
 ) {
     // Plain loops over whole slices: LLVM's loop vectoriser turns them into full-width code.
@@ -1951,14 +1982,19 @@ fn gauss_tile<const COLS: bool>(
     kv[vi * tj..ti * tj].fill(0.0);
     if COLS {
         for c in 0..nc {
-            ck[8 * c..][..8].copy_from_slice(&colk[c]);
+            store8(&mut ck[8 * c..][..8], &colk[c], add);
         }
     }
 }
 
 /// Gaussian path, phase 1 for row block `b` (see [`block_pass`]): row sides accumulate into
 /// `ga = Σ_j k f_j`, `ks = Σ_j k`, `rs = Σ_j k r²` in increasing `J`; column sides of tiles
-/// `J > b` go to the block's partial slots (`d` features, then `K`, then `R`).
+/// `J > b` go to partial slots (`d` features, then `K`). In parallel (`direct == false`,
+/// `slots` the block's own region) each tile writes its own slot `J − b − 1`, summed in
+/// increasing `I` by [`gauss_finish`]. On one thread (`direct`, `slots` all of them, blocks
+/// in increasing `b`) tile `(b, J)` writes slot `J` for `b = 0` and adds to it after: the
+/// same sums in the same order, without a slot per tile pair (at n = 1000, d = 100 the
+/// per-pair slots are 6 MB written and read back per step) or the summing pass.
 #[allow(clippy::too_many_arguments)]
 fn gauss_block(
     d: usize,
@@ -1971,7 +2007,7 @@ fn gauss_block(
     ga: &mut [f64],
     ks: &mut [f64],
     rs: &mut [f64],
-    slots: &mut [f64],
+    (slots, direct): (&mut [f64], bool),
 ) {
     ga.fill(0.0);
     ks.fill(0.0);
@@ -2007,12 +2043,17 @@ fn gauss_block(
             let dims = (ti, tj, vi, vj);
             if g.symmetric && jblk > b {
                 // The tile stands for the pairs (i, j) and (j, i): its `Σ k r²` counts twice.
-                let slot = &mut slots[(jblk - b - 1) * g.slot_len()..][..(d + 1) * t];
+                let (at, add) = if direct {
+                    (jblk, b > 0)
+                } else {
+                    (jblk - b - 1, false)
+                };
+                let slot = &mut slots[at * g.slot_len()..][..(d + 1) * t];
                 let (sg, sk) = slot.split_at_mut(d * t);
-                gauss_tile::<true>(r2, kv, dims, hp, ks, sk, (&mut rl, 2.0));
-                col_axpy(kv, ti, tj, f.st, np, i0, d, t, sg);
+                gauss_tile::<true>(r2, kv, dims, hp, ks, (sk, add), (&mut rl, 2.0));
+                col_axpy(kv, ti, tj, f.st, np, i0, d, t, sg, add);
             } else {
-                gauss_tile::<false>(r2, kv, dims, hp, ks, &mut [], (&mut rl, 1.0));
+                gauss_tile::<false>(r2, kv, dims, hp, ks, (&mut [], false), (&mut rl, 1.0));
             }
             if f.dp > 0 {
                 row_axpy(kv, ti, tj, f.sp, f.dp, j0, d, ga);
@@ -2032,11 +2073,14 @@ fn gauss_block(
 
 /// Gaussian path, phase 2 for block `jblk`: the column-side partials of the tiles `(I,
 /// jblk)`, `I < jblk`, summed in increasing `I` in their coordinate-major layout (contiguous,
-/// full-width adds), then added to the block's particle-major sums in one transposing pass.
+/// full-width adds; `direct`: already summed in slot `jblk`, see [`gauss_block`]), then added
+/// to the block's particle-major sums in one transposing pass.
+#[allow(clippy::too_many_arguments)]
 fn gauss_finish(
     d: usize,
     g: Geometry,
     slots: &[f64],
+    direct: bool,
     jblk: usize,
     ga: &mut [f64],
     ks: &mut [f64],
@@ -2049,6 +2093,10 @@ fn gauss_finish(
     let tj = ks.len();
     let region = (g.nb - 1) * g.slot_len();
     let len = (d + 1) * t;
+    if direct {
+        add_transposed(d, t, tj, &slots[jblk * g.slot_len()..][..len], ga, ks);
+        return;
+    }
     let slot = |i: usize| &slots[i * region + (jblk - i - 1) * g.slot_len()..][..len];
     TILES.with_borrow_mut(|buf| {
         if buf.len() < len {
@@ -2061,13 +2109,19 @@ fn gauss_finish(
                 *a += v;
             }
         }
-        for jj in 0..tj {
-            for l in 0..d {
-                ga[jj * d + l] += acc[l * t + jj];
-            }
-            ks[jj] += acc[d * t + jj];
-        }
+        add_transposed(d, t, tj, acc, ga, ks);
     });
+}
+
+/// `ga[jj·d + l] += acc[l·t + jj]` and `ks[jj] += acc[d·t + jj]` for the `tj` particles of a
+/// block: a summed column-side partial into the block's particle-major sums.
+fn add_transposed(d: usize, t: usize, tj: usize, acc: &[f64], ga: &mut [f64], ks: &mut [f64]) {
+    for jj in 0..tj {
+        for l in 0..d {
+            ga[jj * d + l] += acc[l * t + jj];
+        }
+        ks[jj] += acc[d * t + jj];
+    }
 }
 
 /// The kernel Stein discrepancy of a particle system, from one pair pass.
@@ -2243,8 +2297,8 @@ mod tests {
             // Column side: coordinate-major features, output `d` rows of `t` slots.
             let t = tj;
             let (mut c_n, mut c_w) = (vec![0.0; d * t], vec![0.0; d * t]);
-            col_axpy_with(false, &m, ti, tj, &xt, np, i0, d, t, &mut c_n);
-            col_axpy_with(true, &m, ti, tj, &xt, np, i0, d, t, &mut c_w);
+            col_axpy_with(false, &m, ti, tj, &xt, np, i0, d, t, &mut c_n, false);
+            col_axpy_with(true, &m, ti, tj, &xt, np, i0, d, t, &mut c_w, false);
             for l in 0..d {
                 for jj in 0..tj {
                     let direct: f64 = (0..ti)
