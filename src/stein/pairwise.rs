@@ -510,7 +510,7 @@ impl PairScratch {
 
     fn radial<K: Kernel + Sync>(&mut self, kernel: &K, x: &[f64]) {
         let (d, n, np, g) = (self.d, self.n, self.np, self.geo);
-        let (t, region) = (g.t, g.region());
+        let t = g.t;
         let f = Feats {
             x,
             dist: &self.dist,
@@ -521,9 +521,12 @@ impl PairScratch {
             dp: self.dp,
         };
         let xt = &self.xt[..];
+        // On one thread the serial order below gives the same bits with less traffic (see
+        // `block_pass`).
         #[cfg(feature = "rayon")]
-        if n >= PARALLEL_MIN_N {
+        if n >= PARALLEL_MIN_N && rayon::current_num_threads() > 1 {
             use rayon::prelude::*;
+            let region = g.region();
             self.a
                 .par_chunks_mut(t * d)
                 .zip(self.rep.par_chunks_mut(t * d))
@@ -532,7 +535,7 @@ impl PairScratch {
                 .zip(self.slots.par_chunks_mut(region))
                 .enumerate()
                 .for_each(|(b, ((((a, wx), ws), cs), sl))| {
-                    block_pass(kernel, d, n, np, g, &f, b, a, wx, ws, cs, sl)
+                    block_pass(kernel, d, n, np, g, &f, b, a, wx, ws, cs, (sl, false))
                 });
             let slots = &self.slots[..];
             self.a
@@ -542,7 +545,7 @@ impl PairScratch {
                 .zip(self.div.par_chunks_mut(t))
                 .enumerate()
                 .for_each(|(b, (((a, wx), ws), cs))| {
-                    block_finish(d, np, g, xt, slots, b, a, wx, ws, cs)
+                    block_finish(d, np, g, xt, (slots, false), b, a, wx, ws, cs)
                 });
             return;
         }
@@ -551,9 +554,9 @@ impl PairScratch {
             .chunks_mut(t * d)
             .zip(self.rep.chunks_mut(t * d))
             .zip(self.wsum.chunks_mut(t))
-            .zip(self.div.chunks_mut(t))
-            .zip(self.slots.chunks_mut(region));
-        for (b, ((((a, wx), ws), cs), sl)) in blocks.enumerate() {
+            .zip(self.div.chunks_mut(t));
+        for (b, (((a, wx), ws), cs)) in blocks.enumerate() {
+            let sl = (&mut self.slots[..], true);
             block_pass(kernel, d, n, np, g, &f, b, a, wx, ws, cs, sl);
         }
         let slots = &self.slots[..];
@@ -564,7 +567,7 @@ impl PairScratch {
             .zip(self.wsum.chunks_mut(t))
             .zip(self.div.chunks_mut(t));
         for (b, (((a, wx), ws), cs)) in blocks.enumerate() {
-            block_finish(d, np, g, xt, slots, b, a, wx, ws, cs);
+            block_finish(d, np, g, xt, (slots, true), b, a, wx, ws, cs);
         }
     }
 
@@ -1762,8 +1765,8 @@ fn col_axpy_with(
     }
 }
 
-/// Column sums `out[jj] = Σ_ii m[ii][jj]`.
-fn col_sum(m: &[f64], ti: usize, tj: usize, out: &mut [f64]) {
+/// Column sums `out[jj] = Σ_ii m[ii][jj]` (added to `out` if `add`).
+fn col_sum(m: &[f64], ti: usize, tj: usize, out: &mut [f64], add: bool) {
     for jb in (0..tj).step_by(CW) {
         let mut acc = [0.0_f64; CW];
         for ii in 0..ti {
@@ -1772,13 +1775,21 @@ fn col_sum(m: &[f64], ti: usize, tj: usize, out: &mut [f64]) {
                 acc[c] += kr[c];
             }
         }
-        out[jb..][..CW].copy_from_slice(&acc);
+        let (lo, hi) = acc.split_at(8);
+        store8(&mut out[jb..][..8], lo.try_into().expect("8 lanes"), add);
+        store8(
+            &mut out[jb + 8..][..8],
+            hi.try_into().expect("8 lanes"),
+            add,
+        );
     }
 }
 
 /// Phase 1 for row block `b`: every tile `(b, J)` (`J ≥ b` if symmetric, all `J` otherwise).
 /// Row sides accumulate, in increasing `J`, into the block's `a`, `wx = Σ w x`, `ws = Σ w`,
-/// `cs = Σ c`; column sides of tiles `J > b` (symmetric) go to the block's partial slots.
+/// `cs = Σ c`; column sides of tiles `J > b` (symmetric) go to partial slots: the block's own
+/// slot per tile, or with `direct` one slot per column block summed in place, as in
+/// [`gauss_block`].
 #[allow(clippy::too_many_arguments)]
 fn block_pass<K: Kernel>(
     kernel: &K,
@@ -1792,7 +1803,7 @@ fn block_pass<K: Kernel>(
     wx: &mut [f64],
     ws: &mut [f64],
     cs: &mut [f64],
-    slots: &mut [f64],
+    slots: (&mut [f64], bool),
 ) {
     a.fill(0.0);
     wx.fill(0.0);
@@ -1825,7 +1836,7 @@ fn block_tiles<K: Kernel>(
     wx: &mut [f64],
     ws: &mut [f64],
     cs: &mut [f64],
-    slots: &mut [f64],
+    (slots, direct): (&mut [f64], bool),
     r2: &mut [f64],
     kv: &mut [f64],
     wv: &mut [f64],
@@ -1871,27 +1882,33 @@ fn block_tiles<K: Kernel>(
             cs[ii] += sum8(&cv[ii * tj..][..tj]);
         }
         if g.symmetric && jblk > b {
-            let slot = &mut slots[(jblk - b - 1) * g.slot_len()..][..g.slot_len()];
+            let (at, add) = if direct {
+                (jblk, b > 0)
+            } else {
+                (jblk - b - 1, false)
+            };
+            let slot = &mut slots[at * g.slot_len()..][..g.slot_len()];
             let (sa, rest) = slot.split_at_mut(d * t);
             let (sw, rest) = rest.split_at_mut(d * t);
             let (sws, scs) = rest.split_at_mut(t);
-            col_axpy(kv, ti, tj, st, np, i0, d, t, sa, false);
-            col_axpy(wv, ti, tj, xt, np, i0, d, t, sw, false);
-            col_sum(wv, ti, tj, sws);
-            col_sum(cv, ti, tj, scs);
+            col_axpy(kv, ti, tj, st, np, i0, d, t, sa, add);
+            col_axpy(wv, ti, tj, xt, np, i0, d, t, sw, add);
+            col_sum(wv, ti, tj, sws, add);
+            col_sum(cv, ti, tj, scs, add);
         }
     }
 }
 
-/// Phase 2 for block `jblk`: adds the column-side partials of the tiles `(I, jblk)`, `I <
-/// jblk`, in increasing `I`, then forms `rep = Σ w x − x Σ w` and `div = −d Σ w + Σ c`.
+/// Phase 2 for block `jblk`: the column-side partials of the tiles `(I, jblk)`, `I < jblk`,
+/// summed in increasing `I` (`direct`: already summed in slot `jblk`, see [`block_pass`]) and
+/// added to the block's sums, then `rep = Σ w x − x Σ w` and `div = −d Σ w + Σ c`.
 #[allow(clippy::too_many_arguments)]
 fn block_finish(
     d: usize,
     np: usize,
     g: Geometry,
     xt: &[f64],
-    slots: &[f64],
+    (slots, direct): (&[f64], bool),
     jblk: usize,
     a: &mut [f64],
     wx: &mut [f64],
@@ -1901,10 +1918,9 @@ fn block_finish(
     let t = g.t;
     let tj = ws.len();
     let j0 = jblk * t;
-    if g.symmetric {
-        let region = (g.nb - 1) * g.slot_len();
-        for i in 0..jblk {
-            let slot = &slots[i * region + (jblk - i - 1) * g.slot_len()..][..g.slot_len()];
+    if g.symmetric && jblk > 0 {
+        let len = g.slot_len();
+        let add = |slot: &[f64], a: &mut [f64], wx: &mut [f64], ws: &mut [f64], cs: &mut [f64]| {
             for jj in 0..tj {
                 for l in 0..d {
                     a[jj * d + l] += slot[l * t + jj];
@@ -1913,6 +1929,25 @@ fn block_finish(
                 ws[jj] += slot[2 * d * t + jj];
                 cs[jj] += slot[(2 * d + 1) * t + jj];
             }
+        };
+        if direct {
+            add(&slots[jblk * len..][..len], a, wx, ws, cs);
+        } else {
+            let region = (g.nb - 1) * len;
+            let slot = |i: usize| &slots[i * region + (jblk - i - 1) * len..][..len];
+            TILES.with_borrow_mut(|buf| {
+                if buf.len() < len {
+                    buf.resize(len, 0.0);
+                }
+                let acc = &mut buf[..len];
+                acc.copy_from_slice(slot(0));
+                for i in 1..jblk {
+                    for (a, v) in acc.iter_mut().zip(slot(i)) {
+                        *a += v;
+                    }
+                }
+                add(acc, a, wx, ws, cs);
+            });
         }
     }
     let df = d as f64;
@@ -1925,9 +1960,9 @@ fn block_finish(
 }
 
 /// Gaussian path, one tile: `kv = exp(−hp·r2)` (zero on padding), the row sums `ks[ii] +=
-/// Σ_jj kv`, the column sums written to `ck` (or added to it, `add`) if `COLS`, and `rl += w·Σ_ii (Σ_jj kv·r2)`
-/// (8 lanes per row, rows added lane-wise: only the total `Σ k r²` of all pairs enters the
-/// KSD, so no per-particle sums of `k r²` are formed).
+/// Σ_jj kv`, the column sums written to `ck` (or added to it, `add`) if `COLS`, and `rl +=
+/// w·Σ_ii (Σ_jj kv·r2)` (8 lanes per row, rows added lane-wise: only the total `Σ k r²` of
+/// all pairs enters the KSD, so no per-particle sums of `k r²` are formed).
 #[allow(clippy::too_many_arguments)]
 fn gauss_tile<const COLS: bool>(
     r2: &[f64],
