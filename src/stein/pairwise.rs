@@ -706,7 +706,7 @@ impl PairScratch {
         let hp = 0.5 * p;
         let kv = &mut self.pk[..m + 8];
         for (k, r) in kv.iter_mut().zip(r2) {
-            *k = crate::fastmath::exp(-hp * r);
+            *k = crate::fastmath::exp_nonpos(-hp * r);
         }
         let kv = &self.pk[..m + 8];
         // Coordinate-major features and accumulators with `ns ≥ n + 8` per coordinate (the
@@ -1980,7 +1980,7 @@ fn gauss_tile<const COLS: bool>(
 ) {
     // Plain loops over whole slices: LLVM's loop vectoriser turns them into full-width code.
     for (k, r) in kv[..vi * tj].iter_mut().zip(&r2[..vi * tj]) {
-        *k = crate::fastmath::exp(-hp * r);
+        *k = crate::fastmath::exp_nonpos(-hp * r);
     }
     if vj < tj {
         for ii in 0..vi {
