@@ -795,23 +795,27 @@ impl PairScratch {
         }
     }
 
-    /// `φ_i = (a_i + rep_i)/n`; Gaussian path: `φ_i = (g_i + p·x_i·K_i)/n` (centred `x`).
-    pub(crate) fn phi_into(&self, phi: &mut [f64]) {
-        self.phi_range(0, phi);
+    /// `φ_i = (a_i + rep_i)/n`; Gaussian path: `φ_i = (g_i + p·x_i·K_i)/n` (centred `x`;
+    /// `x` the particles of the pass).
+    pub(crate) fn phi_into(&self, x: &[f64], phi: &mut [f64]) {
+        self.phi_range(0, x, phi);
     }
 
     /// [`phi_into`](Self::phi_into) for the particles `i0, i0 + 1, …` whose directions `phi`
-    /// holds (`d` entries each): the same values, so chunks of particles can be done apart.
-    pub(crate) fn phi_range(&self, i0: usize, phi: &mut [f64]) {
+    /// holds and whose positions `x` holds (`d` entries each): the same values, so chunks of
+    /// particles can be done apart. The centred positions are formed here as in
+    /// [`prepare`](Self::prepare) (`x − mean`, same bits), read particle by particle instead
+    /// of across the coordinate-major copies.
+    pub(crate) fn phi_range(&self, i0: usize, x: &[f64], phi: &mut [f64]) {
         let inv = 1.0 / self.n as f64;
         let d = self.d;
         let a = &self.a[i0 * d..][..phi.len()];
         if let Some(p) = self.gauss {
-            let np = self.np;
-            for (i, (ph, g)) in (i0..).zip(phi.chunks_exact_mut(d).zip(a.chunks_exact(d))) {
+            let rows = phi.chunks_exact_mut(d).zip(a.chunks_exact(d));
+            for (i, ((ph, g), xi)) in (i0..).zip(rows.zip(x.chunks_exact(d))) {
                 let pk = p * self.wsum[i];
-                for (l, (ph, g)) in ph.iter_mut().zip(g).enumerate() {
-                    *ph = fmadd(pk, self.xt[l * np + i], *g) * inv;
+                for (((ph, g), xv), m) in ph.iter_mut().zip(g).zip(xi).zip(&self.mean) {
+                    *ph = fmadd(pk, xv - m, *g) * inv;
                 }
             }
             return;
@@ -863,13 +867,13 @@ impl PairScratch {
         let d = self.d;
         let (mut rows, mut diag) = (0.0, 0.0);
         if let Some(p) = self.gauss {
-            let np = self.np;
             let dpf = d as f64 * p;
-            for (i, si) in (i0..).zip(s.chunks_exact(d)) {
+            for (i, (si, xi)) in (i0..).zip(s.chunks_exact(d).zip(x.chunks_exact(d))) {
                 let g = &self.a[i * d..][..d];
                 let (mut fg, mut ss, mut ff) = (0.0, 0.0, 0.0);
                 for l in 0..d {
-                    let f = self.st[l * np + i];
+                    // The feature of `prepare` (same operations, same bits).
+                    let f = si[l] - p * (xi[l] - self.mean[l]);
                     fg = fmadd(f, g[l], fg);
                     ss = fmadd(si[l], si[l], ss);
                     ff = fmadd(f, f, ff);
@@ -2256,7 +2260,7 @@ pub fn stein_direction<K: Kernel + Sync>(
     crate::error::finite_input("scores", s.as_slice())?;
     let mut p = PairScratch::new(d, n);
     p.compute(kernel, x.as_slice(), s.as_slice(), None);
-    p.phi_into(phi.as_mut_slice());
+    p.phi_into(x.as_slice(), phi.as_mut_slice());
     let (v, u) = p.ksd(kernel, x.as_slice(), s.as_slice());
     Ok(Ksd {
         v_statistic: v,
@@ -2449,8 +2453,8 @@ mod tests {
             let mut p2 = PairScratch::new(d, n);
             p2.compute(&k, &x, &s, None);
             let (mut phi1, mut phi2) = (vec![0.0; d * n], vec![0.0; d * n]);
-            p1.phi_into(&mut phi1);
-            p2.phi_into(&mut phi2);
+            p1.phi_into(&x, &mut phi1);
+            p2.phi_into(&x, &mut phi2);
             assert_eq!(phi1, phi2);
             assert_eq!(
                 p1.ksd(&k, &x, &s).0.to_bits(),
@@ -2481,7 +2485,7 @@ mod tests {
             p3.compute(&Plain(k), &x, &s, None);
             assert!(p3.gauss.is_none() && p1.gauss.is_some());
             let mut phi3 = vec![0.0; d * n];
-            p3.phi_into(&mut phi3);
+            p3.phi_into(&x, &mut phi3);
             let scale = phi3.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
             let err = phi1
                 .iter()

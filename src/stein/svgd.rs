@@ -606,7 +606,7 @@ impl<P: Potential, F: FitKernel> Svgd<P, F> {
             let (((xs, ss), ph), (hist, eta, bufs)) = part;
             let i0 = c * SCORE_CHUNK;
             let (rows, diag) = pairs.ksd_terms(kernel, i0, xs, ss, bufs.1.as_mut_slice());
-            pairs.phi_range(i0, ph);
+            pairs.phi_range(i0, xs, ph);
             match update {
                 Update::Plain => {
                     for (x, p) in xs.iter_mut().zip(ph.iter()) {
