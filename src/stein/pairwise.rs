@@ -1944,36 +1944,16 @@ fn block_finish(
     let tj = ws.len();
     let j0 = jblk * t;
     if g.symmetric && jblk > 0 {
-        let len = g.slot_len();
-        let add = |slot: &[f64], a: &mut [f64], wx: &mut [f64], ws: &mut [f64], cs: &mut [f64]| {
+        with_col_sum(slots, direct, g, jblk, g.slot_len(), |acc| {
             for jj in 0..tj {
                 for l in 0..d {
-                    a[jj * d + l] += slot[l * t + jj];
-                    wx[jj * d + l] += slot[(d + l) * t + jj];
+                    a[jj * d + l] += acc[l * t + jj];
+                    wx[jj * d + l] += acc[(d + l) * t + jj];
                 }
-                ws[jj] += slot[2 * d * t + jj];
-                cs[jj] += slot[(2 * d + 1) * t + jj];
+                ws[jj] += acc[2 * d * t + jj];
+                cs[jj] += acc[(2 * d + 1) * t + jj];
             }
-        };
-        if direct {
-            add(&slots[jblk * len..][..len], a, wx, ws, cs);
-        } else {
-            let region = (g.nb - 1) * len;
-            let slot = |i: usize| &slots[i * region + (jblk - i - 1) * len..][..len];
-            TILES.with_borrow_mut(|buf| {
-                if buf.len() < len {
-                    buf.resize(len, 0.0);
-                }
-                let acc = &mut buf[..len];
-                acc.copy_from_slice(slot(0));
-                for i in 1..jblk {
-                    for (a, v) in acc.iter_mut().zip(slot(i)) {
-                        *a += v;
-                    }
-                }
-                add(acc, a, wx, ws, cs);
-            });
-        }
+        });
     }
     let df = d as f64;
     for jj in 0..tj {
@@ -2149,14 +2129,29 @@ fn gauss_finish(
     if !g.symmetric || jblk == 0 {
         return;
     }
-    let t = g.t;
-    let tj = ks.len();
-    let region = (g.nb - 1) * g.slot_len();
-    let len = (d + 1) * t;
+    let (t, tj) = (g.t, ks.len());
+    with_col_sum(slots, direct, g, jblk, (d + 1) * t, |acc| {
+        add_transposed(d, t, tj, acc, ga, ks);
+    });
+}
+
+/// Hands `f` the first `len` entries of block `jblk`'s column-side partials (`jblk ≥ 1`)
+/// summed in increasing `I`: with `direct`, slot `jblk`, summed in place already (see
+/// [`gauss_block`]); otherwise the per-tile slots `(I, jblk)`, `I < jblk`, of the blocks'
+/// regions, summed into this thread's tile buffer.
+fn with_col_sum(
+    slots: &[f64],
+    direct: bool,
+    g: Geometry,
+    jblk: usize,
+    len: usize,
+    f: impl FnOnce(&[f64]),
+) {
     if direct {
-        add_transposed(d, t, tj, &slots[jblk * g.slot_len()..][..len], ga, ks);
+        f(&slots[jblk * g.slot_len()..][..len]);
         return;
     }
+    let region = (g.nb - 1) * g.slot_len();
     let slot = |i: usize| &slots[i * region + (jblk - i - 1) * g.slot_len()..][..len];
     TILES.with_borrow_mut(|buf| {
         if buf.len() < len {
@@ -2169,7 +2164,7 @@ fn gauss_finish(
                 *a += v;
             }
         }
-        add_transposed(d, t, tj, acc, ga, ks);
+        f(acc);
     });
 }
 
