@@ -192,55 +192,39 @@ impl TileLayout {
     }
 }
 
-/// The rows `xt`, `st` of a group of [`ROW_GROUP`] coordinates (see [`prepare_rows`]).
-type PrepareRows<'a> = (&'a mut [f64], &'a mut [f64]);
+/// The rows `xt`, `st` of one coordinate (see [`prepare_row`]).
+type PrepareRow<'a> = (&'a mut [f64], &'a mut [f64]);
 
-/// Coordinates per task of [`prepare_rows`] (one cache line of each particle).
-const ROW_GROUP: usize = 8;
-
-/// Coordinate rows `l0..l0 + g` (`g ≤ ROW_GROUP`, `np` entries each) of
-/// [`PairScratch::prepare`] (`x`, `s` are `d × n` column-major; the padding `i ≥ n` of each
-/// row is left as it is, zero): `xt_i = x_{i,l} − mean_l` (the centring of [`DistPanels`]), and
-/// `st_i = s_{i,l} − p·xt_i` (Gaussian precision `p`) or `s_{i,l}`. A transpose through an L1
-/// buffer, 64 particles at a time: each particle's `g` coordinates are read at once (one cache
-/// line), and the rows are written in runs of 64. (Row by row, the reads stride through `x` and
-/// `s` once per coordinate; writing the `2g` rows directly, one entry each per particle, was
-/// slower still.)
+/// Coordinate row `l` of [`PairScratch::prepare`] (`x`, `s` are `d × n` column-major; the
+/// padding `i ≥ n` of each row is left as it is, zero): `xt_i = x_{i,l} − mean_l` (the
+/// centring of [`DistPanels`]), and `st_i = s_{i,l} − p·xt_i` (Gaussian precision `p`) or
+/// `s_{i,l}`. (Groups of 8 rows, reading each particle's 8 coordinates of the group at once,
+/// measured slower: 16 scattered write streams against two sequential ones.)
 #[allow(clippy::too_many_arguments)]
-fn prepare_rows(
+fn prepare_row(
     x: &[f64],
     s: &[f64],
     d: usize,
     n: usize,
-    np: usize,
-    l0: usize,
+    l: usize,
     p: Option<f64>,
-    mean: &[f64],
+    mean: f64,
     xt: &mut [f64],
     st: &mut [f64],
 ) {
-    const B: usize = 64;
-    let g = xt.len() / np;
-    let mean = &mean[l0..][..g];
-    let mut bx = [[0.0_f64; B]; ROW_GROUP];
-    let mut bs = [[0.0_f64; B]; ROW_GROUP];
-    for i0 in (0..n).step_by(B) {
-        let len = (n - i0).min(B);
-        for ii in 0..len {
-            let i = i0 + ii;
-            let (xi, si) = (&x[i * d + l0..][..g], &s[i * d + l0..][..g]);
-            for k in 0..g {
-                let xc = xi[k] - mean[k];
-                bx[k][ii] = xc;
-                bs[k][ii] = match p {
-                    Some(p) => si[k] - p * xc,
-                    None => si[k],
-                };
+    for i in 0..n {
+        xt[i] = x[i * d + l] - mean;
+    }
+    match p {
+        Some(p) => {
+            for i in 0..n {
+                st[i] = s[i * d + l] - p * xt[i];
             }
         }
-        for k in 0..g {
-            xt[k * np + i0..][..len].copy_from_slice(&bx[k][..len]);
-            st[k * np + i0..][..len].copy_from_slice(&bs[k][..len]);
+        None => {
+            for i in 0..n {
+                st[i] = s[i * d + l];
+            }
         }
     }
 }
@@ -483,15 +467,15 @@ impl PairScratch {
     /// Writes the coordinate means, the coordinate-major copies `xt` (centred) and the features
     /// `st` (`f = s − p·x` with the Gaussian precision `p`, centred `x`; else `s`), and for wide
     /// `d` the particle-major copies `sp` of the features and (general kernels) `xp` of the
-    /// centred particles: coordinate rows by [`prepare_rows`], blocks of particles by
+    /// centred particles: coordinate rows by [`prepare_row`], blocks of particles by
     /// [`prepare_block`], in parallel (`parallel`, with `rayon`) or on this thread. The same
     /// functions on the same pieces, so the values do not depend on `parallel`.
     fn prepare(&mut self, x: &[f64], s: &[f64], p: Option<f64>, parallel: bool) {
         let (d, n, np, dp) = (self.d, self.n, self.np, self.dp);
         coord_means(x, d, n, &mut self.mean);
         let mean = &self.mean[..];
-        let rows = |(c, (xt, st)): (usize, PrepareRows<'_>)| {
-            prepare_rows(x, s, d, n, np, c * ROW_GROUP, p, mean, xt, st);
+        let row = |(l, (xt, st)): (usize, PrepareRow<'_>)| {
+            prepare_row(x, s, d, n, l, p, mean[l], xt, st);
         };
         let block = PREPARE_BLOCK * dp.max(1);
         let blocks = |(b, (sp, xp)): (usize, (&mut [f64], &mut [f64]))| {
@@ -501,10 +485,10 @@ impl PairScratch {
         if parallel {
             use rayon::prelude::*;
             self.xt
-                .par_chunks_mut(ROW_GROUP * np)
-                .zip(self.st.par_chunks_mut(ROW_GROUP * np))
+                .par_chunks_mut(np)
+                .zip(self.st.par_chunks_mut(np))
                 .enumerate()
-                .for_each(rows);
+                .for_each(row);
             if dp > 0 {
                 self.sp
                     .par_chunks_mut(block)
@@ -516,10 +500,10 @@ impl PairScratch {
         }
         let _ = parallel;
         self.xt
-            .chunks_mut(ROW_GROUP * np)
-            .zip(self.st.chunks_mut(ROW_GROUP * np))
+            .chunks_mut(np)
+            .zip(self.st.chunks_mut(np))
             .enumerate()
-            .for_each(rows);
+            .for_each(row);
         if dp > 0 {
             self.sp
                 .chunks_mut(block)
