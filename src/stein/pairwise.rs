@@ -196,10 +196,11 @@ impl TileLayout {
 type PrepareRow<'a> = (&'a mut [f64], &'a mut [f64]);
 
 /// Coordinate row `l` of [`PairScratch::prepare`] (`x`, `s` are `d × n` column-major; the
-/// padding `i ≥ n` of each row is left as it is, zero): `xt_i = x_{i,l} − mean_l` (the
-/// centring of [`DistPanels`]), and `st_i = s_{i,l} − p·xt_i` (Gaussian precision `p`) or
-/// `s_{i,l}`. (Groups of 8 rows, reading each particle's 8 coordinates of the group at once,
-/// measured slower: 16 scattered write streams against two sequential ones.)
+/// padding `i ≥ n` of each row is left as it is, zero): Gaussian path (precision `p`), the
+/// features `st_i = s_{i,l} − p·(x_{i,l} − mean_l)` only (no pass of that path reads the
+/// centred copy); general kernels, `xt_i = x_{i,l} − mean_l` (the centring of [`DistPanels`])
+/// and `st_i = s_{i,l}`. (Groups of 8 rows, reading each particle's 8 coordinates of the group
+/// at once, measured slower: 16 scattered write streams against two sequential ones.)
 #[allow(clippy::too_many_arguments)]
 fn prepare_row(
     x: &[f64],
@@ -212,17 +213,15 @@ fn prepare_row(
     xt: &mut [f64],
     st: &mut [f64],
 ) {
-    for i in 0..n {
-        xt[i] = x[i * d + l] - mean;
-    }
     match p {
         Some(p) => {
             for i in 0..n {
-                st[i] = s[i * d + l] - p * xt[i];
+                st[i] = s[i * d + l] - p * (x[i * d + l] - mean);
             }
         }
         None => {
             for i in 0..n {
+                xt[i] = x[i * d + l] - mean;
                 st[i] = s[i * d + l];
             }
         }
@@ -318,6 +317,14 @@ const PREPARE_BLOCK: usize = 64;
 #[cfg(feature = "rayon")]
 const PREPARE_PARALLEL_MIN: usize = 1 << 15;
 
+/// `true` if a pair pass runs its row blocks on the pool: `n ≥ PARALLEL_MIN_N` and more than
+/// one thread. On one thread the serial order sums the column sides in place instead of in
+/// per-tile slots (see [`gauss_block`]): the same bits with less traffic.
+#[cfg(feature = "rayon")]
+fn pass_in_parallel(n: usize) -> bool {
+    n >= PARALLEL_MIN_N && rayon::current_num_threads() > 1
+}
+
 /// `true` if the O(nd) copies before a pair pass (the engine's features, the distance panels)
 /// are written on the pool: with `rayon`, `n ≥ PARALLEL_MIN_N` and `n·d ≥ 2¹⁵`.
 pub(crate) fn prepare_in_parallel(n: usize, d: usize) -> bool {
@@ -340,7 +347,8 @@ pub(crate) struct PairScratch {
     np: usize,
     lay: TileLayout,
     geo: Geometry,
-    /// Centred, coordinate-major particles (features, φ), and the coordinate means.
+    /// Centred, coordinate-major particles (general radial path only: the Gaussian path forms
+    /// `x − mean` where it needs it), and the coordinate means.
     xt: Vec<f64>,
     mean: Vec<f64>,
     /// The particles in the layouts of the distance kernels, filled when no distance store of
@@ -464,8 +472,8 @@ impl PairScratch {
         }
     }
 
-    /// Writes the coordinate means, the coordinate-major copies `xt` (centred) and the features
-    /// `st` (`f = s − p·x` with the Gaussian precision `p`, centred `x`; else `s`), and for wide
+    /// Writes the coordinate means, the features `st` (`f = s − p·x` with the Gaussian
+    /// precision `p`, centred `x`; else `s` and the centred copies `xt`), and for wide
     /// `d` the particle-major copies `sp` of the features and (general kernels) `xp` of the
     /// centred particles: coordinate rows by [`prepare_row`], blocks of particles by
     /// [`prepare_block`], in parallel (`parallel`, with `rayon`) or on this thread. The same
@@ -526,10 +534,8 @@ impl PairScratch {
             dp: self.dp,
         };
         let xt = &self.xt[..];
-        // On one thread the serial order below gives the same bits with less traffic (see
-        // `block_pass`).
         #[cfg(feature = "rayon")]
-        if n >= PARALLEL_MIN_N && rayon::current_num_threads() > 1 {
+        if pass_in_parallel(n) {
             use rayon::prelude::*;
             let region = g.region();
             self.a
@@ -592,10 +598,8 @@ impl PairScratch {
             dp: self.dp,
         };
         let hp = 0.5 * p;
-        // On one thread the serial order below gives the same bits with less traffic (see
-        // `gauss_block`).
         #[cfg(feature = "rayon")]
-        if n >= PARALLEL_MIN_N && rayon::current_num_threads() > 1 {
+        if pass_in_parallel(n) {
             use rayon::prelude::*;
             let region = g.region();
             // Row blocks c and nb − 1 − c form one task: phase 1 of block b has nb − b tiles
@@ -1573,9 +1577,10 @@ fn row_axpy_with(
     }
 }
 
-/// The particle features of the radial engine: coordinate-major centred particles `xt` and
-/// scores `st` (`np` per coordinate), and for `d ≥ WIDE_D` particle-major copies `xp`, `sp`
-/// (`dp` per particle; `dp = 0` otherwise).
+/// The particle features of the radial engine: coordinate-major centred particles `xt`
+/// (general kernels only) and scores or features `st` (`np` per coordinate), and for `d ≥
+/// WIDE_D` particle-major copies `xp` (general kernels only), `sp` (`dp` per particle; `dp = 0`
+/// otherwise).
 struct Feats<'a> {
     /// The particles (`d × n`, column-major) and their distance layouts.
     x: &'a [f64],
@@ -2383,7 +2388,9 @@ mod tests {
                     for i in 0..n {
                         let xc = x[i * d + l] - mean;
                         let f = p.map_or(s[i * d + l], |p| s[i * d + l] - p * xc);
-                        assert!((a.xt[l * np + i] - xc).abs() <= 1e-15);
+                        if p.is_none() {
+                            assert!((a.xt[l * np + i] - xc).abs() <= 1e-15);
+                        }
                         assert!((a.st[l * np + i] - f).abs() <= 1e-14);
                         if a.dp > 0 {
                             assert_eq!(a.sp[i * a.dp + l], a.st[l * np + i]);
