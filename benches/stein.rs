@@ -37,7 +37,11 @@ fn svgd_step(c: &mut Criterion) {
 
 fn parts(c: &mut Criterion) {
     let mut g = c.benchmark_group("svgd_parts");
-    for (n, d) in [(100, 2), (1000, 10), (1000, 100)] {
+    // n = 5000: past the per-tile slots, the pair engine runs in rounds of block groups.
+    for (n, d) in [(100, 2), (1000, 10), (1000, 100), (5000, 10)] {
+        if n >= 5000 {
+            g.sample_size(20);
+        }
         let x = particles(d, n);
         let s = -&x;
         let mut phi = DMatrix::zeros(d, n);

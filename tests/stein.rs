@@ -666,6 +666,46 @@ fn bit_identical_across_thread_counts() {
     assert_eq!(run(&imq, 1), run(&imq, 2), "IMQ path");
 }
 
+/// Past the per-tile slots' budget (n·d large: n = 4000 at d = 10, n = 1200 at d = 100) the
+/// pair engine runs in rounds of disjoint block groups; a step is still bit-identical on 1-
+/// and 2-thread pools, for the Gaussian (Liu–Wang) and the IMQ kernel. Fails if a block's sums
+/// depended on which thread ran which group pair, or on the order the tasks of a round ran.
+#[cfg(feature = "rayon")]
+#[test]
+fn bit_identical_across_thread_counts_at_large_n() {
+    fn run<F>(svgd: &Svgd<&Gaussian<Dyn>, F>, d: usize, n: usize, threads: usize) -> Vec<u64>
+    where
+        F: FitKernel + Sync,
+        F::Kernel: Sync,
+    {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut rng = common::rng(85);
+            let mut state = svgd
+                .init(gaussian_particles(d, n, -1.0, 0.5, 86), &mut rng)
+                .unwrap();
+            let mut bits = Vec::new();
+            for _ in 0..2 {
+                bits.push(svgd.step(&mut state, &mut rng).unwrap().ksd2.to_bits());
+            }
+            bits.extend(state.particles().iter().map(|v| v.to_bits()));
+            bits
+        })
+    }
+    for (d, n) in [(10, 4000), (100, 1200)] {
+        let target = Gaussian::standard(Dyn(d));
+        let rbf = Svgd::new(&target, Bandwidth::LiuWang, 0.1).unwrap();
+        assert_eq!(run(&rbf, d, n, 1), run(&rbf, d, n, 2), "RBF, d = {d}");
+        if d == 10 {
+            let imq = Svgd::new(&target, Imq::new(1.0, -0.5).unwrap(), 0.1).unwrap();
+            assert_eq!(run(&imq, d, n, 1), run(&imq, d, n, 2), "IMQ, d = {d}");
+        }
+    }
+}
+
 /// The same at n·d = 36 000 (the transposes and features are prepared in parallel too), with
 /// noise and the AdaGrad move (the per-chunk move reads the noise and the history), on 1-, 2-
 /// and 3-thread pools; and at n = 200, d = 3, below the parallel threshold (the pair engine

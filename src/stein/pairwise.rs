@@ -53,9 +53,14 @@
 //! it, the later ones add), the same sums in the same order, so both give the same bits without
 //! the per-pair slots' traffic (6 MB per step at n = 1000, d = 100). The slots take
 //! `nb(nb−1)(2d+2)t` doubles (`nb` blocks, half of them touched; one thread touches
-//! `nb(2d+2)t`); above 2²² doubles (e.g. n ≳ 3000 at d = 10) the engine falls back to
-//! evaluating every tile from its row side only (no slots; twice the distance and exp work).
-//! Memory stays O(nd) apart from these slots; no n × n matrix exists.
+//! `nb(2d+2)t`). Above 2²² doubles (e.g. n ≳ 3500 at d = 10, n ≳ 1200 at d = 100) the
+//! Gaussian path switches to **rounds of block pairs**: round `r` evaluates the tiles `(I, J)`
+//! with `I + J ≡ r (mod nb)`, a perfect matching of the blocks, so a round's tiles touch
+//! disjoint per-block accumulators (row side and column side, O(nd) in all) and run in
+//! parallel; after `nb` rounds every pair of blocks has come once, each block's sums in round
+//! order (see `PairScratch::gauss_rounds`). Other radial kernels fall back there to evaluating
+//! every tile from its row side only (no slots; twice the distance and exp work). Memory stays
+//! O(nd) apart from the slots; no n × n matrix exists.
 //!
 //! **Threads.** With the `rayon` feature, row blocks run in parallel in both passes (n ≥ 256);
 //! on the Gaussian path blocks `c` and `nb − 1 − c` form one task (equal work per task).
@@ -273,8 +278,15 @@ struct Geometry {
     t: usize,
     /// Number of blocks.
     nb: usize,
-    /// `true`: each unordered pair of blocks is evaluated once (k_ij = k_ji).
+    /// `true`: each unordered pair of blocks is evaluated once (k_ij = k_ji), column sides
+    /// through per-tile slots.
     symmetric: bool,
+    /// Without `symmetric` (too many slots): the Gaussian path still evaluates each pair of
+    /// blocks once, in rounds of disjoint block pairs with O(nd) accumulators (see
+    /// [`PairScratch::gauss_rounds`]); other kernels evaluate every tile from its row side.
+    rounds: bool,
+    /// Blocks per group of the round-robin engine ([`rounds_group`]).
+    group: usize,
     /// Features per particle in a column-side partial: `a` (d), `Σ w x` (d), `Σ w`, `Σ c`
     /// (the Gaussian path uses the first `d + 2`).
     nf: usize,
@@ -289,6 +301,8 @@ impl Geometry {
             t,
             nb,
             symmetric,
+            rounds: !symmetric,
+            group: rounds_group(nb),
             nf,
         }
     }
@@ -364,6 +378,9 @@ pub(crate) struct PairScratch {
     grad: Vec<f64>,
     wsum: Vec<f64>,
     slots: Vec<f64>,
+    /// Per-block accumulators of the round-robin engine ([`PairScratch::gauss_rounds`]),
+    /// sized at its first use.
+    rounds: Vec<f64>,
     /// Gaussian path: `g_i = Σ_j k_ij f_j`; general: `a_i = Σ_j k_ij s_j`.
     pub(crate) a: Vec<f64>,
     pub(crate) rep: Vec<f64>,
@@ -407,6 +424,7 @@ impl PairScratch {
             grad: vec![0.0; d],
             wsum: vec![0.0; np],
             slots: vec![0.0; geo.nb * geo.region()],
+            rounds: Vec::new(),
             a: vec![0.0; d * np],
             rep: vec![0.0; d * np],
             div: vec![0.0; np],
@@ -452,8 +470,11 @@ impl PairScratch {
             // The median's distance store of the same step, where this path can read it;
             // otherwise the distances are computed here.
             let lay = self.lay;
+            let geo = self.geo;
             let r2 = r2.filter(|r| {
-                p.is_some() && r.len() >= lay.store_len() && (lay.packed || self.geo.symmetric)
+                p.is_some()
+                    && r.len() >= lay.store_len()
+                    && (lay.packed || geo.symmetric || geo.rounds)
             });
             if r2.is_none() {
                 // (The packed layout is the Gaussian path's; other kernels run tiled.) With
@@ -522,6 +543,10 @@ impl PairScratch {
     }
 
     fn radial<K: Kernel + Sync>(&mut self, kernel: &K, x: &[f64]) {
+        if self.geo.rounds {
+            self.radial_rounds(kernel, x);
+            return;
+        }
         let (d, n, np, g) = (self.d, self.n, self.np, self.geo);
         let t = g.t;
         let f = Feats {
@@ -598,6 +623,10 @@ impl PairScratch {
             dp: self.dp,
         };
         let hp = 0.5 * p;
+        if g.rounds {
+            self.gauss_rounds(hp, store, x);
+            return;
+        }
         #[cfg(feature = "rayon")]
         if pass_in_parallel(n) {
             use rayon::prelude::*;
@@ -687,6 +716,142 @@ impl PairScratch {
             .zip(self.div.chunks_mut(t));
         for (b, ((ga, ks), rs)) in blocks.enumerate() {
             gauss_finish(d, g, slots, true, b, ga, ks, rs);
+        }
+    }
+
+    /// The Gaussian path when per-tile slots would be too many (large `n`): each unordered
+    /// pair of blocks still evaluated once, in rounds. The blocks form `ng` groups of up to
+    /// [`rounds_group`] consecutive blocks; round `r` runs the group pairs `(G, H)`, `G ≤ H`,
+    /// with `G + H ≡ r (mod ng)`. That is a perfect matching of the groups (every group in
+    /// exactly one pair; the group with `2G ≡ r` paired with itself), so the tasks of a round
+    /// touch disjoint accumulators and run in parallel, and over the `ng` rounds every pair of
+    /// blocks comes exactly once. A task runs its tiles `(I, J)` (`I ≤ J` within one group)
+    /// row block by row block, the row side in this thread's 8-lane buffer (reduced and added
+    /// to block `I`'s sums at the end of the row) and the column sides added to blocks `J`'s
+    /// coordinate-major sums; a group of blocks keeps these warm in cache (whereas one block
+    /// pair per task re-reads a block's 40 KB of lanes from memory at every tile: measured no
+    /// faster than the one-sided engine at n = 100 000). Every block receives its
+    /// contributions in an order fixed by `n` (round, then tile order inside the task), so
+    /// results do not depend on the thread count. A last pass per block adds its column side
+    /// to its row side, as [`gauss_finish`] does. Memory: `(2d + 2)t + 8` doubles per block
+    /// ([`rounds_region`]), O(nd), against `nb(nb − 1)(d + 1)t` for per-tile slots.
+    fn gauss_rounds(&mut self, hp: f64, store: Option<&[f64]>, x: &[f64]) {
+        let (d, lay, g) = (self.d, self.lay, self.geo);
+        let (t, nb) = (g.t, g.nb);
+        let f = Feats {
+            x,
+            dist: &self.dist,
+            xt: &self.xt,
+            st: &self.st,
+            xp: &self.xp,
+            sp: &self.sp,
+            dp: self.dp,
+        };
+        let pass = GaussRounds {
+            d,
+            lay,
+            g,
+            f: &f,
+            hp,
+            store,
+        };
+        let rb = pass.shape().1;
+        let parallel = self.rounds_in_parallel();
+        let regions = fresh_regions(&mut self.rounds, nb * rb);
+        run_rounds(&pass, nb, regions, parallel);
+        let regions = &self.rounds[..nb * rb];
+        let finish = |(((ga, ks), rs), reg): RoundOut<'_>| round_finish(d, t, reg, ga, ks, rs);
+        #[cfg(feature = "rayon")]
+        if parallel {
+            use rayon::prelude::*;
+            self.a
+                .par_chunks_mut(t * d)
+                .zip(self.wsum.par_chunks_mut(t))
+                .zip(self.div.par_chunks_mut(t))
+                .zip(regions.par_chunks(rb))
+                .for_each(finish);
+            return;
+        }
+        self.a
+            .chunks_mut(t * d)
+            .zip(self.wsum.chunks_mut(t))
+            .zip(self.div.chunks_mut(t))
+            .zip(regions.chunks(rb))
+            .for_each(finish);
+    }
+
+    /// The general radial path at large `n`: the round-robin engine of
+    /// [`PairScratch::gauss_rounds`] with the `(k, w, c)` sums of [`block_tiles`] (a block's
+    /// region: its row sides, then its column sides; `(4d + 4)t` doubles), then per block the
+    /// column sides added to the row sides and `rep`, `div` formed as in [`block_finish`].
+    fn radial_rounds<K: Kernel + Sync>(&mut self, kernel: &K, x: &[f64]) {
+        let (d, n, np, lay, g) = (self.d, self.n, self.np, self.lay, self.geo);
+        let (t, nb) = (g.t, g.nb);
+        let f = Feats {
+            x,
+            dist: &self.dist,
+            xt: &self.xt,
+            st: &self.st,
+            xp: &self.xp,
+            sp: &self.sp,
+            dp: self.dp,
+        };
+        let pass = RadialRounds {
+            kernel,
+            d,
+            n,
+            lay,
+            g,
+            f: &f,
+        };
+        let rb = pass.shape().1;
+        let parallel = self.rounds_in_parallel();
+        let regions = fresh_regions(&mut self.rounds, nb * rb);
+        run_rounds(&pass, nb, regions, parallel);
+        let (regions, xt) = (&self.rounds[..nb * rb], &self.xt[..]);
+        let sl = g.slot_len();
+        let finish = |(b, ((((a, wx), ws), cs), reg)): (usize, RadialOut<'_>)| {
+            let tj = ws.len();
+            let (row, col) = reg.split_at(sl);
+            a.copy_from_slice(&row[..tj * d]);
+            wx.copy_from_slice(&row[t * d..][..tj * d]);
+            ws.copy_from_slice(&row[2 * t * d..][..tj]);
+            cs.copy_from_slice(&row[2 * t * d + t..][..tj]);
+            add_col_sides(d, t, col, a, wx, ws, cs);
+            radial_outputs(d, np, b * t, xt, wx, ws, cs);
+        };
+        #[cfg(feature = "rayon")]
+        if parallel {
+            use rayon::prelude::*;
+            self.a
+                .par_chunks_mut(t * d)
+                .zip(self.rep.par_chunks_mut(t * d))
+                .zip(self.wsum.par_chunks_mut(t))
+                .zip(self.div.par_chunks_mut(t))
+                .zip(regions.par_chunks(rb))
+                .enumerate()
+                .for_each(finish);
+            return;
+        }
+        self.a
+            .chunks_mut(t * d)
+            .zip(self.rep.chunks_mut(t * d))
+            .zip(self.wsum.chunks_mut(t))
+            .zip(self.div.chunks_mut(t))
+            .zip(regions.chunks(rb))
+            .enumerate()
+            .for_each(finish);
+    }
+
+    /// `true` if the round-robin engine runs its tasks on the pool (see [`pass_in_parallel`]).
+    fn rounds_in_parallel(&self) -> bool {
+        #[cfg(feature = "rayon")]
+        {
+            pass_in_parallel(self.n)
+        }
+        #[cfg(not(feature = "rayon"))]
+        {
+            false
         }
     }
 
@@ -1873,17 +2038,7 @@ fn block_tiles<K: Kernel>(
         );
         f.dist.tile(f.x, b, ti, jblk, tj, r2);
         kernel.radial_block(r2, kv, wv, cv);
-        // Padding rows and columns contribute nothing.
-        let (vi, vj) = (n.saturating_sub(i0).min(ti), n.saturating_sub(j0).min(tj));
-        if vi < ti || vj < tj {
-            for ii in 0..ti {
-                let from = if ii < vi { vj } else { 0 };
-                let row = ii * tj..(ii + 1) * tj;
-                kv[row.clone()][from..].fill(0.0);
-                wv[row.clone()][from..].fill(0.0);
-                cv[row][from..].fill(0.0);
-            }
-        }
+        zero_padding(n, (i0, ti), (j0, tj), [&mut *kv, &mut *wv, &mut *cv]);
         if f.dp > 0 {
             row_axpy(kv, ti, tj, f.sp, f.dp, j0, d, a);
             row_axpy(wv, ti, tj, f.xp, f.dp, j0, d, wx);
@@ -1929,23 +2084,48 @@ fn block_finish(
     ws: &mut [f64],
     cs: &mut [f64],
 ) {
-    let t = g.t;
-    let tj = ws.len();
-    let j0 = jblk * t;
     if g.symmetric && jblk > 0 {
         with_col_sum(slots, direct, g, jblk, g.slot_len(), |acc| {
-            for jj in 0..tj {
-                for l in 0..d {
-                    a[jj * d + l] += acc[l * t + jj];
-                    wx[jj * d + l] += acc[(d + l) * t + jj];
-                }
-                ws[jj] += acc[2 * d * t + jj];
-                cs[jj] += acc[(2 * d + 1) * t + jj];
-            }
+            add_col_sides(d, g.t, acc, a, wx, ws, cs);
         });
     }
+    radial_outputs(d, np, jblk * g.t, xt, wx, ws, cs);
+}
+
+/// Adds a block's summed column sides `acc` (the layout of a slot of [`block_tiles`]) to its
+/// particle-major sums `a`, `wx = Σ w x`, `ws = Σ w`, `cs = Σ c`.
+fn add_col_sides(
+    d: usize,
+    t: usize,
+    acc: &[f64],
+    a: &mut [f64],
+    wx: &mut [f64],
+    ws: &mut [f64],
+    cs: &mut [f64],
+) {
+    for jj in 0..ws.len() {
+        for l in 0..d {
+            a[jj * d + l] += acc[l * t + jj];
+            wx[jj * d + l] += acc[(d + l) * t + jj];
+        }
+        ws[jj] += acc[2 * d * t + jj];
+        cs[jj] += acc[(2 * d + 1) * t + jj];
+    }
+}
+
+/// The general radial path's outputs of the block starting at particle `j0` from its sums:
+/// `rep = Σ w x − x Σ w` (in place of `wx`) and `div = −d Σ w + Σ c` (in place of `cs`).
+fn radial_outputs(
+    d: usize,
+    np: usize,
+    j0: usize,
+    xt: &[f64],
+    wx: &mut [f64],
+    ws: &[f64],
+    cs: &mut [f64],
+) {
     let df = d as f64;
-    for jj in 0..tj {
+    for jj in 0..ws.len() {
         for l in 0..d {
             wx[jj * d + l] -= ws[jj] * xt[l * np + j0 + jj];
         }
@@ -2098,6 +2278,347 @@ fn gauss_block(
         // The block's share of `Σ_{i,j} k r²` (see `PairScratch::div`).
         rs[0] = hsum8(&rl);
     });
+}
+
+/// One block's outputs `(g, K, R)` and its region, for [`round_finish`].
+type RoundOut<'a> = (((&'a mut [f64], &'a mut [f64]), &'a mut [f64]), &'a [f64]);
+
+/// One block's outputs `(a, rep, K, div)` and its region, for the finish of
+/// [`PairScratch::radial_rounds`].
+type RadialOut<'a> = (
+    (
+        ((&'a mut [f64], &'a mut [f64]), &'a mut [f64]),
+        &'a mut [f64],
+    ),
+    &'a [f64],
+);
+
+/// The first `len` entries of `buf`, zeroed (`buf` grown to `len` at its first use).
+fn fresh_regions(buf: &mut Vec<f64>, len: usize) -> &mut [f64] {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    let regions = &mut buf[..len];
+    regions.fill(0.0);
+    regions
+}
+
+/// One kernel path of the round-robin engine ([`PairScratch::gauss_rounds`],
+/// [`PairScratch::radial_rounds`]): what a block's region holds and how one tile adds into it.
+trait RoundPass: Sync {
+    /// Blocks per group and `f64`s per block region.
+    fn shape(&self) -> (usize, usize);
+    /// `f64`s of thread-local buffer a task needs (tile buffers, row-side lanes).
+    fn buffer(&self) -> usize;
+    /// Tile `(bi, bj)`, `bi ≤ bj` (`col`: block `bj` and its region; `None` for the diagonal
+    /// tile): the row side into `reg` (or the row-side lanes in `buf`), and off the diagonal
+    /// the column side into block `bj`'s region.
+    fn tile(&self, bi: usize, reg: &mut [f64], buf: &mut [f64], col: Option<(usize, &mut [f64])>);
+    /// Called before and after the tiles of row block `bi` inside a task (`end`): zero, then
+    /// fold the row-side lanes of `buf` into `reg`, if the path keeps any.
+    fn row(&self, bi: usize, reg: &mut [f64], buf: &mut [f64], end: bool);
+}
+
+/// The `nb` rounds of group pairs over `regions` (`nb` block regions, see
+/// [`PairScratch::gauss_rounds`]), on the pool (`parallel`) or on this thread.
+fn run_rounds<R: RoundPass>(pass: &R, nb: usize, regions: &mut [f64], parallel: bool) {
+    let (sb, rb) = pass.shape();
+    let ng = nb.div_ceil(sb);
+    let unit = sb * rb;
+    for r in 0..ng {
+        // Groups 0..=r pair as i ↔ r − i; groups r+1..ng as r+1+i ↔ ng−1−i (sum ng + r).
+        let (left, right) = regions.split_at_mut(((r + 1) * unit).min(nb * rb));
+        let (ml, mr) = (r + 1, ng - r - 1);
+        #[cfg(feature = "rayon")]
+        if parallel {
+            rayon::join(
+                || round_segment(pass, left, (0, ml), true),
+                || round_segment(pass, right, (r + 1, mr), true),
+            );
+            continue;
+        }
+        round_segment(pass, left, (0, ml), parallel);
+        round_segment(pass, right, (r + 1, mr), parallel);
+    }
+}
+
+/// `f64`s of one block's region on the Gaussian path of the round-robin engine: the row side
+/// of `g` (`t·d`, particle-major), the row sums `K` (`t`), the column side (`d·t` of `g` then
+/// `t` of `K`, coordinate-major), and the 8 lanes of `Σ k r²`.
+fn rounds_region(d: usize, t: usize) -> usize {
+    (2 * d + 2) * t + 8
+}
+
+/// Blocks per group of the round-robin engine, a function of the block count only: up to 8
+/// (a task's column-side sums and features then stay in L2), and at least 16 groups where
+/// there are 32 blocks or more, so that a round has 8 or more tasks to share between
+/// threads.
+fn rounds_group(nb: usize) -> usize {
+    (nb / 16).clamp(1, 8)
+}
+
+/// One round's tasks in a run `seg` of `m` consecutive groups starting at group `g0`: group
+/// `g0 + i` with group `g0 + m − 1 − i`, and the middle group with itself if `m` is odd (see
+/// [`round_task`]). The tasks touch disjoint regions, so their order (or running them in
+/// parallel) changes no sum.
+fn round_segment<R: RoundPass>(pass: &R, seg: &mut [f64], (g0, m): (usize, usize), parallel: bool) {
+    let (sb, rb) = pass.shape();
+    let unit = sb * rb;
+    let h = m / 2;
+    let (lo, rest) = seg.split_at_mut(h * unit);
+    // The middle group may be the last, shorter one.
+    let (mid, hi) = rest.split_at_mut(((m % 2) * unit).min(rest.len()));
+    if m % 2 == 1 {
+        round_task(pass, (g0 + h, mid), None);
+    }
+    let pair = |(i, (ri, rj)): (usize, (&mut [f64], &mut [f64]))| {
+        round_task(pass, (g0 + i, ri), Some((g0 + m - 1 - i, rj)));
+    };
+    #[cfg(feature = "rayon")]
+    if parallel {
+        use rayon::prelude::*;
+        lo.par_chunks_mut(unit)
+            .zip(hi.par_chunks_mut(unit).rev())
+            .enumerate()
+            .for_each(pair);
+        return;
+    }
+    let _ = parallel;
+    lo.chunks_mut(unit)
+        .zip(hi.chunks_mut(unit).rev())
+        .enumerate()
+        .for_each(pair);
+}
+
+/// The tiles of group pair `(G, H)` (`other`: group `H > G` and its regions; `None`: `G` with
+/// itself, the tiles `(I, J)`, `I ≤ J`, inside it), row block `I` after row block `I`, each
+/// row's column blocks `J` in increasing order, with this thread's buffers.
+fn round_task<R: RoundPass>(
+    pass: &R,
+    (gi, ri): (usize, &mut [f64]),
+    other: Option<(usize, &mut [f64])>,
+) {
+    let (sb, rb) = pass.shape();
+    TILES.with_borrow_mut(|buf| {
+        let need = pass.buffer();
+        if buf.len() < need {
+            buf.resize(need, 0.0);
+        }
+        let buf = &mut buf[..need];
+        match other {
+            Some((gj, rj)) => {
+                for (ki, reg_i) in ri.chunks_mut(rb).enumerate() {
+                    let bi = gi * sb + ki;
+                    pass.row(bi, reg_i, buf, false);
+                    for (kj, reg_j) in rj.chunks_mut(rb).enumerate() {
+                        pass.tile(bi, reg_i, buf, Some((gj * sb + kj, reg_j)));
+                    }
+                    pass.row(bi, reg_i, buf, true);
+                }
+            }
+            None => {
+                for ki in 0..ri.len() / rb {
+                    let bi = gi * sb + ki;
+                    let (head, tail) = ri.split_at_mut((ki + 1) * rb);
+                    let reg_i = &mut head[ki * rb..];
+                    pass.row(bi, reg_i, buf, false);
+                    pass.tile(bi, reg_i, buf, None);
+                    for (kj, reg_j) in tail.chunks_mut(rb).enumerate() {
+                        pass.tile(bi, reg_i, buf, Some((bi + 1 + kj, reg_j)));
+                    }
+                    pass.row(bi, reg_i, buf, true);
+                }
+            }
+        }
+    });
+}
+
+/// The Gaussian path's [`RoundPass`]: regions of [`rounds_region`]; buffers `r²`, kernel
+/// values, and for `d < WIDE_D` the row side's 8 lanes per (particle, feature) of the
+/// current row block (reduced by [`hsum8`] into its region after its last tile in the task).
+struct GaussRounds<'a> {
+    d: usize,
+    lay: TileLayout,
+    g: Geometry,
+    f: &'a Feats<'a>,
+    hp: f64,
+    store: Option<&'a [f64]>,
+}
+
+impl GaussRounds<'_> {
+    fn lanes(&self) -> usize {
+        if self.f.dp > 0 {
+            0
+        } else {
+            self.g.t * self.d * 8
+        }
+    }
+}
+
+impl RoundPass for GaussRounds<'_> {
+    fn shape(&self) -> (usize, usize) {
+        (self.g.group, rounds_region(self.d, self.g.t))
+    }
+    fn buffer(&self) -> usize {
+        2 * TMAX * TMAX + self.lanes()
+    }
+    fn row(&self, bi: usize, reg: &mut [f64], buf: &mut [f64], end: bool) {
+        let lanes = &mut buf[2 * TMAX * TMAX..];
+        if !end {
+            lanes.fill(0.0);
+        } else if !lanes.is_empty() {
+            let ti = self.lay.len(bi);
+            for (o, l) in reg[..ti * self.d].iter_mut().zip(lanes.chunks_exact(8)) {
+                *o += hsum8(l.try_into().expect("8 lanes"));
+            }
+        }
+    }
+    /// The kernel values, the row side (as [`gauss_block`] does for one tile) and, off the
+    /// diagonal, the column side added into block `bj`'s region (the tile then stands for
+    /// both `(i, j)` and `(j, i)`, so its `Σ k r²` counts twice).
+    fn tile(&self, bi: usize, reg: &mut [f64], buf: &mut [f64], col: Option<(usize, &mut [f64])>) {
+        let (d, lay, f) = (self.d, self.lay, self.f);
+        let (np, t) = (lay.np, self.g.t);
+        let bj = col.as_ref().map_or(bi, |cj| cj.0);
+        let (ti, tj) = (lay.len(bi), lay.len(bj));
+        let dims = (ti, tj, lay.valid(bi), lay.valid(bj));
+        let (rowsum, rest) = reg.split_at_mut(t * d);
+        let (ksr, rest) = rest.split_at_mut(t);
+        let rlanes: &mut [f64; 8] = (&mut rest[(d + 1) * t..][..8]).try_into().expect("8 lanes");
+        let ks = &mut ksr[..ti];
+        let (r2buf, rest) = buf.split_at_mut(TMAX * TMAX);
+        let (kvbuf, lanes) = rest.split_at_mut(TMAX * TMAX);
+        let len = ti * tj;
+        let r2: &[f64] = match self.store {
+            Some(st) => &st[lay.offset(bi, bj)..][..len],
+            None => {
+                f.dist.tile(f.x, bi, ti, bj, tj, &mut r2buf[..len]);
+                &r2buf[..len]
+            }
+        };
+        let kv = &mut kvbuf[..len];
+        match col {
+            Some((_, rj)) => {
+                let cj = &mut rj[(d + 1) * t..][..(d + 1) * t];
+                let (sg, sk) = cj.split_at_mut(d * t);
+                gauss_tile::<true>(r2, kv, dims, self.hp, ks, (sk, true), (rlanes, 2.0));
+                col_axpy(kv, ti, tj, f.st, np, bi * t, d, t, sg, true);
+            }
+            None => {
+                let rl = (rlanes, 1.0);
+                gauss_tile::<false>(r2, kv, dims, self.hp, ks, (&mut [], false), rl);
+            }
+        }
+        if f.dp > 0 {
+            row_axpy(kv, ti, tj, f.sp, f.dp, bj * t, d, &mut rowsum[..ti * d]);
+        } else {
+            row_dots_lanes(kv, ti, tj, f.st, np, bj * t, d, &mut lanes[..ti * d * 8]);
+        }
+    }
+}
+
+/// The general radial path's [`RoundPass`]: a block's region holds its row sides (`a`, `Σ w
+/// x`: `t·d` each, particle-major; `Σ w`, `Σ c`: `t` each) and then its column sides in the
+/// layout of a slot of [`block_tiles`] (`(2d + 2)·t`); buffers `r²`, `k`, `w`, `c`.
+struct RadialRounds<'a, K> {
+    kernel: &'a K,
+    d: usize,
+    n: usize,
+    lay: TileLayout,
+    g: Geometry,
+    f: &'a Feats<'a>,
+}
+
+impl<K: Kernel + Sync> RoundPass for RadialRounds<'_, K> {
+    fn shape(&self) -> (usize, usize) {
+        (self.g.group, 2 * self.g.slot_len())
+    }
+    fn buffer(&self) -> usize {
+        4 * TMAX * TMAX
+    }
+    fn row(&self, _: usize, _: &mut [f64], _: &mut [f64], _: bool) {}
+    /// The kernel's `(k, w, c)` on the tile, the row sides into block `bi`'s region and, off
+    /// the diagonal, the column sides into block `bj`'s (as [`block_tiles`] does).
+    fn tile(&self, bi: usize, reg: &mut [f64], buf: &mut [f64], col: Option<(usize, &mut [f64])>) {
+        let (d, n, lay, f) = (self.d, self.n, self.lay, self.f);
+        let (np, t) = (lay.np, self.g.t);
+        let bj = col.as_ref().map_or(bi, |cj| cj.0);
+        let (ti, tj) = (lay.len(bi), lay.len(bj));
+        let len = ti * tj;
+        let (r2, rest) = buf.split_at_mut(TMAX * TMAX);
+        let (kv, rest) = rest.split_at_mut(TMAX * TMAX);
+        let (wv, cv) = rest.split_at_mut(TMAX * TMAX);
+        let (r2, kv, wv, cv) = (
+            &mut r2[..len],
+            &mut kv[..len],
+            &mut wv[..len],
+            &mut cv[..len],
+        );
+        f.dist.tile(f.x, bi, ti, bj, tj, r2);
+        self.kernel.radial_block(r2, kv, wv, cv);
+        let (i0, j0) = (bi * t, bj * t);
+        zero_padding(n, (i0, ti), (j0, tj), [&mut *kv, &mut *wv, &mut *cv]);
+        let (a, rest) = reg.split_at_mut(t * d);
+        let (wx, rest) = rest.split_at_mut(t * d);
+        let (ws, rest) = rest.split_at_mut(t);
+        let cs = &mut rest[..t];
+        let (a, wx) = (&mut a[..ti * d], &mut wx[..ti * d]);
+        if f.dp > 0 {
+            row_axpy(kv, ti, tj, f.sp, f.dp, j0, d, a);
+            row_axpy(wv, ti, tj, f.xp, f.dp, j0, d, wx);
+        } else {
+            row_dots(kv, ti, tj, f.st, np, j0, d, a);
+            row_dots(wv, ti, tj, f.xt, np, j0, d, wx);
+        }
+        for ii in 0..ti {
+            ws[ii] += sum8(&wv[ii * tj..][..tj]);
+            cs[ii] += sum8(&cv[ii * tj..][..tj]);
+        }
+        if let Some((_, rj)) = col {
+            let slot = &mut rj[self.g.slot_len()..];
+            let (sa, rest) = slot.split_at_mut(d * t);
+            let (sw, rest) = rest.split_at_mut(d * t);
+            let (sws, scs) = rest.split_at_mut(t);
+            col_axpy(kv, ti, tj, f.st, np, i0, d, t, sa, true);
+            col_axpy(wv, ti, tj, f.xt, np, i0, d, t, sw, true);
+            col_sum(wv, ti, tj, sws, true);
+            col_sum(cv, ti, tj, scs, true);
+        }
+    }
+}
+
+/// Zeroes the entries of a tile's value arrays (`ti × tj`, rows of particles `i0..`, columns
+/// of particles `j0..`) that involve padding particles (index `≥ n`): they contribute nothing.
+fn zero_padding(
+    n: usize,
+    (i0, ti): (usize, usize),
+    (j0, tj): (usize, usize),
+    vals: [&mut [f64]; 3],
+) {
+    let (vi, vj) = (n.saturating_sub(i0).min(ti), n.saturating_sub(j0).min(tj));
+    if vi < ti || vj < tj {
+        for v in vals {
+            for ii in 0..ti {
+                let from = if ii < vi { vj } else { 0 };
+                v[ii * tj..(ii + 1) * tj][from..].fill(0.0);
+            }
+        }
+    }
+}
+
+/// Round-robin engine, block after the last round: `ga` and `ks` its row sums plus its column
+/// side (added as [`gauss_finish`] adds summed slots), and its share of `Σ k r²` in `rs[0]`
+/// (see [`PairScratch::div`]).
+fn round_finish(d: usize, t: usize, reg: &[f64], ga: &mut [f64], ks: &mut [f64], rs: &mut [f64]) {
+    let ti = ks.len();
+    let (row, rest) = reg.split_at(t * d);
+    let (ksr, rest) = rest.split_at(t);
+    let (col, rl) = rest.split_at((d + 1) * t);
+    ga.copy_from_slice(&row[..ti * d]);
+    ks.copy_from_slice(&ksr[..ti]);
+    add_transposed(d, t, ti, col, ga, ks);
+    rs.fill(0.0);
+    rs[0] = hsum8(rl.try_into().expect("8 lanes"));
 }
 
 /// Gaussian path, phase 2 for block `jblk`: the column-side partials of the tiles `(I,
@@ -2542,18 +3063,23 @@ mod tests {
         }
     }
 
-    /// The symmetric engine (each pair of blocks once, column sides reduced in a fixed order)
-    /// agrees with the one-sided engine (every tile evaluated from both ends, the fallback
-    /// for large n) to rounding: 1e-12 relative to the largest |sum|, for narrow (dot form)
+    /// The symmetric engines (each pair of blocks once: per-tile slots, or the round-robin
+    /// engine of large n) agree with the one-sided engine (every tile evaluated from its row
+    /// side) to rounding: 1e-12 relative to the largest |sum|, for narrow (dot form)
     /// and wide (d ≥ WIDE_D, coordinate-vectorised) rows, with padding (n ≢ 0 mod 16).
     #[test]
     fn symmetric_engine_equals_one_sided() {
-        for (d, n) in [(3, 301), (20, 203), (1, 207)] {
+        // Odd and even block counts (5, 7, 8), short last blocks, both row forms.
+        for (d, n) in [(3, 301), (20, 203), (1, 207), (5, 500), (17, 450)] {
             let (x, s) = data(d, n);
-            let run = |symmetric: bool, kernel: &dyn Fn(&mut PairScratch)| {
+            let run = |(symmetric, rounds, group), kernel: &dyn Fn(&mut PairScratch)| {
                 let mut p = PairScratch::new(d, n);
                 p.geo.symmetric = symmetric;
+                p.geo.rounds = rounds;
+                p.geo.group = group;
                 p.slots = vec![0.0; p.geo.nb * p.geo.region()];
+                // Twice: the second pass must not see the first one's sums.
+                kernel(&mut p);
                 kernel(&mut p);
                 // Gaussian path: (g, K, R) with R the total Σ k r² (its per-block parts
                 // differ between the engines); general: (a, rep, div).
@@ -2570,9 +3096,17 @@ mod tests {
                 &|p: &mut PairScratch| p.compute(&rbf, &x, &s, None),
                 &|p: &mut PairScratch| p.compute(&imq, &x, &s, None),
             ];
-            for k in kernels {
-                let (a0, r0, v0) = run(true, k);
-                let (a1, r1, v1) = run(false, k);
+            // Per-tile slots; every tile from its row side; rounds of block pairs, one block
+            // or 3 blocks per group (a short last group for 5, 7 and 8 blocks).
+            let engines = [
+                (true, false, 1),
+                (false, false, 1),
+                (false, true, 1),
+                (false, true, 3),
+            ];
+            for (k, e) in kernels.into_iter().flat_map(|k| engines.map(|e| (k, e))) {
+                let (a0, r0, v0) = run((false, false, 1), k);
+                let (a1, r1, v1) = run(e, k);
                 for (u, v) in [(a0, a1), (r0, r1), (v0, v1)] {
                     let scale = u.iter().fold(0.0_f64, |m, z| m.max(z.abs()));
                     let err = u
@@ -2583,6 +3117,41 @@ mod tests {
                     assert!(scale > 0.0);
                 }
             }
+        }
+    }
+
+    /// The round-robin engine gives the same bits on 1, 2 and 3 threads (every block receives
+    /// its tiles in an order fixed by `n` whoever runs them), Gaussian and IMQ kernels, for
+    /// the narrow and the wide row
+    /// forms, at block counts that are odd (11) and even (12), with groups of 1 and 2 blocks
+    /// (odd and even group counts).
+    #[cfg(feature = "rayon")]
+    #[test]
+    fn rounds_engine_bit_identical_across_thread_counts() {
+        for (d, n, group) in [(4, 700, 1), (18, 760, 1), (4, 700, 2), (18, 760, 2)] {
+            let (x, s) = data(d, n);
+            let rbf = Rbf::new(1.3).unwrap();
+            let imq = Imq::new(1.0, -0.5).unwrap();
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| {
+                    let mut p = PairScratch::new(d, n);
+                    (p.geo.symmetric, p.geo.rounds, p.geo.group) = (false, true, group);
+                    p.compute(&rbf, &x, &s, None);
+                    let all = p.a.iter().chain(&p.wsum).chain(&p.div);
+                    let mut bits: Vec<u64> = all.map(|v| v.to_bits()).collect();
+                    p.compute(&imq, &x, &s, None);
+                    let all = p.a.iter().chain(&p.rep).chain(&p.wsum).chain(&p.div);
+                    bits.extend(all.map(|v| v.to_bits()));
+                    bits
+                })
+            };
+            let one = run(1);
+            assert_eq!(one, run(2), "d = {d}, n = {n}, group = {group}");
+            assert_eq!(one, run(3), "d = {d}, n = {n}, group = {group}");
         }
     }
 }
