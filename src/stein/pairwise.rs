@@ -93,7 +93,8 @@ const TMAX: usize = 64;
 /// Column chunk of the micro-kernels (a multiple of the vector width).
 const CW: usize = 16;
 /// The symmetric engine keeps one column-side partial per tile pair; above this many `f64`s
-/// (≈ 32 MB, of which about half is touched) it falls back to the one-sided engine.
+/// (≈ 32 MB, of which about half is touched) it switches to rounds of block-group pairs
+/// (see [`PairScratch::gauss_rounds`]).
 const SYM_MAX_SLOTS: usize = 1 << 22;
 
 /// How particles are cut into blocks and where the distance tile of a block pair lives in a
