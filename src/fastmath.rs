@@ -18,17 +18,14 @@ const LOG2E: f64 = std::f64::consts::LOG2_E;
 const LN2_HI: f64 = f64::from_bits(0x3FE6_2E42_FEE0_0000);
 const LN2_LO: f64 = f64::from_bits(0x3DEA_39EF_3579_3C76);
 
-/// `a·b + c`, fused where the target has FMA (one rounding), else two roundings.
+/// `a·b + c` with one rounding (a fused multiply-add), on every target: an FMA instruction
+/// where the code runs compiled for FMA (native builds, and the kernels that
+/// [`crate::simd::dispatch`] runs for the CPU's vector extensions), else the C library's
+/// correctly rounded `fma` (slower, the same bits). So results do not depend on the build's
+/// target features or on the CPU.
 #[inline(always)]
 pub(crate) fn fmadd(a: f64, b: f64, c: f64) -> f64 {
-    #[cfg(target_feature = "fma")]
-    {
-        a.mul_add(b, c)
-    }
-    #[cfg(not(target_feature = "fma"))]
-    {
-        a * b + c
-    }
+    a.mul_add(b, c)
 }
 
 /// The 8 lanes at `i`.
@@ -37,34 +34,74 @@ pub(crate) fn c8(s: &[f64], i: usize) -> &[f64; 8] {
     s[i..i + 8].try_into().expect("8 lanes")
 }
 
-/// [`fmadd`] on four lanes: `a·b + c` fused where the target has FMA, else with two roundings
-/// — exactly as [`fmadd`] decides, so that a kernel written with explicit 4-lane vectors gives
-/// the bits of its scalar or array form on every target. (`wide`'s own `mul_add` fuses on
-/// aarch64, where Rust has no `fma` target feature and [`fmadd`] does not.)
-#[inline(always)]
-pub(crate) fn fma4(a: wide::f64x4, b: wide::f64x4, c: wide::f64x4) -> wide::f64x4 {
-    #[cfg(target_feature = "fma")]
-    {
-        a.mul_add(b, c)
+/// Four `f64` lanes for the kernels written with explicit vectors: `wide::f64x4` (one 256-bit
+/// register) where the build targets AVX and FMA; elsewhere a plain array whose lane-wise
+/// operations LLVM vectorises at the width of the function it is inlined into, so that the
+/// kernels [`crate::simd::dispatch`] compiles for AVX2 or AVX-512 use full-width registers
+/// (`wide`'s baseline form is a pair of 128-bit SSE2 values, which no target feature widens).
+/// The same IEEE operations lane for lane either way, so the same bits.
+#[cfg(all(target_feature = "avx", target_feature = "fma"))]
+pub(crate) type F4 = wide::f64x4;
+
+/// See the `wide::f64x4` form above.
+#[cfg(not(all(target_feature = "avx", target_feature = "fma")))]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct F4([f64; 4]);
+
+#[cfg(not(all(target_feature = "avx", target_feature = "fma")))]
+impl F4 {
+    pub(crate) const ZERO: F4 = F4([0.0; 4]);
+    #[inline(always)]
+    pub(crate) fn new(a: [f64; 4]) -> F4 {
+        F4(a)
     }
-    #[cfg(not(target_feature = "fma"))]
-    {
-        a * b + c
+    #[inline(always)]
+    pub(crate) fn splat(v: f64) -> F4 {
+        F4([v; 4])
+    }
+    #[inline(always)]
+    pub(crate) fn to_array(self) -> [f64; 4] {
+        self.0
     }
 }
 
-/// The target has 32 vector registers of 512 bits (AVX-512): the register-blocked micro-kernels
+#[cfg(not(all(target_feature = "avx", target_feature = "fma")))]
+impl std::ops::Add for F4 {
+    type Output = F4;
+    #[inline(always)]
+    fn add(self, b: F4) -> F4 {
+        F4(std::array::from_fn(|q| self.0[q] + b.0[q]))
+    }
+}
+
+/// [`fmadd`] on four lanes: `a·b + c` with one rounding per lane.
+#[inline(always)]
+pub(crate) fn fma4(a: F4, b: F4, c: F4) -> F4 {
+    #[cfg(all(target_feature = "avx", target_feature = "fma"))]
+    {
+        a.mul_add(b, c)
+    }
+    #[cfg(not(all(target_feature = "avx", target_feature = "fma")))]
+    {
+        F4(std::array::from_fn(|q| a.0[q].mul_add(b.0[q], c.0[q])))
+    }
+}
+
+/// The kernels run with 32 vector registers of 512 bits (AVX-512: a native build for it, or
+/// [`crate::simd::dispatch`] on a CPU that has it): the register-blocked micro-kernels
 /// of the pair engine then keep 8 accumulators of 8 lanes; with 16 registers of 256 bits (AVX2)
 /// the same blocks would spill to the stack on every step of their inner loop, so they use
 /// half as many. The block shape never changes a sum's order, only how many sums run at once:
 /// results are bit-identical either way.
-pub(crate) const WIDE_REGS: bool = cfg!(target_feature = "avx512f");
+pub(crate) fn wide_regs() -> bool {
+    crate::simd::avx512()
+}
 
 /// `e^x` for `x ≤ 709`, branch free (see the module docs for the accuracy): `e^r ≈ 1 + r +
 /// r²q(r)`, `q` the near-minimax (Chebyshev) fit of degree 9 of `(e^r − 1 − r)/r²` on
 /// `|r| ≤ ln2/2`, relative error below `2·10⁻¹⁷` there (so `e^0 = 1` exactly). The reduction
-/// and the Horner steps are fused multiply-adds where the target has FMA (one rounding each),
-/// plain multiply-adds elsewhere (the accuracy bound holds for both).
+/// and the Horner steps are fused multiply-adds ([`fmadd`]: one rounding each, on every
+/// target).
 #[inline(always)]
 pub(crate) fn exp(x: f64) -> f64 {
     let x = if x < -708.0 { -708.0 } else { x };
@@ -310,27 +347,32 @@ pub(crate) fn for_normals_in<R, F>(
     const HALF: usize = NORMAL_CHUNK / 2;
     let NormalScratch { words, buf } = scratch;
     let mut start = 0;
-    while start < len {
-        let n = (len - start).min(NORMAL_CHUNK);
-        let pairs = n.div_ceil(2);
-        rng.fill(&mut words[..pairs]);
-        // Two short passes (radii, then angles) rather than one long one: more independent
-        // iterations fit in the out-of-order window, hiding the polynomials' latency.
-        // Only the words in use, rounded up to whole vectors of 8.
-        let k = pairs.next_multiple_of(8).min(HALF);
-        let (cs, ss) = buf.split_at_mut(HALF);
-        // The radii go to the sine half first, then each is replaced by its sine draw.
-        for (r, w) in ss[..k].iter_mut().zip(&words[..k]) {
-            *r = box_muller_radius(*w);
-        }
-        for ((c, s), w) in cs[..k].iter_mut().zip(ss[..k].iter_mut()).zip(&words[..k]) {
-            (*c, *s) = box_muller_angle(*w, *s);
-        }
-        // The cosines of the pairs, then the sines of the first `n − pairs` of them.
-        sink(start, &buf[..pairs]);
-        sink(start + pairs, &buf[HALF..HALF + n - pairs]);
-        start += n;
-    }
+    crate::simd::dispatch(
+        #[inline(always)]
+        || {
+            while start < len {
+                let n = (len - start).min(NORMAL_CHUNK);
+                let pairs = n.div_ceil(2);
+                rng.fill(&mut words[..pairs]);
+                // Two short passes (radii, then angles) rather than one long one: more independent
+                // iterations fit in the out-of-order window, hiding the polynomials' latency.
+                // Only the words in use, rounded up to whole vectors of 8.
+                let k = pairs.next_multiple_of(8).min(HALF);
+                let (cs, ss) = buf.split_at_mut(HALF);
+                // The radii go to the sine half first, then each is replaced by its sine draw.
+                for (r, w) in ss[..k].iter_mut().zip(&words[..k]) {
+                    *r = box_muller_radius(*w);
+                }
+                for ((c, s), w) in cs[..k].iter_mut().zip(ss[..k].iter_mut()).zip(&words[..k]) {
+                    (*c, *s) = box_muller_angle(*w, *s);
+                }
+                // The cosines of the pairs, then the sines of the first `n − pairs` of them.
+                sink(start, &buf[..pairs]);
+                sink(start + pairs, &buf[HALF..HALF + n - pairs]);
+                start += n;
+            }
+        },
+    );
 }
 
 /// The Box–Muller radius `√(−2 ln u)` of a word (see [`fill_normals`]).
@@ -417,10 +459,8 @@ const LN2: f64 = std::f64::consts::LN_2;
 /// rounding constant. The reduction's error `|n|·2.3·10⁻¹⁷` in `r` makes the relative error
 /// `4 ulp + |n|·2.4·10⁻¹⁷` (`n = round(x/ln 2) ≥ −1022`; at most `2.5·10⁻¹⁴` relative near
 /// −708) while the absolute error stays below `4 ulp + 2·10⁻¹⁷` (the relative excess is
-/// multiplied by `e^x ≤ 2^{−|n|+½}`; unit test). On targets without FMA the product `n·LN2`
-/// is rounded before the subtraction, which adds up to `|n|·ln 2·2⁻⁵³ ≈ |n|·7.7·10⁻¹⁷`: the
-/// bounds are then `4 ulp + |n|·1.01·10⁻¹⁶` relative (`1.03·10⁻¹³` near −708) and
-/// `4 ulp + 1.2·10⁻¹⁶` absolute (unit test, run on such a build too). For sums of `e^x`, `1/(1 + e^x)` or
+/// multiplied by `e^x ≤ 2^{−|n|+½}`; unit test, run on a baseline x86-64 build too). For sums
+/// of `e^x`, `1/(1 + e^x)` or
 /// `ln(1 + e^x)`, where only the absolute error counts. Arguments below −708 give
 /// `exp(−708)`; positive arguments give garbage.
 #[inline(always)]
@@ -592,13 +632,9 @@ mod tests {
     #[test]
     fn exp_nonpos_is_within_its_stated_bounds() {
         let (mut worst_rel, mut worst_abs) = (0.0_f64, 0.0_f64);
-        // The reduction's share per unit of |n| and the absolute excess: fused (FMA) or with
-        // the rounded product n·LN2 (targets without FMA), as the docs state.
-        let (per_n, abs_excess) = if cfg!(target_feature = "fma") {
-            (2.4e-17, 2e-17)
-        } else {
-            (1.01e-16, 1.2e-16)
-        };
+        // The reduction's share per unit of |n| and the absolute excess (the reduction is
+        // one fused multiply-add on every target).
+        let (per_n, abs_excess) = (2.4e-17, 2e-17);
         let mut check = |x: f64| {
             let (a, b) = (super::exp_nonpos(x), x.exp());
             let n = (x / std::f64::consts::LN_2).round().abs();
@@ -633,11 +669,7 @@ mod tests {
         assert_eq!(super::exp_nonpos(0.0), 1.0);
         assert_eq!(super::exp_nonpos(-1e300), super::exp_nonpos(-708.0));
         // The reduction's share is visible (the bound is not vacuous) yet small.
-        let worst_rel_max = if cfg!(target_feature = "fma") {
-            3e-14
-        } else {
-            1.1e-13
-        };
+        let worst_rel_max = 3e-14;
         assert!(worst_rel < worst_rel_max && worst_abs < 3.0 * f64::EPSILON);
     }
     #[test]

@@ -755,17 +755,22 @@ impl crate::potential::BatchPotential for Gaussian<nalgebra::Dyn> {
         mut grad: nalgebra::DMatrixViewMut<'_, f64>,
         work: &mut crate::potential::BatchWorkspace,
     ) {
-        let Some((pd, _)) = &self.diagonal else {
-            return crate::potential::grad_via_energy(self, x, grad, work);
-        };
-        crate::potential::check_batch_shapes(pd.len(), &x, &grad, None);
-        let (ms, ps) = (self.mean.as_slice(), pd.as_slice());
-        for c in 0..x.ncols() {
-            let (xc, mut gc) = (x.column(c), grad.column_mut(c));
-            let (xs, gs) = (xc.as_slice(), gc.as_mut_slice());
-            for (((g, a), m), q) in gs.iter_mut().zip(xs).zip(ms).zip(ps) {
-                *g = q * (a - m);
-            }
-        }
+        crate::simd::dispatch(
+            #[inline(always)]
+            || {
+                let Some((pd, _)) = &self.diagonal else {
+                    return crate::potential::grad_via_energy(self, x, grad, work);
+                };
+                crate::potential::check_batch_shapes(pd.len(), &x, &grad, None);
+                let (ms, ps) = (self.mean.as_slice(), pd.as_slice());
+                for c in 0..x.ncols() {
+                    let (xc, mut gc) = (x.column(c), grad.column_mut(c));
+                    let (xs, gs) = (xc.as_slice(), gc.as_mut_slice());
+                    for (((g, a), m), q) in gs.iter_mut().zip(xs).zip(ms).zip(ps) {
+                        *g = q * (a - m);
+                    }
+                }
+            },
+        )
     }
 }

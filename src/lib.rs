@@ -84,6 +84,7 @@ pub mod potential;
 pub mod quadrature;
 pub mod run;
 pub mod sampler;
+mod simd;
 pub mod stein;
 pub mod vi;
 

@@ -371,12 +371,17 @@ where
         xs: &[OVector<f64, D>],
         out: &mut [OVector<f64, D>],
     ) {
-        let c = self.small_consts::<K, DD>(t);
-        for (x, o) in xs.iter().zip(out.iter_mut()) {
-            let x: &[f64; DD] = x.as_slice().try_into().expect("d coordinates");
-            let o: &mut [f64; DD] = o.as_mut_slice().try_into().expect("d coordinates");
-            *o = Self::small_point(&c, x);
-        }
+        crate::simd::dispatch(
+            #[inline(always)]
+            || {
+                let c = self.small_consts::<K, DD>(t);
+                for (x, o) in xs.iter().zip(out.iter_mut()) {
+                    let x: &[f64; DD] = x.as_slice().try_into().expect("d coordinates");
+                    let o: &mut [f64; DD] = o.as_mut_slice().try_into().expect("d coordinates");
+                    *o = Self::small_point(&c, x);
+                }
+            },
+        )
     }
 
     fn small_step<const K: usize, const DD: usize>(
@@ -386,14 +391,19 @@ where
         q: f64,
         xs: &mut [OVector<f64, D>],
     ) {
-        let c = self.small_consts::<K, DD>(t);
-        for x in xs.iter_mut() {
-            let x: &mut [f64; DD] = x.as_mut_slice().try_into().expect("d coordinates");
-            let s = Self::small_point(&c, x);
-            for (xv, sv) in x.iter_mut().zip(&s) {
-                *xv = step_value(p, q, *xv, *sv);
-            }
-        }
+        crate::simd::dispatch(
+            #[inline(always)]
+            || {
+                let c = self.small_consts::<K, DD>(t);
+                for x in xs.iter_mut() {
+                    let x: &mut [f64; DD] = x.as_mut_slice().try_into().expect("d coordinates");
+                    let s = Self::small_point(&c, x);
+                    for (xv, sv) in x.iter_mut().zip(&s) {
+                        *xv = step_value(p, q, *xv, *sv);
+                    }
+                }
+            },
+        )
     }
 
     /// The small-dimension kernel for `K` slots, dispatched on `d`.
@@ -490,53 +500,64 @@ where
     }
 
     fn wide_batch(&self, t: f64, xs: &[OVector<f64, D>], out: &mut [OVector<f64, D>]) {
-        let (a, inv_c, beta) = self.wide_consts(t);
-        let alpha = a * inv_c;
-        for (x, o) in xs.iter().zip(out.iter_mut()) {
-            let (x, o) = (x.as_slice(), o.as_mut_slice());
-            let (w, f) = self.wide_weights(alpha, &beta, x);
-            let chunks = x.len().div_ceil(W);
-            let full = x.len() / W;
-            for (c, (xc, oc)) in x.chunks_exact(W).zip(o.chunks_exact_mut(W)).enumerate() {
-                let acc = self.wide_chunk(&w, chunks, c);
-                let (xc, oc): (&[f64; W], &mut [f64; W]) =
-                    (xc.try_into().expect("W"), oc.try_into().expect("W"));
-                for lane in 0..W {
-                    oc[lane] = score_value(f, acc[lane], inv_c, xc[lane]);
+        crate::simd::dispatch(
+            #[inline(always)]
+            || {
+                let (a, inv_c, beta) = self.wide_consts(t);
+                let alpha = a * inv_c;
+                for (x, o) in xs.iter().zip(out.iter_mut()) {
+                    let (x, o) = (x.as_slice(), o.as_mut_slice());
+                    let (w, f) = self.wide_weights(alpha, &beta, x);
+                    let chunks = x.len().div_ceil(W);
+                    let full = x.len() / W;
+                    for (c, (xc, oc)) in x.chunks_exact(W).zip(o.chunks_exact_mut(W)).enumerate() {
+                        let acc = self.wide_chunk(&w, chunks, c);
+                        let (xc, oc): (&[f64; W], &mut [f64; W]) =
+                            (xc.try_into().expect("W"), oc.try_into().expect("W"));
+                        for lane in 0..W {
+                            oc[lane] = score_value(f, acc[lane], inv_c, xc[lane]);
+                        }
+                    }
+                    if full < chunks {
+                        let acc = self.wide_chunk(&w, chunks, full);
+                        for ((ov, xv), av) in o[full * W..].iter_mut().zip(&x[full * W..]).zip(&acc)
+                        {
+                            *ov = score_value(f, *av, inv_c, *xv);
+                        }
+                    }
                 }
-            }
-            if full < chunks {
-                let acc = self.wide_chunk(&w, chunks, full);
-                for ((ov, xv), av) in o[full * W..].iter_mut().zip(&x[full * W..]).zip(&acc) {
-                    *ov = score_value(f, *av, inv_c, *xv);
-                }
-            }
-        }
+            },
+        )
     }
 
     fn wide_step(&self, t: f64, p: f64, q: f64, xs: &mut [OVector<f64, D>]) {
-        let (a, inv_c, beta) = self.wide_consts(t);
-        let alpha = a * inv_c;
-        for x in xs.iter_mut() {
-            let x = x.as_mut_slice();
-            let (w, f) = self.wide_weights(alpha, &beta, x);
-            let chunks = x.len().div_ceil(W);
-            let full = x.len() / W;
-            for (c, xc) in x.chunks_exact_mut(W).enumerate() {
-                let acc = self.wide_chunk(&w, chunks, c);
-                let xc: &mut [f64; W] = xc.try_into().expect("W");
-                for lane in 0..W {
-                    let xv = xc[lane];
-                    xc[lane] = step_value(p, q, xv, score_value(f, acc[lane], inv_c, xv));
+        crate::simd::dispatch(
+            #[inline(always)]
+            || {
+                let (a, inv_c, beta) = self.wide_consts(t);
+                let alpha = a * inv_c;
+                for x in xs.iter_mut() {
+                    let x = x.as_mut_slice();
+                    let (w, f) = self.wide_weights(alpha, &beta, x);
+                    let chunks = x.len().div_ceil(W);
+                    let full = x.len() / W;
+                    for (c, xc) in x.chunks_exact_mut(W).enumerate() {
+                        let acc = self.wide_chunk(&w, chunks, c);
+                        let xc: &mut [f64; W] = xc.try_into().expect("W");
+                        for lane in 0..W {
+                            let xv = xc[lane];
+                            xc[lane] = step_value(p, q, xv, score_value(f, acc[lane], inv_c, xv));
+                        }
+                    }
+                    if full < chunks {
+                        let acc = self.wide_chunk(&w, chunks, full);
+                        for (xv, av) in x[full * W..].iter_mut().zip(&acc) {
+                            *xv = step_value(p, q, *xv, score_value(f, *av, inv_c, *xv));
+                        }
+                    }
                 }
-            }
-            if full < chunks {
-                let acc = self.wide_chunk(&w, chunks, full);
-                for (xv, av) in x[full * W..].iter_mut().zip(&acc) {
-                    *xv = step_value(p, q, *xv, score_value(f, *av, inv_c, *xv));
-                }
-            }
-        }
+            },
+        )
     }
 
     fn wide_consts(&self, t: f64) -> (f64, f64, [f64; STACK]) {
@@ -549,30 +570,35 @@ where
     /// Any number of components (finite data sets): a streaming log-sum-exp that rescales the
     /// running sums when the maximum moves.
     fn score_streaming(&self, a: f64, inv_c: f64, x: &OVector<f64, D>, out: &mut OVector<f64, D>) {
-        let alpha = a * inv_c;
-        out.fill(0.0);
-        let (mut m, mut sum) = (f64::NEG_INFINITY, 0.0);
-        for ((mu, lw), hn) in self
-            .means
-            .iter()
-            .zip(&self.log_weights)
-            .zip(&self.half_norms)
-        {
-            let lj = lw + alpha * (x.dot(mu) - a * hn);
-            if lj > m {
-                let r = (m - lj).exp();
-                sum = sum * r + 1.0;
-                *out *= r;
-                out.axpy(1.0, mu, 1.0);
-                m = lj;
-            } else {
-                let w = (lj - m).exp();
-                sum += w;
-                out.axpy(w, mu, 1.0);
-            }
-        }
-        *out *= alpha / sum;
-        out.axpy(-inv_c, x, 1.0);
+        crate::simd::dispatch(
+            #[inline(always)]
+            || {
+                let alpha = a * inv_c;
+                out.fill(0.0);
+                let (mut m, mut sum) = (f64::NEG_INFINITY, 0.0);
+                for ((mu, lw), hn) in self
+                    .means
+                    .iter()
+                    .zip(&self.log_weights)
+                    .zip(&self.half_norms)
+                {
+                    let lj = lw + alpha * (x.dot(mu) - a * hn);
+                    if lj > m {
+                        let r = (m - lj).exp();
+                        sum = sum * r + 1.0;
+                        *out *= r;
+                        out.axpy(1.0, mu, 1.0);
+                        m = lj;
+                    } else {
+                        let w = (lj - m).exp();
+                        sum += w;
+                        out.axpy(w, mu, 1.0);
+                    }
+                }
+                *out *= alpha / sum;
+                out.axpy(-inv_c, x, 1.0);
+            },
+        )
     }
 
     fn consts(&self, t: f64) -> (f64, f64) {

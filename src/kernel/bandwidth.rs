@@ -42,41 +42,48 @@ const Z: [f64; NT] = [-6.0, -2.0, -0.7, 0.7, 2.0, 6.0];
 /// The thresholds are distances (`+0` ≤ `t` ≤ `+∞`, not NaN), where the order of bit patterns
 /// is the order of the values; a NaN distance compares false in both.
 fn count_lt(row: &[f64], tt: &[f64; NT], nt: usize, cnt: &mut [usize; NT]) {
-    // Counts as f64 (exact below 2⁵³): a compare and a masked add per lane. (Separate
-    // accumulators, not an array: LLVM then keeps them in registers.)
-    #[inline(always)]
-    fn lt8(acc: &mut [f64; 8], v: &[f64; 8], t: f64) {
-        for q in 0..8 {
-            acc[q] += if v[q] < t { 1.0 } else { 0.0 };
-        }
-    }
-    let z = [0.0_f64; 8];
-    let (mut a0, mut a1, mut a2, mut a3, mut a4, mut a5) = (z, z, z, z, z, z);
-    let chunks = row.chunks_exact(8);
-    let rest = chunks.remainder();
-    let six = nt > 4;
-    if nt == 1 {
-        // One threshold (the bracket counted during the distance pass).
-        for ch in chunks {
-            lt8(&mut a0, c8(ch, 0), tt[0]);
-        }
-        cnt[0] += a0.iter().sum::<f64>() as usize + rest.iter().filter(|&&v| v < tt[0]).count();
-        return;
-    }
-    for ch in chunks {
-        let v = c8(ch, 0);
-        lt8(&mut a0, v, tt[0]);
-        lt8(&mut a1, v, tt[1]);
-        lt8(&mut a2, v, tt[2]);
-        lt8(&mut a3, v, tt[3]);
-        if six {
-            lt8(&mut a4, v, tt[4]);
-            lt8(&mut a5, v, tt[5]);
-        }
-    }
-    for (k, a) in [a0, a1, a2, a3, a4, a5].iter().enumerate().take(nt) {
-        cnt[k] += a.iter().sum::<f64>() as usize + rest.iter().filter(|&&v| v < tt[k]).count();
-    }
+    crate::simd::dispatch(
+        #[inline(always)]
+        || {
+            // Counts as f64 (exact below 2⁵³): a compare and a masked add per lane. (Separate
+            // accumulators, not an array: LLVM then keeps them in registers.)
+            #[inline(always)]
+            fn lt8(acc: &mut [f64; 8], v: &[f64; 8], t: f64) {
+                for q in 0..8 {
+                    acc[q] += if v[q] < t { 1.0 } else { 0.0 };
+                }
+            }
+            let z = [0.0_f64; 8];
+            let (mut a0, mut a1, mut a2, mut a3, mut a4, mut a5) = (z, z, z, z, z, z);
+            let chunks = row.chunks_exact(8);
+            let rest = chunks.remainder();
+            let six = nt > 4;
+            if nt == 1 {
+                // One threshold (the bracket counted during the distance pass).
+                for ch in chunks {
+                    lt8(&mut a0, c8(ch, 0), tt[0]);
+                }
+                cnt[0] +=
+                    a0.iter().sum::<f64>() as usize + rest.iter().filter(|&&v| v < tt[0]).count();
+                return;
+            }
+            for ch in chunks {
+                let v = c8(ch, 0);
+                lt8(&mut a0, v, tt[0]);
+                lt8(&mut a1, v, tt[1]);
+                lt8(&mut a2, v, tt[2]);
+                lt8(&mut a3, v, tt[3]);
+                if six {
+                    lt8(&mut a4, v, tt[4]);
+                    lt8(&mut a5, v, tt[5]);
+                }
+            }
+            for (k, a) in [a0, a1, a2, a3, a4, a5].iter().enumerate().take(nt) {
+                cnt[k] +=
+                    a.iter().sum::<f64>() as usize + rest.iter().filter(|&&v| v < tt[k]).count();
+            }
+        },
+    )
 }
 
 /// Appends to `out` the bit patterns `v` of `row` with `lo ≤ v < hi` (`hi = None`: no upper

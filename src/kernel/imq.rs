@@ -98,19 +98,24 @@ impl Kernel for Imq {
 
     #[inline]
     fn radial_block(&self, r2: &[f64], k: &mut [f64], w: &mut [f64], c: &mut [f64]) {
-        let (c2, b) = (self.c * self.c, self.beta);
-        for (((r, k), w), c) in r2
-            .iter()
-            .zip(k.iter_mut())
-            .zip(w.iter_mut())
-            .zip(c.iter_mut())
-        {
-            let base = c2 + r;
-            let v = self.pow(base);
-            let inv = 1.0 / base;
-            *k = v;
-            *w = 2.0 * b * v * inv;
-            *c = -4.0 * b * (b - 1.0) * r * v * inv * inv;
-        }
+        crate::simd::dispatch(
+            #[inline(always)]
+            || {
+                let (c2, b) = (self.c * self.c, self.beta);
+                for (((r, k), w), c) in r2
+                    .iter()
+                    .zip(k.iter_mut())
+                    .zip(w.iter_mut())
+                    .zip(c.iter_mut())
+                {
+                    let base = c2 + r;
+                    let v = self.pow(base);
+                    let inv = 1.0 / base;
+                    *k = v;
+                    *w = 2.0 * b * v * inv;
+                    *c = -4.0 * b * (b - 1.0) * r * v * inv * inv;
+                }
+            },
+        )
     }
 }

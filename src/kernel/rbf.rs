@@ -134,20 +134,25 @@ impl Kernel for Rbf {
 
     #[inline]
     fn radial_block(&self, r2: &[f64], k: &mut [f64], w: &mut [f64], c: &mut [f64]) {
-        let s2 = self.sigma * self.sigma;
-        let a = -0.5 / s2;
-        let inv = 1.0 / s2;
-        let inv2 = inv * inv;
-        for (((r, k), w), c) in r2
-            .iter()
-            .zip(k.iter_mut())
-            .zip(w.iter_mut())
-            .zip(c.iter_mut())
-        {
-            let v = fastexp::exp(r * a);
-            *k = v;
-            *w = -v * inv;
-            *c = -r * v * inv2;
-        }
+        crate::simd::dispatch(
+            #[inline(always)]
+            || {
+                let s2 = self.sigma * self.sigma;
+                let a = -0.5 / s2;
+                let inv = 1.0 / s2;
+                let inv2 = inv * inv;
+                for (((r, k), w), c) in r2
+                    .iter()
+                    .zip(k.iter_mut())
+                    .zip(w.iter_mut())
+                    .zip(c.iter_mut())
+                {
+                    let v = fastexp::exp(r * a);
+                    *k = v;
+                    *w = -v * inv;
+                    *c = -r * v * inv2;
+                }
+            },
+        )
     }
 }

@@ -126,24 +126,30 @@ impl<D> From<LogisticRegression<D>> for LogisticParts<D> {
 /// each vectorises.
 #[inline(always)]
 fn transcendental_pass(eta: &mut [f64], y: &[f64], lik: &mut [f64]) -> f64 {
-    for ((e, l), &yi) in eta.iter_mut().zip(lik.iter_mut()).zip(y) {
-        let (sp, sig) = softplus_sigmoid(*e);
-        *l = sp - yi * *e;
-        *e = sig - yi;
-    }
-    let mut acc = [0.0f64; 8];
-    let chunks = lik.chunks_exact(8);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for k in 0..8 {
-            acc[k] += c[k];
-        }
-    }
-    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for v in rest {
-        s += v;
-    }
-    s
+    crate::simd::dispatch(
+        #[inline(always)]
+        || {
+            for ((e, l), &yi) in eta.iter_mut().zip(lik.iter_mut()).zip(y) {
+                let (sp, sig) = softplus_sigmoid(*e);
+                *l = sp - yi * *e;
+                *e = sig - yi;
+            }
+            let mut acc = [0.0f64; 8];
+            let chunks = lik.chunks_exact(8);
+            let rest = chunks.remainder();
+            for c in chunks {
+                for k in 0..8 {
+                    acc[k] += c[k];
+                }
+            }
+            let mut s =
+                ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+            for v in rest {
+                s += v;
+            }
+            s
+        },
+    )
 }
 
 impl<D: Dim> LogisticRegression<D> {
@@ -293,31 +299,36 @@ impl<D: Dim> LogisticRegression<D> {
     /// Blocked pass over the observations at `w`: returns the likelihood part of `U` and, if
     /// `grad` is given, adds `Aᵀ(logistic(η) − y)` to it.
     fn likelihood_pass(&self, ws: &[f64], mut grad: Option<&mut [f64]>) -> f64 {
-        let n = self.labels.len();
-        let a = self.design.as_slice();
-        let mut u = 0.0;
-        let mut eta = [0.0f64; BLOCK];
-        let mut lik = [0.0f64; BLOCK];
-        let mut start = 0;
-        while start < n {
-            let m = BLOCK.min(n - start);
-            let eta = &mut eta[..m];
-            eta.fill(0.0);
-            for (j, &wj) in ws.iter().enumerate() {
-                let col = &a[j * n + start..j * n + start + m];
-                for (e, &aij) in eta.iter_mut().zip(col) {
-                    *e += aij * wj;
+        crate::simd::dispatch(
+            #[inline(always)]
+            || {
+                let n = self.labels.len();
+                let a = self.design.as_slice();
+                let mut u = 0.0;
+                let mut eta = [0.0f64; BLOCK];
+                let mut lik = [0.0f64; BLOCK];
+                let mut start = 0;
+                while start < n {
+                    let m = BLOCK.min(n - start);
+                    let eta = &mut eta[..m];
+                    eta.fill(0.0);
+                    for (j, &wj) in ws.iter().enumerate() {
+                        let col = &a[j * n + start..j * n + start + m];
+                        for (e, &aij) in eta.iter_mut().zip(col) {
+                            *e += aij * wj;
+                        }
+                    }
+                    u += transcendental_pass(eta, &self.labels[start..start + m], &mut lik[..m]);
+                    if let Some(g) = grad.as_deref_mut() {
+                        for (j, gj) in g.iter_mut().enumerate() {
+                            *gj += dot(&a[j * n + start..j * n + start + m], eta);
+                        }
+                    }
+                    start += m;
                 }
-            }
-            u += transcendental_pass(eta, &self.labels[start..start + m], &mut lik[..m]);
-            if let Some(g) = grad.as_deref_mut() {
-                for (j, gj) in g.iter_mut().enumerate() {
-                    *gj += dot(&a[j * n + start..j * n + start + m], eta);
-                }
-            }
-            start += m;
-        }
-        u
+                u
+            },
+        )
     }
 }
 
@@ -544,37 +555,42 @@ fn fused_tile<const D: usize, const ENERGY: bool, const L: usize>(
     label_sums: &[f64],
     theta: &[[f64; L]; D],
 ) -> ([[f64; L]; D], [f64; L]) {
-    let mut g_tot = [[0.0; L]; D];
-    let mut lik_tot = [0.0; L];
-    for (rc, ys) in rows.chunks(FUSED_CHUNK * D).zip(label_sums.chunks_exact(D)) {
-        let mut g = [[0.0; L]; D];
-        let mut lik = [0.0; L];
-        let mut prod = [1.0; L];
-        let groups = rc.chunks_exact(FUSED_ROWS * D);
-        let rest = groups.remainder();
-        for rg in groups {
-            fused_rows::<D, ENERGY, L, FUSED_ROWS>(rg, theta, &mut g, &mut lik, &mut prod);
-        }
-        for row in rest.chunks_exact(D) {
-            fused_rows::<D, ENERGY, L, 1>(row, theta, &mut g, &mut lik, &mut prod);
-        }
-        // Σ a_i (σ_i − y_i) = Σ a_i σ_i − Σ a_i y_i, and Σ y_i z_i = (Σ y_i a_i)ᵀθ.
-        let mut yz = [0.0; L];
-        for ((gt, gk), (&yk, th)) in g_tot.iter_mut().zip(&g).zip(ys.iter().zip(theta)) {
-            for t in 0..L {
-                gt[t] += gk[t] - yk;
+    crate::simd::dispatch(
+        #[inline(always)]
+        || {
+            let mut g_tot = [[0.0; L]; D];
+            let mut lik_tot = [0.0; L];
+            for (rc, ys) in rows.chunks(FUSED_CHUNK * D).zip(label_sums.chunks_exact(D)) {
+                let mut g = [[0.0; L]; D];
+                let mut lik = [0.0; L];
+                let mut prod = [1.0; L];
+                let groups = rc.chunks_exact(FUSED_ROWS * D);
+                let rest = groups.remainder();
+                for rg in groups {
+                    fused_rows::<D, ENERGY, L, FUSED_ROWS>(rg, theta, &mut g, &mut lik, &mut prod);
+                }
+                for row in rest.chunks_exact(D) {
+                    fused_rows::<D, ENERGY, L, 1>(row, theta, &mut g, &mut lik, &mut prod);
+                }
+                // Σ a_i (σ_i − y_i) = Σ a_i σ_i − Σ a_i y_i, and Σ y_i z_i = (Σ y_i a_i)ᵀθ.
+                let mut yz = [0.0; L];
+                for ((gt, gk), (&yk, th)) in g_tot.iter_mut().zip(&g).zip(ys.iter().zip(theta)) {
+                    for t in 0..L {
+                        gt[t] += gk[t] - yk;
+                        if ENERGY {
+                            yz[t] = fastmath::fmadd(yk, th[t], yz[t]);
+                        }
+                    }
+                }
                 if ENERGY {
-                    yz[t] = fastmath::fmadd(yk, th[t], yz[t]);
+                    for t in 0..L {
+                        lik_tot[t] += (lik[t] - yz[t]) + fastmath::ln(prod[t]);
+                    }
                 }
             }
-        }
-        if ENERGY {
-            for t in 0..L {
-                lik_tot[t] += (lik[t] - yz[t]) + fastmath::ln(prod[t]);
-            }
-        }
-    }
-    (g_tot, lik_tot)
+            (g_tot, lik_tot)
+        },
+    )
 }
 
 impl LogisticRegression<Dyn> {
@@ -688,11 +704,16 @@ impl LogisticRegression<Dyn> {
         work: &mut BatchWorkspace,
     ) {
         let mut eta = self.batch_eta(&x, &grad, None, work);
-        for mut col in eta.column_iter_mut() {
-            for (e, &y) in col.as_mut_slice().iter_mut().zip(&self.labels) {
-                *e = sigmoid(*e) - y;
-            }
-        }
+        crate::simd::dispatch(
+            #[inline(always)]
+            || {
+                for mut col in eta.column_iter_mut() {
+                    for (e, &y) in col.as_mut_slice().iter_mut().zip(&self.labels) {
+                        *e = sigmoid(*e) - y;
+                    }
+                }
+            },
+        );
         grad.copy_from(&x);
         grad *= self.prior_precision;
         grad.gemm(1.0, &self.design_t, &eta, 1.0);

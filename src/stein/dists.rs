@@ -43,7 +43,7 @@
 //! (`np` per coordinate, 8 zeros after it).
 
 use super::pairwise::{TileLayout, packed_row, prepare_in_parallel};
-use crate::fastmath::{WIDE_REGS, c8, fmadd};
+use crate::fastmath::{c8, fmadd, wide_regs};
 
 /// A Gram value below `(ν_i + ν_j)/FALLBACK` is recomputed in the difference form.
 const FALLBACK: f64 = 4.0;
@@ -192,7 +192,7 @@ impl DistPanels {
     /// The tile of row block `bi` (`ti` rows) and column block `bj` (`tj` columns) of the
     /// tiled layout, for the particles `x` of the last fill: `r2[ii·tj + jj] = r²(bi·t + ii,
     /// bj·t + jj)`. Register blocks of 4 rows × 16 columns where the target has
-    /// [`WIDE_REGS`], else 4 × 8 (the same bits).
+    /// [`wide_regs`], else 4 × 8 (the same bits).
     pub(crate) fn tile(
         &self,
         x: &[f64],
@@ -202,19 +202,24 @@ impl DistPanels {
         tj: usize,
         r2: &mut [f64],
     ) {
-        let (lay, d) = self.shape.expect("filled");
-        if Self::raw(lay, d) {
-            let (t, np) = (lay.t, lay.np);
-            if WIDE_REGS {
-                diff_tile_c::<2>(d, np, &self.xb, bi * t, ti, bj * t, tj, r2);
-            } else {
-                diff_tile_c::<1>(d, np, &self.xb, bi * t, ti, bj * t, tj, r2);
-            }
-        } else if WIDE_REGS {
-            self.tile_c::<2>(x, bi, ti, bj, tj, r2);
-        } else {
-            self.tile_c::<1>(x, bi, ti, bj, tj, r2);
-        }
+        crate::simd::dispatch(
+            #[inline(always)]
+            || {
+                let (lay, d) = self.shape.expect("filled");
+                if Self::raw(lay, d) {
+                    let (t, np) = (lay.t, lay.np);
+                    if wide_regs() {
+                        diff_tile_c::<2>(d, np, &self.xb, bi * t, ti, bj * t, tj, r2);
+                    } else {
+                        diff_tile_c::<1>(d, np, &self.xb, bi * t, ti, bj * t, tj, r2);
+                    }
+                } else if wide_regs() {
+                    self.tile_c::<2>(x, bi, ti, bj, tj, r2);
+                } else {
+                    self.tile_c::<1>(x, bi, ti, bj, tj, r2);
+                }
+            },
+        )
     }
 
     /// [`DistPanels::tile`] in register blocks of 4 rows × `8C` columns (`C` = 1 or 2).
@@ -300,14 +305,19 @@ impl DistPanels {
     /// (into the next row, written afterwards, or 8 padding slots at the end of `out`) and reads
     /// the zero padding past particle `n`.
     pub(crate) fn packed(&self, out: &mut [f64]) {
-        let (lay, d) = self.shape.expect("filled");
-        debug_assert!(lay.packed);
-        match d {
-            1 => self.packed_d::<1>(lay, d, out),
-            2 => self.packed_d::<2>(lay, d, out),
-            3 => self.packed_d::<3>(lay, d, out),
-            _ => self.packed_d::<0>(lay, d, out),
-        }
+        crate::simd::dispatch(
+            #[inline(always)]
+            || {
+                let (lay, d) = self.shape.expect("filled");
+                debug_assert!(lay.packed);
+                match d {
+                    1 => self.packed_d::<1>(lay, d, out),
+                    2 => self.packed_d::<2>(lay, d, out),
+                    3 => self.packed_d::<3>(lay, d, out),
+                    _ => self.packed_d::<0>(lay, d, out),
+                }
+            },
+        )
     }
 
     /// [`DistPanels::packed`] for `d = D` (`D = 0`: any `d`).
@@ -429,7 +439,7 @@ fn sq8(acc: &mut [f64; 8], x: &[f64; 8], y: f64) {
     }
 }
 
-/// `acc += s·x` lane-wise (fused where the target has FMA).
+/// `acc += s·x` lane-wise (fused).
 #[inline(always)]
 fn dot8(acc: &mut [f64; 8], s: f64, x: &[f64; 8]) {
     for t in 0..8 {

@@ -75,9 +75,8 @@ use nalgebra::DMatrix;
 
 use super::dists::{DistPanels, coord_means};
 use crate::error::{Error, Result};
-use crate::fastmath::{WIDE_REGS, c8, fma4, fmadd};
+use crate::fastmath::{F4 as f64x4, c8, fma4, fmadd, wide_regs};
 use crate::kernel::Kernel;
-use wide::f64x4;
 
 std::thread_local! {
     /// Tile buffers of the radial engine, one set per thread, allocated at first use.
@@ -398,8 +397,8 @@ pub(crate) struct PairScratch {
     /// Small-n path: stride `ns` and the padded features `f`, `K`, `R`, `g` (coordinate-major).
     ns: usize,
     pbuf: Vec<f64>,
-    /// Small-n path: the 8-lane-array kernel (for [`WIDE_REGS`] targets) or the pairs of
-    /// 4-lane vectors; [`WIDE_REGS`] except in tests, which run both and compare bits.
+    /// Small-n path: the 8-lane-array kernel (for [`wide_regs`] targets) or the pairs of
+    /// 4-lane vectors; [`wide_regs`] except in tests, which run both and compare bits.
     wide: bool,
 }
 
@@ -433,7 +432,7 @@ impl PairScratch {
             pr2: vec![0.0; if lay.packed { lay.store_len() } else { 0 }],
             pk: vec![0.0; if lay.packed { lay.store_len() } else { 0 }],
             ns: n.div_ceil(8) * 8 + 8,
-            wide: WIDE_REGS,
+            wide: wide_regs(),
             pbuf: vec![
                 0.0;
                 if lay.packed {
@@ -863,65 +862,70 @@ impl PairScratch {
     /// particle `i` is summed in a fixed order: its diagonal term, the rows `j < i` in
     /// increasing `j`, then its own row.
     fn gauss_packed(&mut self, p: f64, r2: Option<&[f64]>) {
-        let (d, n, np) = (self.d, self.n, self.np);
-        let m = n * n.saturating_sub(1) / 2;
-        // With the 8 padding slots (finite values; masked below).
-        let r2: &[f64] = match r2 {
-            Some(r) => &r[..m + 8],
-            None => {
-                self.dist.packed(&mut self.pr2);
-                &self.pr2[..m + 8]
-            }
-        };
-        let hp = 0.5 * p;
-        let kv = &mut self.pk[..m + 8];
-        for (k, r) in kv.iter_mut().zip(r2) {
-            *k = crate::fastmath::exp_nonpos(-hp * r);
-        }
-        let kv = &self.pk[..m + 8];
-        // Coordinate-major features and accumulators with `ns ≥ n + 8` per coordinate (the
-        // last chunk of a row may reach 7 past `n`; its kernel values are zero there). The
-        // diagonal (k_ii = 1, r²_ii = 0) starts the sums: K_i = 1, R_i = 0, g_i = f_i.
-        let (ns, wide) = (self.ns, self.wide);
-        let (ft, acc) = self.pbuf.split_at_mut(d * ns);
-        let (kc, rest) = acc.split_at_mut(ns);
-        let (rc, gc) = rest.split_at_mut(ns);
-        for l in 0..d {
-            ft[l * ns..][..n].copy_from_slice(&self.st[l * np..][..n]);
-        }
-        gc.copy_from_slice(ft);
-        kc[..n].fill(1.0);
-        rc[..n].fill(0.0);
-        for i in 0..n.saturating_sub(1) {
-            let off = packed_row(n, i);
-            let len = n - 1 - i;
-            let (kr, rr) = (
-                &kv[off..][..len.div_ceil(8) * 8],
-                &r2[off..][..len.div_ceil(8) * 8],
-            );
-            let args = PackedRow {
-                len,
-                kr,
-                rr,
-                i,
-                ns,
-                ft,
-            };
-            // (`d ≤ PACKED_MAX_D ≤ 4`: all features in one pass.)
-            match d {
-                1 => args.run::<1>(wide, kc, rc, gc),
-                2 => args.run::<2>(wide, kc, rc, gc),
-                3 => args.run::<3>(wide, kc, rc, gc),
-                _ => args.run::<4>(wide, kc, rc, gc),
-            }
-        }
-        self.wsum[..n].copy_from_slice(&kc[..n]);
-        self.div[..n].copy_from_slice(&rc[..n]);
-        for i in 0..n {
-            for l in 0..d {
-                self.a[i * d + l] = gc[l * ns + i];
-            }
-        }
+        crate::simd::dispatch(
+            #[inline(always)]
+            || {
+                let (d, n, np) = (self.d, self.n, self.np);
+                let m = n * n.saturating_sub(1) / 2;
+                // With the 8 padding slots (finite values; masked below).
+                let r2: &[f64] = match r2 {
+                    Some(r) => &r[..m + 8],
+                    None => {
+                        self.dist.packed(&mut self.pr2);
+                        &self.pr2[..m + 8]
+                    }
+                };
+                let hp = 0.5 * p;
+                let kv = &mut self.pk[..m + 8];
+                for (k, r) in kv.iter_mut().zip(r2) {
+                    *k = crate::fastmath::exp_nonpos(-hp * r);
+                }
+                let kv = &self.pk[..m + 8];
+                // Coordinate-major features and accumulators with `ns ≥ n + 8` per coordinate (the
+                // last chunk of a row may reach 7 past `n`; its kernel values are zero there). The
+                // diagonal (k_ii = 1, r²_ii = 0) starts the sums: K_i = 1, R_i = 0, g_i = f_i.
+                let (ns, wide) = (self.ns, self.wide);
+                let (ft, acc) = self.pbuf.split_at_mut(d * ns);
+                let (kc, rest) = acc.split_at_mut(ns);
+                let (rc, gc) = rest.split_at_mut(ns);
+                for l in 0..d {
+                    ft[l * ns..][..n].copy_from_slice(&self.st[l * np..][..n]);
+                }
+                gc.copy_from_slice(ft);
+                kc[..n].fill(1.0);
+                rc[..n].fill(0.0);
+                for i in 0..n.saturating_sub(1) {
+                    let off = packed_row(n, i);
+                    let len = n - 1 - i;
+                    let (kr, rr) = (
+                        &kv[off..][..len.div_ceil(8) * 8],
+                        &r2[off..][..len.div_ceil(8) * 8],
+                    );
+                    let args = PackedRow {
+                        len,
+                        kr,
+                        rr,
+                        i,
+                        ns,
+                        ft,
+                    };
+                    // (`d ≤ PACKED_MAX_D ≤ 4`: all features in one pass.)
+                    match d {
+                        1 => args.run::<1>(wide, kc, rc, gc),
+                        2 => args.run::<2>(wide, kc, rc, gc),
+                        3 => args.run::<3>(wide, kc, rc, gc),
+                        _ => args.run::<4>(wide, kc, rc, gc),
+                    }
+                }
+                self.wsum[..n].copy_from_slice(&kc[..n]);
+                self.div[..n].copy_from_slice(&rc[..n]);
+                for i in 0..n {
+                    for l in 0..d {
+                        self.a[i * d + l] = gc[l * ns + i];
+                    }
+                }
+            },
+        )
     }
 
     fn generic<K: Kernel>(&mut self, kernel: &K, x: &[f64], s: &[f64]) {
@@ -1098,7 +1102,7 @@ impl PackedRow<'_> {
     /// every `j > i` (`k`, `k r²`, `k f_i`), eight pairs at a time; the last, partial chunk
     /// through zero-padded copies (zero kernel values: nothing added past `n`).
     ///
-    /// `wide`: the 8-lane arrays as they are (for [`WIDE_REGS`] targets), else the same lanes
+    /// `wide`: the 8-lane arrays as they are (for [`wide_regs`] targets), else the same lanes
     /// as pairs of explicit 4-lane vectors ([`PackedRow::run_n`]); the same bits either way.
     #[inline(always)]
     fn run<const D: usize>(&self, wide: bool, kc: &mut [f64], rc: &mut [f64], gc: &mut [f64]) {
@@ -1246,7 +1250,7 @@ fn packed_chunk<const D: usize>(
 }
 
 /// Eight lanes as two explicit 4-lane vectors (lanes 0–3, 4–7), for the kernels of targets
-/// without [`WIDE_REGS`].
+/// without [`wide_regs`].
 #[derive(Clone, Copy)]
 struct V8(f64x4, f64x4);
 
@@ -1264,7 +1268,7 @@ impl V8 {
         s[i + 4..i + 8].copy_from_slice(&self.1.to_array());
     }
 
-    /// `self·b + c` lane-wise (fused where the target has FMA, as `fmadd`).
+    /// `self·b + c` lane-wise (fused, as `fmadd`).
     #[inline(always)]
     fn mul_add(self, b: V8, c: V8) -> V8 {
         V8(fma4(self.0, b.0, c.0), fma4(self.1, b.1, c.1))
@@ -1319,6 +1323,7 @@ fn axpy8(acc: &mut [f64; 8], s: f64, a: &[f64; 8]) {
 
 /// Row side for 4 rows and 4 features: `out[(ib + r)·d + f + q] += Σ_jj m[ib + r][jj] ·
 /// feat[f + q][j0 + jj]`.
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn dots_4x4(
     m: &[f64],
@@ -1373,6 +1378,7 @@ fn dots_4x4(
 }
 
 /// Row side for 4 rows and one feature (the remainder of [`dots_4x4`]).
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn dots_4x1(
     m: &[f64],
@@ -1414,17 +1420,22 @@ fn row_dots(
     d: usize,
     out: &mut [f64],
 ) {
-    for ib in (0..ti).step_by(4) {
-        let mut f = 0;
-        while f + 4 <= d {
-            dots_4x4(m, ib, tj, feat, np, j0, f, d, out);
-            f += 4;
-        }
-        while f < d {
-            dots_4x1(m, ib, tj, feat, np, j0, f, d, out);
-            f += 1;
-        }
-    }
+    crate::simd::dispatch(
+        #[inline(always)]
+        || {
+            for ib in (0..ti).step_by(4) {
+                let mut f = 0;
+                while f + 4 <= d {
+                    dots_4x4(m, ib, tj, feat, np, j0, f, d, out);
+                    f += 4;
+                }
+                while f < d {
+                    dots_4x1(m, ib, tj, feat, np, j0, f, d, out);
+                    f += 1;
+                }
+            }
+        },
+    )
 }
 
 /// Row side for 4 rows and `Q ≤ 4` features, kept in 8 lanes across tiles (no horizontal
@@ -1491,7 +1502,7 @@ fn dots_lanes_q<const Q: usize>(
     }
 }
 
-/// [`dots_lanes_q`] for targets without [`WIDE_REGS`]: 4 rows × `Q ≤ 2` features, the 8 lanes
+/// [`dots_lanes_q`] for targets without [`wide_regs`]: 4 rows × `Q ≤ 2` features, the 8 lanes
 /// as two halves of 4 one after the other (8 accumulator registers of 256 bits). Each lane is
 /// the same sum in the same order as there.
 #[inline(always)]
@@ -1551,10 +1562,15 @@ fn row_dots_lanes(
     d: usize,
     lanes: &mut [f64],
 ) {
-    row_dots_lanes_with(WIDE_REGS, m, ti, tj, feat, np, j0, d, lanes);
+    crate::simd::dispatch(
+        #[inline(always)]
+        || {
+            row_dots_lanes_with(wide_regs(), m, ti, tj, feat, np, j0, d, lanes);
+        },
+    )
 }
 
-/// [`row_dots_lanes`] with the block shape for `wide` registers or not (see [`WIDE_REGS`]).
+/// [`row_dots_lanes`] with the block shape for `wide` registers or not (see [`wide_regs`]).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn row_dots_lanes_with(
@@ -1639,7 +1655,7 @@ fn rows_axpy_16(
 }
 
 /// Row side for 4 rows × 8 coordinates in eight 4-lane accumulators (one 256-bit register
-/// each): every group on targets without [`WIDE_REGS`], and the 8-coordinate groups on all
+/// each): every group on targets without [`wide_regs`], and the 8-coordinate groups on all
 /// (the same sums in the same order as [`rows_axpy_16`]). (Explicit vectors: LLVM's SLP
 /// vectoriser left the array forms of this loop scalar once inlined.)
 #[inline(always)]
@@ -1702,10 +1718,15 @@ fn row_axpy(
     d: usize,
     out: &mut [f64],
 ) {
-    row_axpy_with(WIDE_REGS, m, ti, tj, feat, dp, j0, d, out);
+    crate::simd::dispatch(
+        #[inline(always)]
+        || {
+            row_axpy_with(wide_regs(), m, ti, tj, feat, dp, j0, d, out);
+        },
+    )
 }
 
-/// [`row_axpy`] with the block shape for `wide` registers or not (see [`WIDE_REGS`]).
+/// [`row_axpy`] with the block shape for `wide` registers or not (see [`wide_regs`]).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn row_axpy_with(
@@ -1886,10 +1907,15 @@ fn col_axpy(
     out: &mut [f64],
     add: bool,
 ) {
-    col_axpy_with(WIDE_REGS, m, ti, tj, feat, np, i0, d, t, out, add);
+    crate::simd::dispatch(
+        #[inline(always)]
+        || {
+            col_axpy_with(wide_regs(), m, ti, tj, feat, np, i0, d, t, out, add);
+        },
+    )
 }
 
-/// [`col_axpy`] with the block shape for `wide` registers or not (see [`WIDE_REGS`]).
+/// [`col_axpy`] with the block shape for `wide` registers or not (see [`wide_regs`]).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn col_axpy_with(
@@ -1947,22 +1973,27 @@ fn col_axpy_with(
 
 /// Column sums `out[jj] = Σ_ii m[ii][jj]` (added to `out` if `add`).
 fn col_sum(m: &[f64], ti: usize, tj: usize, out: &mut [f64], add: bool) {
-    for jb in (0..tj).step_by(CW) {
-        let mut acc = [0.0_f64; CW];
-        for ii in 0..ti {
-            let kr: &[f64; CW] = m[ii * tj + jb..][..CW].try_into().expect("chunk");
-            for c in 0..CW {
-                acc[c] += kr[c];
+    crate::simd::dispatch(
+        #[inline(always)]
+        || {
+            for jb in (0..tj).step_by(CW) {
+                let mut acc = [0.0_f64; CW];
+                for ii in 0..ti {
+                    let kr: &[f64; CW] = m[ii * tj + jb..][..CW].try_into().expect("chunk");
+                    for c in 0..CW {
+                        acc[c] += kr[c];
+                    }
+                }
+                let (lo, hi) = acc.split_at(8);
+                store8(&mut out[jb..][..8], lo.try_into().expect("8 lanes"), add);
+                store8(
+                    &mut out[jb + 8..][..8],
+                    hi.try_into().expect("8 lanes"),
+                    add,
+                );
             }
-        }
-        let (lo, hi) = acc.split_at(8);
-        store8(&mut out[jb..][..8], lo.try_into().expect("8 lanes"), add);
-        store8(
-            &mut out[jb + 8..][..8],
-            hi.try_into().expect("8 lanes"),
-            add,
-        );
-    }
+        },
+    )
 }
 
 /// Phase 1 for row block `b`: every tile `(b, J)` (`J ≥ b` if symmetric, all `J` otherwise).
@@ -2148,53 +2179,58 @@ fn gauss_tile<const COLS: bool>(
     (ck, add): (&mut [f64], bool),
     (rl, w): (&mut [f64; 8], f64),
 ) {
-    // Plain loops over whole slices: LLVM's loop vectoriser turns them into full-width code.
-    for (k, r) in kv[..vi * tj].iter_mut().zip(&r2[..vi * tj]) {
-        *k = crate::fastmath::exp_nonpos(-hp * r);
-    }
-    if vj < tj {
-        for ii in 0..vi {
-            kv[ii * tj + vj..(ii + 1) * tj].fill(0.0);
-        }
-    }
-    // Row sums in 8 lanes per row (the order of `sum8`), column sums lane-wise per 8-column
-    // chunk, all in explicit 8-lane arrays.
-    let z = [0.0_f64; 8];
-    let mut colk = [z; TMAX / 8];
-    let mut tr = z;
-    let nc = tj / 8;
-    for ii in 0..vi {
-        let (rrow, krow) = (&r2[ii * tj..][..tj], &kv[ii * tj..][..tj]);
-        let (mut sk, mut sr) = (z, z);
-        // (Chunk `c` indexes three arrays: an iterator over one of them would not help.)
-        #[allow(clippy::needless_range_loop)]
-        for c in 0..nc {
-            let (k, r) = (c8(krow, 8 * c), c8(rrow, 8 * c));
-            for t in 0..8 {
-                sk[t] += k[t];
-                sr[t] = fmadd(k[t], r[t], sr[t]);
+    crate::simd::dispatch(
+        #[inline(always)]
+        || {
+            // Plain loops over whole slices: LLVM's loop vectoriser turns them into full-width code.
+            for (k, r) in kv[..vi * tj].iter_mut().zip(&r2[..vi * tj]) {
+                *k = crate::fastmath::exp_nonpos(-hp * r);
             }
-            if COLS {
-                let ck = &mut colk[c];
-                for t in 0..8 {
-                    ck[t] += k[t];
+            if vj < tj {
+                for ii in 0..vi {
+                    kv[ii * tj + vj..(ii + 1) * tj].fill(0.0);
                 }
             }
-        }
-        ks[ii] += hsum8(&sk);
-        for t in 0..8 {
-            tr[t] += sr[t];
-        }
-    }
-    for t in 0..8 {
-        rl[t] = fmadd(w, tr[t], rl[t]);
-    }
-    kv[vi * tj..ti * tj].fill(0.0);
-    if COLS {
-        for c in 0..nc {
-            store8(&mut ck[8 * c..][..8], &colk[c], add);
-        }
-    }
+            // Row sums in 8 lanes per row (the order of `sum8`), column sums lane-wise per 8-column
+            // chunk, all in explicit 8-lane arrays.
+            let z = [0.0_f64; 8];
+            let mut colk = [z; TMAX / 8];
+            let mut tr = z;
+            let nc = tj / 8;
+            for ii in 0..vi {
+                let (rrow, krow) = (&r2[ii * tj..][..tj], &kv[ii * tj..][..tj]);
+                let (mut sk, mut sr) = (z, z);
+                // (Chunk `c` indexes three arrays: an iterator over one of them would not help.)
+                #[allow(clippy::needless_range_loop)]
+                for c in 0..nc {
+                    let (k, r) = (c8(krow, 8 * c), c8(rrow, 8 * c));
+                    for t in 0..8 {
+                        sk[t] += k[t];
+                        sr[t] = fmadd(k[t], r[t], sr[t]);
+                    }
+                    if COLS {
+                        let ck = &mut colk[c];
+                        for t in 0..8 {
+                            ck[t] += k[t];
+                        }
+                    }
+                }
+                ks[ii] += hsum8(&sk);
+                for t in 0..8 {
+                    tr[t] += sr[t];
+                }
+            }
+            for t in 0..8 {
+                rl[t] = fmadd(w, tr[t], rl[t]);
+            }
+            kv[vi * tj..ti * tj].fill(0.0);
+            if COLS {
+                for c in 0..nc {
+                    store8(&mut ck[8 * c..][..8], &colk[c], add);
+                }
+            }
+        },
+    )
 }
 
 /// Gaussian path, phase 1 for row block `b` (see [`block_pass`]): row sides accumulate into
@@ -2797,7 +2833,7 @@ mod tests {
     use super::*;
     use crate::kernel::{Imq, Rbf};
 
-    /// The two register-block shapes ([`WIDE_REGS`] or not) of the row-side and
+    /// The two register-block shapes ([`wide_regs`] or not) of the row-side and
     /// column-side kernels give the same bits (each entry is the same sum in the same order),
     /// and both equal the direct sum to rounding. Odd `d` (tails of 8-lane and 2-feature
     /// groups), tiles with `ti < tj` (`tj = 32`: the wide column side's 32-column blocks;
