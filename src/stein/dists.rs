@@ -361,26 +361,31 @@ fn fill_block(
     xg: &mut [f64],
     nu: &mut [f64],
 ) {
-    let i0 = b * lay.t;
-    let real = lay.valid(b);
-    for (ii, xi) in x[i0 * d..].chunks_exact(d).take(real).enumerate() {
-        // Coordinate l of particle ii: slot l of its group of 4.
-        let slots = xg[(ii / 4) * d * 4 + ii % 4..].iter_mut().step_by(4);
-        for ((&v, &m), pg) in xi.iter().zip(mean).zip(slots) {
-            *pg = v - m;
-        }
-    }
-    for (g, grp) in xg.chunks_exact(4 * d).enumerate() {
-        for (row, v) in xb.chunks_exact_mut(ld).zip(grp.chunks_exact(4)) {
-            row[4 * g..4 * g + 4].copy_from_slice(v);
-        }
-    }
-    nu.fill(0.0);
-    for row in xb.chunks_exact(ld) {
-        for (v, &c) in nu.iter_mut().zip(row) {
-            *v = fmadd(c, c, *v);
-        }
-    }
+    crate::simd::dispatch(
+        #[inline(always)]
+        || {
+            let i0 = b * lay.t;
+            let real = lay.valid(b);
+            for (ii, xi) in x[i0 * d..].chunks_exact(d).take(real).enumerate() {
+                // Coordinate l of particle ii: slot l of its group of 4.
+                let slots = xg[(ii / 4) * d * 4 + ii % 4..].iter_mut().step_by(4);
+                for ((&v, &m), pg) in xi.iter().zip(mean).zip(slots) {
+                    *pg = v - m;
+                }
+            }
+            for (g, grp) in xg.chunks_exact(4 * d).enumerate() {
+                for (row, v) in xb.chunks_exact_mut(ld).zip(grp.chunks_exact(4)) {
+                    row[4 * g..4 * g + 4].copy_from_slice(v);
+                }
+            }
+            nu.fill(0.0);
+            for row in xb.chunks_exact(ld) {
+                for (v, &c) in nu.iter_mut().zip(row) {
+                    *v = fmadd(c, c, *v);
+                }
+            }
+        },
+    )
 }
 
 /// The difference form for a tile of `ti × tj` pairs from the raw coordinate-major copy

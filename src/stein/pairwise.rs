@@ -965,23 +965,28 @@ impl PairScratch {
     /// [`prepare`](Self::prepare) (`x − mean`, same bits), read particle by particle instead
     /// of across the coordinate-major copies.
     pub(crate) fn phi_range(&self, i0: usize, x: &[f64], phi: &mut [f64]) {
-        let inv = 1.0 / self.n as f64;
-        let d = self.d;
-        let a = &self.a[i0 * d..][..phi.len()];
-        if let Some(p) = self.gauss {
-            let rows = phi.chunks_exact_mut(d).zip(a.chunks_exact(d));
-            for (i, ((ph, g), xi)) in (i0..).zip(rows.zip(x.chunks_exact(d))) {
-                let pk = p * self.wsum[i];
-                for (((ph, g), xv), m) in ph.iter_mut().zip(g).zip(xi).zip(&self.mean) {
-                    *ph = fmadd(pk, xv - m, *g) * inv;
+        crate::simd::dispatch(
+            #[inline(always)]
+            || {
+                let inv = 1.0 / self.n as f64;
+                let d = self.d;
+                let a = &self.a[i0 * d..][..phi.len()];
+                if let Some(p) = self.gauss {
+                    let rows = phi.chunks_exact_mut(d).zip(a.chunks_exact(d));
+                    for (i, ((ph, g), xi)) in (i0..).zip(rows.zip(x.chunks_exact(d))) {
+                        let pk = p * self.wsum[i];
+                        for (((ph, g), xv), m) in ph.iter_mut().zip(g).zip(xi).zip(&self.mean) {
+                            *ph = fmadd(pk, xv - m, *g) * inv;
+                        }
+                    }
+                    return;
                 }
-            }
-            return;
-        }
-        let rep = &self.rep[i0 * d..][..phi.len()];
-        for ((p, a), r) in phi.iter_mut().zip(a).zip(rep) {
-            *p = (a + r) * inv;
-        }
+                let rep = &self.rep[i0 * d..][..phi.len()];
+                for ((p, a), r) in phi.iter_mut().zip(a).zip(rep) {
+                    *p = (a + r) * inv;
+                }
+            },
+        )
     }
 
     /// The V-statistic `KSD² = n⁻² Σ_{i,j} k_π(x_i, x_j)` and the U-statistic (diagonal terms
@@ -1022,37 +1027,42 @@ impl PairScratch {
         s: &[f64],
         grad: &mut [f64],
     ) -> (f64, f64) {
-        let d = self.d;
-        let (mut rows, mut diag) = (0.0, 0.0);
-        if let Some(p) = self.gauss {
-            let dpf = d as f64 * p;
-            for (i, (si, xi)) in (i0..).zip(s.chunks_exact(d).zip(x.chunks_exact(d))) {
-                let g = &self.a[i * d..][..d];
-                let (mut fg, mut ss, mut ff) = (0.0, 0.0, 0.0);
-                for l in 0..d {
-                    // The feature of `prepare` (same operations, same bits).
-                    let f = si[l] - p * (xi[l] - self.mean[l]);
-                    fg = fmadd(f, g[l], fg);
-                    ss = fmadd(si[l], si[l], ss);
-                    ff = fmadd(f, f, ff);
+        crate::simd::dispatch(
+            #[inline(always)]
+            || {
+                let d = self.d;
+                let (mut rows, mut diag) = (0.0, 0.0);
+                if let Some(p) = self.gauss {
+                    let dpf = d as f64 * p;
+                    for (i, (si, xi)) in (i0..).zip(s.chunks_exact(d).zip(x.chunks_exact(d))) {
+                        let g = &self.a[i * d..][..d];
+                        let (mut fg, mut ss, mut ff) = (0.0, 0.0, 0.0);
+                        for l in 0..d {
+                            // The feature of `prepare` (same operations, same bits).
+                            let f = si[l] - p * (xi[l] - self.mean[l]);
+                            fg = fmadd(f, g[l], fg);
+                            ss = fmadd(si[l], si[l], ss);
+                            ff = fmadd(f, f, ff);
+                        }
+                        rows += fg + self.wsum[i] * ((ss - ff) + dpf) - 0.5 * p * p * self.div[i];
+                        // k(x, x) = 1, ∇ₓk(x, x) = 0, ∇ₓ·∇ᵧk(x, x) = d·p.
+                        diag += ss + dpf;
+                    }
+                    return (rows, diag);
                 }
-                rows += fg + self.wsum[i] * ((ss - ff) + dpf) - 0.5 * p * p * self.div[i];
-                // k(x, x) = 1, ∇ₓk(x, x) = 0, ∇ₓ·∇ᵧk(x, x) = d·p.
-                diag += ss + dpf;
-            }
-            return (rows, diag);
-        }
-        for ((i, si), xi) in (i0..).zip(s.chunks_exact(d)).zip(x.chunks_exact(d)) {
-            let (a, r) = (&self.a[i * d..][..d], &self.rep[i * d..][..d]);
-            let sa: f64 = si.iter().zip(a).map(|(x, y)| x * y).sum();
-            let sr: f64 = si.iter().zip(r).map(|(x, y)| x * y).sum();
-            rows += sa + 2.0 * sr + self.div[i];
-            let k = kernel.value_grad_x(xi, xi, grad);
-            let s2: f64 = si.iter().map(|v| v * v).sum();
-            let sg: f64 = si.iter().zip(grad.iter()).map(|(a, b)| a * b).sum();
-            diag += s2 * k + 2.0 * sg + kernel.div_grad(xi, xi);
-        }
-        (rows, diag)
+                for ((i, si), xi) in (i0..).zip(s.chunks_exact(d)).zip(x.chunks_exact(d)) {
+                    let (a, r) = (&self.a[i * d..][..d], &self.rep[i * d..][..d]);
+                    let sa: f64 = si.iter().zip(a).map(|(x, y)| x * y).sum();
+                    let sr: f64 = si.iter().zip(r).map(|(x, y)| x * y).sum();
+                    rows += sa + 2.0 * sr + self.div[i];
+                    let k = kernel.value_grad_x(xi, xi, grad);
+                    let s2: f64 = si.iter().map(|v| v * v).sum();
+                    let sg: f64 = si.iter().zip(grad.iter()).map(|(a, b)| a * b).sum();
+                    diag += s2 * k + 2.0 * sg + kernel.div_grad(xi, xi);
+                }
+                (rows, diag)
+            },
+        )
     }
 }
 
