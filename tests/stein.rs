@@ -630,6 +630,36 @@ fn non_finite_energy_in_any_chunk_is_an_error() {
     common::on_pools(check);
 }
 
+/// The bits of `steps` SVGD steps (their KSD², then the particles) on a pool of `threads`
+/// threads, from `d × n` particles drawn with seed `seed + 1` and the step RNG seeded `seed`.
+#[cfg(feature = "rayon")]
+fn svgd_bits_on_pool<F>(
+    svgd: &Svgd<&Gaussian<Dyn>, F>,
+    (d, n, steps, seed): (usize, usize, usize, u64),
+    threads: usize,
+) -> Vec<u64>
+where
+    F: FitKernel + Sync,
+    F::Kernel: Sync,
+{
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let mut rng = common::rng(seed);
+        let mut state = svgd
+            .init(gaussian_particles(d, n, -1.0, 0.5, seed + 1), &mut rng)
+            .unwrap();
+        let mut bits = Vec::new();
+        for _ in 0..steps {
+            bits.push(svgd.step(&mut state, &mut rng).unwrap().ksd2.to_bits());
+        }
+        bits.extend(state.particles().iter().map(|v| v.to_bits()));
+        bits
+    })
+}
+
 /// With `rayon`, SVGD (n = 700 so the engine goes parallel) gives bit-identical particles on a
 /// 1-thread and a 2-thread pool, for the Gaussian path (Liu–Wang) and the general radial path
 /// (IMQ). On one thread the engines sum the column sides in place, on two in per-tile slots
@@ -637,33 +667,14 @@ fn non_finite_energy_in_any_chunk_is_an_error() {
 #[cfg(feature = "rayon")]
 #[test]
 fn bit_identical_across_thread_counts() {
-    fn run<F>(svgd: &Svgd<&Gaussian<Dyn>, F>, threads: usize) -> Vec<u64>
-    where
-        F: FitKernel + Sync,
-        F::Kernel: Sync,
-    {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
-            let mut rng = common::rng(81);
-            let mut state = svgd
-                .init(gaussian_particles(7, 700, -1.0, 0.5, 82), &mut rng)
-                .unwrap();
-            let mut bits = Vec::new();
-            for _ in 0..5 {
-                bits.push(svgd.step(&mut state, &mut rng).unwrap().ksd2.to_bits());
-            }
-            bits.extend(state.particles().iter().map(|v| v.to_bits()));
-            bits
-        })
-    }
     let target = Gaussian::standard(Dyn(7));
+    let case = (7, 700, 5, 81);
     let rbf = Svgd::new(&target, Bandwidth::LiuWang, 0.1).unwrap();
-    assert_eq!(run(&rbf, 1), run(&rbf, 2), "Gaussian path");
+    let run = |threads| svgd_bits_on_pool(&rbf, case, threads);
+    assert_eq!(run(1), run(2), "Gaussian path");
     let imq = Svgd::new(&target, Imq::new(1.0, -0.5).unwrap(), 0.1).unwrap();
-    assert_eq!(run(&imq, 1), run(&imq, 2), "IMQ path");
+    let run = |threads| svgd_bits_on_pool(&imq, case, threads);
+    assert_eq!(run(1), run(2), "IMQ path");
 }
 
 /// Past the per-tile slots' budget (n·d large: n = 4000 at d = 10, n = 1200 at d = 100) the
@@ -673,35 +684,16 @@ fn bit_identical_across_thread_counts() {
 #[cfg(feature = "rayon")]
 #[test]
 fn bit_identical_across_thread_counts_at_large_n() {
-    fn run<F>(svgd: &Svgd<&Gaussian<Dyn>, F>, d: usize, n: usize, threads: usize) -> Vec<u64>
-    where
-        F: FitKernel + Sync,
-        F::Kernel: Sync,
-    {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
-            let mut rng = common::rng(85);
-            let mut state = svgd
-                .init(gaussian_particles(d, n, -1.0, 0.5, 86), &mut rng)
-                .unwrap();
-            let mut bits = Vec::new();
-            for _ in 0..2 {
-                bits.push(svgd.step(&mut state, &mut rng).unwrap().ksd2.to_bits());
-            }
-            bits.extend(state.particles().iter().map(|v| v.to_bits()));
-            bits
-        })
-    }
     for (d, n) in [(10, 4000), (100, 1200)] {
         let target = Gaussian::standard(Dyn(d));
+        let case = (d, n, 2, 85);
         let rbf = Svgd::new(&target, Bandwidth::LiuWang, 0.1).unwrap();
-        assert_eq!(run(&rbf, d, n, 1), run(&rbf, d, n, 2), "RBF, d = {d}");
+        let run = |threads| svgd_bits_on_pool(&rbf, case, threads);
+        assert_eq!(run(1), run(2), "RBF, d = {d}");
         if d == 10 {
             let imq = Svgd::new(&target, Imq::new(1.0, -0.5).unwrap(), 0.1).unwrap();
-            assert_eq!(run(&imq, d, n, 1), run(&imq, d, n, 2), "IMQ, d = {d}");
+            let run = |threads| svgd_bits_on_pool(&imq, case, threads);
+            assert_eq!(run(1), run(2), "IMQ, d = {d}");
         }
     }
 }

@@ -738,15 +738,9 @@ impl PairScratch {
     fn gauss_rounds(&mut self, hp: f64, store: Option<&[f64]>, x: &[f64]) {
         let (d, lay, g) = (self.d, self.lay, self.geo);
         let (t, nb) = (g.t, g.nb);
-        let f = Feats {
-            x,
-            dist: &self.dist,
-            xt: &self.xt,
-            st: &self.st,
-            xp: &self.xp,
-            sp: &self.sp,
-            dp: self.dp,
-        };
+        // (Out of `self` while the features borrow it; put back below.)
+        let mut rounds = std::mem::take(&mut self.rounds);
+        let f = self.feats(x);
         let pass = GaussRounds {
             d,
             lay,
@@ -757,9 +751,8 @@ impl PairScratch {
         };
         let rb = pass.shape().1;
         let parallel = self.rounds_in_parallel();
-        let regions = fresh_regions(&mut self.rounds, nb * rb);
-        run_rounds(&pass, nb, regions, parallel);
-        let regions = &self.rounds[..nb * rb];
+        run_rounds(&pass, nb, fresh_regions(&mut rounds, nb * rb), parallel);
+        let regions = &rounds[..nb * rb];
         let finish = |(((ga, ks), rs), reg): RoundOut<'_>| round_finish(d, t, reg, ga, ks, rs);
         #[cfg(feature = "rayon")]
         if parallel {
@@ -770,6 +763,7 @@ impl PairScratch {
                 .zip(self.div.par_chunks_mut(t))
                 .zip(regions.par_chunks(rb))
                 .for_each(finish);
+            self.rounds = rounds;
             return;
         }
         self.a
@@ -778,6 +772,7 @@ impl PairScratch {
             .zip(self.div.chunks_mut(t))
             .zip(regions.chunks(rb))
             .for_each(finish);
+        self.rounds = rounds;
     }
 
     /// The general radial path at large `n`: the round-robin engine of
@@ -787,15 +782,9 @@ impl PairScratch {
     fn radial_rounds<K: Kernel + Sync>(&mut self, kernel: &K, x: &[f64]) {
         let (d, n, np, lay, g) = (self.d, self.n, self.np, self.lay, self.geo);
         let (t, nb) = (g.t, g.nb);
-        let f = Feats {
-            x,
-            dist: &self.dist,
-            xt: &self.xt,
-            st: &self.st,
-            xp: &self.xp,
-            sp: &self.sp,
-            dp: self.dp,
-        };
+        // (Out of `self` while the features borrow it; put back below.)
+        let mut rounds = std::mem::take(&mut self.rounds);
+        let f = self.feats(x);
         let pass = RadialRounds {
             kernel,
             d,
@@ -806,9 +795,8 @@ impl PairScratch {
         };
         let rb = pass.shape().1;
         let parallel = self.rounds_in_parallel();
-        let regions = fresh_regions(&mut self.rounds, nb * rb);
-        run_rounds(&pass, nb, regions, parallel);
-        let (regions, xt) = (&self.rounds[..nb * rb], &self.xt[..]);
+        run_rounds(&pass, nb, fresh_regions(&mut rounds, nb * rb), parallel);
+        let (regions, xt) = (&rounds[..nb * rb], &self.xt[..]);
         let sl = g.slot_len();
         let finish = |(b, ((((a, wx), ws), cs), reg)): (usize, RadialOut<'_>)| {
             let tj = ws.len();
@@ -831,6 +819,7 @@ impl PairScratch {
                 .zip(regions.par_chunks(rb))
                 .enumerate()
                 .for_each(finish);
+            self.rounds = rounds;
             return;
         }
         self.a
@@ -841,6 +830,20 @@ impl PairScratch {
             .zip(regions.chunks(rb))
             .enumerate()
             .for_each(finish);
+        self.rounds = rounds;
+    }
+
+    /// The engine's particle features for the particles `x` of this pass.
+    fn feats<'a>(&'a self, x: &'a [f64]) -> Feats<'a> {
+        Feats {
+            x,
+            dist: &self.dist,
+            xt: &self.xt,
+            st: &self.st,
+            xp: &self.xp,
+            sp: &self.sp,
+            dp: self.dp,
+        }
     }
 
     /// `true` if the round-robin engine runs its tasks on the pool (see [`pass_in_parallel`]).
