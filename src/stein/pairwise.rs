@@ -54,13 +54,12 @@
 //! the per-pair slots' traffic (6 MB per step at n = 1000, d = 100). The slots take
 //! `nb(nb−1)(2d+2)t` doubles (`nb` blocks, half of them touched; one thread touches
 //! `nb(2d+2)t`). Above 2²² doubles (e.g. n ≳ 3500 at d = 10, n ≳ 1200 at d = 100) the
-//! Gaussian path switches to **rounds of block pairs**: round `r` evaluates the tiles `(I, J)`
-//! with `I + J ≡ r (mod nb)`, a perfect matching of the blocks, so a round's tiles touch
-//! disjoint per-block accumulators (row side and column side, O(nd) in all) and run in
-//! parallel; after `nb` rounds every pair of blocks has come once, each block's sums in round
-//! order (see `PairScratch::gauss_rounds`). Other radial kernels fall back there to evaluating
-//! every tile from its row side only (no slots; twice the distance and exp work). Memory stays
-//! O(nd) apart from the slots; no n × n matrix exists.
+//! engine switches to **rounds of block-group pairs**: the blocks form groups of up to 8, and
+//! round `r` evaluates the group pairs `(G, H)` with `G + H ≡ r (mod ng)`, a perfect matching of
+//! the groups, so a round's tasks touch disjoint per-block accumulators (row side and column
+//! side, O(nd) in all) and run in parallel; after `ng` rounds every pair of blocks has come
+//! once, each block's sums in an order fixed by `n` (see `PairScratch::gauss_rounds`). Memory
+//! stays O(nd) apart from the slots; no n × n matrix exists.
 //!
 //! **Threads.** With the `rayon` feature, row blocks run in parallel in both passes (n ≥ 256);
 //! on the Gaussian path blocks `c` and `nb − 1 − c` form one task (equal work per task).
@@ -278,13 +277,11 @@ struct Geometry {
     t: usize,
     /// Number of blocks.
     nb: usize,
-    /// `true`: each unordered pair of blocks is evaluated once (k_ij = k_ji), column sides
-    /// through per-tile slots.
-    symmetric: bool,
-    /// Without `symmetric` (too many slots): the Gaussian path still evaluates each pair of
-    /// blocks once, in rounds of disjoint block pairs with O(nd) accumulators (see
-    /// [`PairScratch::gauss_rounds`]); other kernels evaluate every tile from its row side.
-    rounds: bool,
+    /// Each unordered pair of blocks is evaluated once (`k_ij = k_ji`). `true`: the column
+    /// sides go through per-tile slots; `false` (too many slots, large `n`): the pairs run in
+    /// rounds of disjoint block groups with O(nd) accumulators (see
+    /// [`PairScratch::gauss_rounds`]).
+    per_tile: bool,
     /// Blocks per group of the round-robin engine ([`rounds_group`]).
     group: usize,
     /// Features per particle in a column-side partial: `a` (d), `Σ w x` (d), `Σ w`, `Σ c`
@@ -296,19 +293,18 @@ impl Geometry {
     fn new(d: usize, lay: TileLayout) -> Self {
         let (t, nb) = (lay.t, lay.nb);
         let nf = 2 * d + 2;
-        let symmetric = nb * nb.saturating_sub(1) * nf * t <= SYM_MAX_SLOTS;
+        let per_tile = nb * nb.saturating_sub(1) * nf * t <= SYM_MAX_SLOTS;
         Self {
             t,
             nb,
-            symmetric,
-            rounds: !symmetric,
+            per_tile,
             group: rounds_group(nb),
             nf,
         }
     }
-    /// `f64`s of one block's partial slots (`nb − 1` slots; 1 if not symmetric).
+    /// `f64`s of one block's partial slots (`nb − 1` slots; 1 for the rounds).
     fn region(&self) -> usize {
-        if self.symmetric {
+        if self.per_tile {
             (self.nb.saturating_sub(1) * self.slot_len()).max(1)
         } else {
             1
@@ -470,12 +466,7 @@ impl PairScratch {
             // The median's distance store of the same step, where this path can read it;
             // otherwise the distances are computed here.
             let lay = self.lay;
-            let geo = self.geo;
-            let r2 = r2.filter(|r| {
-                p.is_some()
-                    && r.len() >= lay.store_len()
-                    && (lay.packed || geo.symmetric || geo.rounds)
-            });
+            let r2 = r2.filter(|r| p.is_some() && r.len() >= lay.store_len());
             if r2.is_none() {
                 // (The packed layout is the Gaussian path's; other kernels run tiled.) With
                 // the means of `prepare`.
@@ -543,7 +534,7 @@ impl PairScratch {
     }
 
     fn radial<K: Kernel + Sync>(&mut self, kernel: &K, x: &[f64]) {
-        if self.geo.rounds {
+        if !self.geo.per_tile {
             self.radial_rounds(kernel, x);
             return;
         }
@@ -610,6 +601,11 @@ impl PairScratch {
     /// The Gaussian path: `g = Σ_j k_ij f_j`, `K_i = Σ_j k_ij`, and `Σ_{i,j} k_ij r²_ij` in
     /// per-block parts (see [`PairScratch::div`]).
     fn gauss_pass(&mut self, p: f64, r2: Option<&[f64]>, x: &[f64]) {
+        let hp = 0.5 * p;
+        if !self.geo.per_tile {
+            self.gauss_rounds(hp, r2, x);
+            return;
+        }
         let (d, n, np, g, lay) = (self.d, self.n, self.np, self.geo, self.lay);
         let t = g.t;
         let store = r2;
@@ -622,11 +618,6 @@ impl PairScratch {
             sp: &self.sp,
             dp: self.dp,
         };
-        let hp = 0.5 * p;
-        if g.rounds {
-            self.gauss_rounds(hp, store, x);
-            return;
-        }
         #[cfg(feature = "rayon")]
         if pass_in_parallel(n) {
             use rayon::prelude::*;
@@ -664,27 +655,20 @@ impl PairScratch {
             let slots = &self.slots[..];
             let (a0, a1) = self.a.split_at_mut(h * t * d);
             let (k0, k1) = self.wsum.split_at_mut(h * t);
-            let (r0, r1) = self.div.split_at_mut(h * t);
-            let lo = a0
-                .par_chunks_mut(t * d)
-                .zip(k0.par_chunks_mut(t))
-                .zip(r0.par_chunks_mut(t));
+            let lo = a0.par_chunks_mut(t * d).zip(k0.par_chunks_mut(t));
             let hi = a1
                 .par_chunks_mut(t * d)
                 .zip(k1.par_chunks_mut(t))
-                .zip(r1.par_chunks_mut(t))
                 .enumerate()
                 .rev()
                 .map(Some)
                 .chain(rayon::iter::once(None));
-            lo.zip(hi)
-                .enumerate()
-                .for_each(|(b, (((ga, ks), rs), other))| {
-                    gauss_finish(d, g, slots, false, b, ga, ks, rs);
-                    if let Some((q, ((ga, ks), rs))) = other {
-                        gauss_finish(d, g, slots, false, h + q, ga, ks, rs);
-                    }
-                });
+            lo.zip(hi).enumerate().for_each(|(b, ((ga, ks), other))| {
+                gauss_finish(d, g, slots, false, b, ga, ks);
+                if let Some((q, (ga, ks))) = other {
+                    gauss_finish(d, g, slots, false, h + q, ga, ks);
+                }
+            });
             return;
         }
         let _ = (n, np);
@@ -709,13 +693,9 @@ impl PairScratch {
             );
         }
         let slots = &self.slots[..];
-        let blocks = self
-            .a
-            .chunks_mut(t * d)
-            .zip(self.wsum.chunks_mut(t))
-            .zip(self.div.chunks_mut(t));
-        for (b, ((ga, ks), rs)) in blocks.enumerate() {
-            gauss_finish(d, g, slots, true, b, ga, ks, rs);
+        let blocks = self.a.chunks_mut(t * d).zip(self.wsum.chunks_mut(t));
+        for (b, (ga, ks)) in blocks.enumerate() {
+            gauss_finish(d, g, slots, true, b, ga, ks);
         }
     }
 
@@ -730,7 +710,7 @@ impl PairScratch {
     /// to block `I`'s sums at the end of the row) and the column sides added to blocks `J`'s
     /// coordinate-major sums; a group of blocks keeps these warm in cache (whereas one block
     /// pair per task re-reads a block's 40 KB of lanes from memory at every tile: measured no
-    /// faster than the one-sided engine at n = 100 000). Every block receives its
+    /// faster than evaluating every tile twice at n = 100 000). Every block receives its
     /// contributions in an order fixed by `n` (round, then tile order inside the task), so
     /// results do not depend on the thread count. A last pass per block adds its column side
     /// to its row side, as [`gauss_finish`] does. Memory: `(2d + 2)t + 8` doubles per block
@@ -2070,8 +2050,7 @@ fn block_tiles<K: Kernel>(
     let t = g.t;
     let i0 = b * t;
     let ti = ws.len();
-    let first = if g.symmetric { b } else { 0 };
-    for jblk in first..g.nb {
+    for jblk in b..g.nb {
         let j0 = jblk * t;
         let tj = (np - j0).min(t);
         let len = ti * tj;
@@ -2095,7 +2074,7 @@ fn block_tiles<K: Kernel>(
             ws[ii] += sum8(&wv[ii * tj..][..tj]);
             cs[ii] += sum8(&cv[ii * tj..][..tj]);
         }
-        if g.symmetric && jblk > b {
+        if jblk > b {
             let (at, add) = if direct {
                 (jblk, b > 0)
             } else {
@@ -2129,7 +2108,7 @@ fn block_finish(
     ws: &mut [f64],
     cs: &mut [f64],
 ) {
-    if g.symmetric && jblk > 0 {
+    if jblk > 0 {
         with_col_sum(slots, direct, g, jblk, g.slot_len(), |acc| {
             add_col_sides(d, g.t, acc, a, wx, ws, cs);
         });
@@ -2285,8 +2264,7 @@ fn gauss_block(
         lanes.fill(0.0);
         let mut rl = [0.0_f64; 8];
         let vi = lay.valid(b);
-        let first = if g.symmetric { b } else { 0 };
-        for jblk in first..g.nb {
+        for jblk in b..g.nb {
             let j0 = jblk * t;
             let tj = lay.len(jblk);
             let len = ti * tj;
@@ -2300,7 +2278,7 @@ fn gauss_block(
             let kv = &mut kvbuf[..len];
             let vj = lay.valid(jblk);
             let dims = (ti, tj, vi, vj);
-            if g.symmetric && jblk > b {
+            if jblk > b {
                 // The tile stands for the pairs (i, j) and (j, i): its `Σ k r²` counts twice.
                 let (at, add) = if direct {
                     (jblk, b > 0)
@@ -2684,9 +2662,8 @@ fn gauss_finish(
     jblk: usize,
     ga: &mut [f64],
     ks: &mut [f64],
-    _rs: &mut [f64],
 ) {
-    if !g.symmetric || jblk == 0 {
+    if jblk == 0 {
         return;
     }
     let (t, tj) = (g.t, ks.len());
@@ -3113,19 +3090,18 @@ mod tests {
         }
     }
 
-    /// The symmetric engines (each pair of blocks once: per-tile slots, or the round-robin
-    /// engine of large n) agree with the one-sided engine (every tile evaluated from its row
-    /// side) to rounding: 1e-12 relative to the largest |sum|, for narrow (dot form)
-    /// and wide (d ≥ WIDE_D, coordinate-vectorised) rows, with padding (n ≢ 0 mod 16).
+    /// The round-robin engine of large n (one and three blocks per group) agrees with the
+    /// per-tile slots (checked against naive sums by the proptests in `tests/stein.rs`) to
+    /// rounding: 1e-12 relative to the largest |sum|, for narrow (dot form) and wide
+    /// (d ≥ WIDE_D, coordinate-vectorised) rows, with padding (n ≢ 0 mod 16).
     #[test]
-    fn symmetric_engine_equals_one_sided() {
+    fn rounds_engine_equals_per_tile_slots() {
         // Odd and even block counts (5, 7, 8), short last blocks, both row forms.
         for (d, n) in [(3, 301), (20, 203), (1, 207), (5, 500), (17, 450)] {
             let (x, s) = data(d, n);
-            let run = |(symmetric, rounds, group), kernel: &dyn Fn(&mut PairScratch)| {
+            let run = |(per_tile, group), kernel: &dyn Fn(&mut PairScratch)| {
                 let mut p = PairScratch::new(d, n);
-                p.geo.symmetric = symmetric;
-                p.geo.rounds = rounds;
+                p.geo.per_tile = per_tile;
                 p.geo.group = group;
                 p.slots = vec![0.0; p.geo.nb * p.geo.region()];
                 // Twice: the second pass must not see the first one's sums.
@@ -3146,16 +3122,11 @@ mod tests {
                 &|p: &mut PairScratch| p.compute(&rbf, &x, &s, None),
                 &|p: &mut PairScratch| p.compute(&imq, &x, &s, None),
             ];
-            // Per-tile slots; every tile from its row side; rounds of block pairs, one block
-            // or 3 blocks per group (a short last group for 5, 7 and 8 blocks).
-            let engines = [
-                (true, false, 1),
-                (false, false, 1),
-                (false, true, 1),
-                (false, true, 3),
-            ];
+            // Rounds of one block or 3 blocks per group (a short last group for 5, 7 and 8
+            // blocks).
+            let engines = [(false, 1), (false, 3)];
             for (k, e) in kernels.into_iter().flat_map(|k| engines.map(|e| (k, e))) {
-                let (a0, r0, v0) = run((false, false, 1), k);
+                let (a0, r0, v0) = run((true, 1), k);
                 let (a1, r1, v1) = run(e, k);
                 for (u, v) in [(a0, a1), (r0, r1), (v0, v1)] {
                     let scale = u.iter().fold(0.0_f64, |m, z| m.max(z.abs()));
@@ -3189,7 +3160,7 @@ mod tests {
                     .unwrap();
                 pool.install(|| {
                     let mut p = PairScratch::new(d, n);
-                    (p.geo.symmetric, p.geo.rounds, p.geo.group) = (false, true, group);
+                    (p.geo.per_tile, p.geo.group) = (false, group);
                     p.compute(&rbf, &x, &s, None);
                     let all = p.a.iter().chain(&p.wsum).chain(&p.div);
                     let mut bits: Vec<u64> = all.map(|v| v.to_bits()).collect();
