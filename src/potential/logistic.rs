@@ -10,6 +10,8 @@ use crate::fastmath;
 use crate::linalg::sym_eigenvalues;
 use crate::potential::{BatchPotential, BatchWorkspace, Potential, PotentialHessian};
 
+mod panel;
+
 /// Observations per block of the blocked evaluation: `η` for the block, then the
 /// transcendental pass, then the gradient accumulation, each a vectorised loop.
 const BLOCK: usize = 64;
@@ -664,7 +666,59 @@ impl LogisticRegression<Dyn> {
     }
 }
 
+/// The fewest chains for which the blocked kernel ([`panel`]) replaces the two matrix
+/// products at `d > FUSED_MAX_D`: it runs the chains along 8-lane vectors, so fewer would
+/// leave most lanes idle.
+const PANEL_MIN_CHAINS: usize = 8;
+
 impl LogisticRegression<Dyn> {
+    /// The blocked batch ([`panel`]): `Θ` copied chain-minor, the fused products and logistic
+    /// pass, then `∇ = AᵀR + X/σ²` and the energies back in the caller's layout.
+    fn panel_columns<const ENERGY: bool>(
+        &self,
+        x: DMatrixView<'_, f64>,
+        mut grad: DMatrixViewMut<'_, f64>,
+        energy: &mut [f64],
+        work: &mut BatchWorkspace,
+    ) {
+        let d = self.design.ncols();
+        let c = x.ncols();
+        let cp = c.next_multiple_of(8);
+        let buf = work.buffer(2 * cp * d + panel::ROWS * cp + cp);
+        let (xt, rest) = buf.split_at_mut(cp * d);
+        let (gt, rest) = rest.split_at_mut(cp * d);
+        let (e, lik) = rest.split_at_mut(panel::ROWS * cp);
+        for (k, row) in xt.chunks_exact_mut(cp).enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = if j < c { x[(k, j)] } else { 0.0 };
+            }
+        }
+        gt.fill(0.0);
+        lik.fill(0.0);
+        panel::batch::<ENERGY>(
+            fastmath::wide_regs(),
+            self.design_t.as_slice(),
+            &self.labels,
+            d,
+            xt,
+            cp,
+            gt,
+            e,
+            lik,
+        );
+        let prec = self.prior_precision;
+        for (j, (mut col, xc)) in grad.column_iter_mut().zip(x.column_iter()).enumerate() {
+            for (k, (g, &w)) in col.iter_mut().zip(xc.iter()).enumerate() {
+                *g = gt[k * cp + j] + w * prec;
+            }
+        }
+        if ENERGY {
+            for ((u, l), xc) in energy.iter_mut().zip(lik.iter()).zip(x.column_iter()) {
+                *u = l + 0.5 * prec * xc.norm_squared();
+            }
+        }
+    }
+
     /// The matrix-product batch (any `d`): `η = AX` (n × C) in the workspace, the
     /// transcendental pass over it, and `∇ = AᵀR + X/σ²`.
     fn gemm_energy_grad(
@@ -737,6 +791,9 @@ impl BatchPotential for LogisticRegression<Dyn> {
         if self.design.ncols() <= FUSED_MAX_D {
             crate::potential::check_batch_shapes(self.design.ncols(), &x, &grad, Some(energy));
             self.fused_dispatch::<true>(&x, &mut grad, energy);
+        } else if x.ncols() >= PANEL_MIN_CHAINS {
+            crate::potential::check_batch_shapes(self.design.ncols(), &x, &grad, Some(energy));
+            self.panel_columns::<true>(x, grad, energy, work);
         } else {
             self.gemm_energy_grad(x, grad, energy, work);
         }
@@ -754,6 +811,9 @@ impl BatchPotential for LogisticRegression<Dyn> {
         if self.design.ncols() <= FUSED_MAX_D {
             crate::potential::check_batch_shapes(self.design.ncols(), &x, &grad, None);
             self.fused_dispatch::<false>(&x, &mut grad, &mut []);
+        } else if x.ncols() >= PANEL_MIN_CHAINS {
+            crate::potential::check_batch_shapes(self.design.ncols(), &x, &grad, None);
+            self.panel_columns::<false>(x, grad, &mut [], work);
         } else {
             self.gemm_grad(x, grad, work);
         }
