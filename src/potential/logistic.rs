@@ -41,8 +41,9 @@ fn sigmoid(eta: f64) -> f64 {
 /// Many points at once ([`BatchPotential`]): for `d ≤ 16` one fused pass over the
 /// observations with the chains along the vector lanes (softplus from one logarithm per 64
 /// observations and chain, of the product of the `1 + e^{−|η|}`; energies agree with the
-/// single-point path to ~`10⁻¹⁵` relative), above two matrix products `AW` and
-/// `AᵀR`. Labels may be any values in
+/// single-point path to ~`10⁻¹⁵` relative); above, the products `AW` and `AᵀR` fused with
+/// the logistic pass between them, block by block of observations (two plain matrix
+/// products for fewer than 8 chains). Labels may be any values in
 /// `[0, 1]` (fractional labels give a tempered likelihood). Smoothness `L = λ_max(AᵀA)/4 + 1/σ²`
 /// and strong convexity `α = 1/σ²` are computed at construction.
 ///
@@ -673,9 +674,12 @@ const PANEL_MIN_CHAINS: usize = 8;
 
 impl LogisticRegression<Dyn> {
     /// The blocked batch ([`panel`]): `Θ` copied chain-minor, the fused products and logistic
-    /// pass, then `∇ = AᵀR + X/σ²` and the energies back in the caller's layout.
+    /// pass, then `∇ = AᵀR + X/σ²` and the energies back in the caller's layout. `wide`: the
+    /// register tiles for 32 registers of 512 bits ([`fastmath::wide_regs`]; the tests run both
+    /// shapes).
     fn panel_columns<const ENERGY: bool>(
         &self,
+        wide: bool,
         x: DMatrixView<'_, f64>,
         mut grad: DMatrixViewMut<'_, f64>,
         energy: &mut [f64],
@@ -696,7 +700,7 @@ impl LogisticRegression<Dyn> {
         gt.fill(0.0);
         lik.fill(0.0);
         panel::batch::<ENERGY>(
-            fastmath::wide_regs(),
+            wide,
             self.design_t.as_slice(),
             &self.labels,
             d,
@@ -779,8 +783,11 @@ impl BatchPotential for LogisticRegression<Dyn> {
     /// in registers, one pass over the observations (`z = Θᵀa_i`, one shared `exp(−|z|)` for
     /// softplus and the logistic function, `∇ += a_i σ`, the label terms and the softplus
     /// logarithms once per 64 observations), all loops along the chains.
-    /// Above, two matrix products: `η = AX` (n × C) in the workspace, the transcendental pass
-    /// over it, and `∇ = AᵀR + X/σ²`. Both agree with [`Potential::energy_grad`] to rounding.
+    /// Above, with at least 8 chains, a blocked kernel (per block of 64 observations: `η = A_BΘ`
+    /// in register tiles along the chains, the transcendental pass, `∇ += A_BᵀR_B`; nothing
+    /// packed per call); with fewer chains two matrix products: `η = AX` (n × C) in the
+    /// workspace, the transcendental pass over it, and `∇ = AᵀR + X/σ²`. All agree with
+    /// [`Potential::energy_grad`] to rounding.
     fn energy_grad_columns(
         &self,
         x: DMatrixView<'_, f64>,
@@ -793,7 +800,7 @@ impl BatchPotential for LogisticRegression<Dyn> {
             self.fused_dispatch::<true>(&x, &mut grad, energy);
         } else if x.ncols() >= PANEL_MIN_CHAINS {
             crate::potential::check_batch_shapes(self.design.ncols(), &x, &grad, Some(energy));
-            self.panel_columns::<true>(x, grad, energy, work);
+            self.panel_columns::<true>(fastmath::wide_regs(), x, grad, energy, work);
         } else {
             self.gemm_energy_grad(x, grad, energy, work);
         }
@@ -813,7 +820,7 @@ impl BatchPotential for LogisticRegression<Dyn> {
             self.fused_dispatch::<false>(&x, &mut grad, &mut []);
         } else if x.ncols() >= PANEL_MIN_CHAINS {
             crate::potential::check_batch_shapes(self.design.ncols(), &x, &grad, None);
-            self.panel_columns::<false>(x, grad, &mut [], work);
+            self.panel_columns::<false>(fastmath::wide_regs(), x, grad, &mut [], work);
         } else {
             self.gemm_grad(x, grad, work);
         }
@@ -976,5 +983,71 @@ mod tests {
             }
         }
         assert!(cases >= 40, "{cases} cases");
+    }
+
+    /// The blocked kernel for `d > 16` against the matrix-product path and the single-point
+    /// gradient and energy, to `10⁻¹²` relative (the three sum in different orders), on column
+    /// views that skip the first column. Chain counts 8 to 100 (3-vector panels, leftover
+    /// single vectors, padding lanes), `n` across the 8- and 6-observation tiles and the
+    /// 64-observation blocks, feature scales up to 6. Both register-tile shapes give the same
+    /// bits, and the gradient-only kernel the energy kernel's gradient.
+    #[test]
+    fn panel_equals_gemm_and_single_point() {
+        let mut r = ChaCha8Rng::seed_from_u64(12);
+        let mut cases = 0;
+        for (di, &d) in [17usize, 20, 33, 100].iter().enumerate() {
+            for (ci, &c) in [8usize, 9, 16, 23, 24, 25, 40, 100].iter().enumerate() {
+                if (di + ci) % 2 != 0 && c != 25 {
+                    continue;
+                }
+                cases += 1;
+                let n = [1usize, 7, 13, 64, 71, 200][(di + 3 * ci) % 6];
+                let scale = [0.3, 1.0, 6.0][(d + ci) % 3];
+                let a = DMatrix::from_fn(n, d, |_, _| scale * r.sample::<f64, _>(StandardNormal));
+                let y: Vec<f64> = (0..n).map(|_| r.random::<f64>()).collect();
+                let post = LogisticRegression::new(Dyn(d), &a, &y, 2.0).unwrap();
+                let x = DMatrix::from_fn(d, c + 1, |_, _| 0.5 * r.sample::<f64, _>(StandardNormal));
+                let xv = x.columns(1, c);
+                let mut work = BatchWorkspace::new();
+                let mut runs = Vec::new();
+                for wide in [true, false] {
+                    let mut g = DMatrix::from_element(d, c, f64::NAN);
+                    let mut e = vec![f64::NAN; c];
+                    post.panel_columns::<true>(wide, xv, g.as_view_mut(), &mut e, &mut work);
+                    let mut only = DMatrix::from_element(d, c, f64::NAN);
+                    post.panel_columns::<false>(wide, xv, only.as_view_mut(), &mut [], &mut work);
+                    assert_eq!(only, g, "d = {d}, C = {c}: gradient-only differs");
+                    runs.push((g, e));
+                }
+                let ((gp, ep), (gn, en)) = (&runs[0], &runs[1]);
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(gp.as_slice()), bits(gn.as_slice()), "d = {d}, C = {c}");
+                assert_eq!(bits(ep), bits(en), "d = {d}, C = {c}");
+                // The public entry points take this kernel.
+                let mut gpub = DMatrix::zeros(d, c);
+                let mut epub = vec![0.0; c];
+                post.energy_grad_columns(xv, gpub.as_view_mut(), &mut epub, &mut work);
+                assert_eq!(bits(gpub.as_slice()), bits(gp.as_slice()));
+                assert_eq!(bits(&epub), bits(ep));
+                let (mut gg, mut eg) = (DMatrix::zeros(d, c), vec![0.0; c]);
+                post.gemm_energy_grad(xv, gg.as_view_mut(), &mut eg, &mut work);
+                let mut g1 = DVector::zeros(d);
+                for j in 0..c {
+                    let u1 = post.energy_grad(&xv.column(j).into_owned(), &mut g1);
+                    let gscale = 1.0 + g1.amax();
+                    let dp = (&g1 - gp.column(j)).amax();
+                    assert!(dp <= 1e-12 * gscale, "d = {d}, C = {c}, chain {j}: {dp:e}");
+                    assert!((gp.column(j) - gg.column(j)).amax() <= 1e-12 * gscale);
+                    let tol = 1e-12 * (1.0 + u1.abs());
+                    assert!(
+                        (ep[j] - u1).abs() <= tol,
+                        "d = {d}, C = {c}: {} vs {u1}",
+                        ep[j]
+                    );
+                    assert!((ep[j] - eg[j]).abs() <= tol);
+                }
+            }
+        }
+        assert!(cases >= 16, "{cases} cases");
     }
 }

@@ -120,7 +120,14 @@ grad_tile!(grad_1, 1; a0 0);
 /// else single vectors × 6 observations; then the leftover chain vectors and observations.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn eta_block<const WIDE: bool>(xt: &[f64], cp: usize, d: usize, rows: &[f64], nb: usize, e: &mut [f64]) {
+fn eta_block<const WIDE: bool>(
+    xt: &[f64],
+    cp: usize,
+    d: usize,
+    rows: &[f64],
+    nb: usize,
+    e: &mut [f64],
+) {
     let wide = WIDE;
     let (pm, pr) = if wide { (3, 8) } else { (1, 6) };
     let nv = cp / 8;
@@ -153,7 +160,14 @@ fn eta_block<const WIDE: bool>(xt: &[f64], cp: usize, d: usize, rows: &[f64], nb
 /// single vectors × 6 features; then the leftover chain vectors and features (4, then 1).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn grad_block<const WIDE: bool>(e: &[f64], cp: usize, d: usize, rows: &[f64], nb: usize, gt: &mut [f64]) {
+fn grad_block<const WIDE: bool>(
+    e: &[f64],
+    cp: usize,
+    d: usize,
+    rows: &[f64],
+    nb: usize,
+    gt: &mut [f64],
+) {
     let wide = WIDE;
     let (pm, pf) = if wide { (3, 8) } else { (1, 6) };
     let nv = cp / 8;
