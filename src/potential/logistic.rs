@@ -688,7 +688,7 @@ impl LogisticRegression<Dyn> {
         let d = self.design.ncols();
         let c = x.ncols();
         let cp = c.next_multiple_of(8);
-        let buf = work.buffer(2 * cp * d + panel::ROWS * cp + cp);
+        let buf = work.buffer(2 * cp * d + panel::ROWS * cp + 2 * cp);
         let (xt, rest) = buf.split_at_mut(cp * d);
         let (gt, rest) = rest.split_at_mut(cp * d);
         let (e, lik) = rest.split_at_mut(panel::ROWS * cp);

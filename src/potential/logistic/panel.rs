@@ -17,10 +17,12 @@
 //! `η`, over the observations for `∇`) whatever the register tile's shape, so the two tile
 //! shapes (32 registers of 512 bits, or 16 of 256) give the same bits.
 
-use crate::fastmath::{c8, fmadd};
+use crate::fastmath::{self, c8, fmadd};
 
 /// Observations per block.
 pub(super) const ROWS: usize = 64;
+// The product of a block's `1 + e` factors (each in `[1, 2]`) must stay below `2⁶⁴`.
+const _: () = assert!(ROWS <= 64);
 
 /// `acc += s·a` lane-wise.
 #[inline(always)]
@@ -205,8 +207,10 @@ fn grad_block<const WIDE: bool>(
 }
 
 /// The whole batch: `gt` (zeroed by the caller) receives `Σ_i a_i (logistic(η_i) − y_i)` per
-/// chain (chain-minor), and with `ENERGY` `lik[c]` (zeroed by the caller) receives
-/// `Σ_i softplus(η_ic) − y_i η_ic`. `at`: the design row by row (`n × d`), `xt`: `Θ`
+/// chain (chain-minor), and with `ENERGY` `lik[c]` (`2cp` entries, the first `cp` zeroed by
+/// the caller, the rest scratch) receives `Σ_i softplus(η_ic) − y_i η_ic`, the softplus
+/// logarithms taken once per block and chain, of the product of the block's `1 + e^{−|η|}`
+/// (at most 64 factors in `[1, 2]`: the rounding bound of `super::fused_tile` applies). `at`: the design row by row (`n × d`), `xt`: `Θ`
 /// chain-minor (`d × cp`), `e`: scratch of `ROWS × cp`; `wide`: the register tiles for 32
 /// registers of 512 bits.
 #[allow(clippy::too_many_arguments)]
@@ -249,17 +253,30 @@ fn blocks<const ENERGY: bool, const WIDE: bool>(
     for (rows, ys) in at.chunks(ROWS * d).zip(labels.chunks(ROWS)) {
         let nb = ys.len();
         eta_block::<WIDE>(xt, cp, d, rows, nb, e);
+        let (lik, prod) = lik.split_at_mut(cp);
+        if ENERGY {
+            prod.fill(1.0);
+        }
         for (ei, &y) in e.chunks_exact_mut(cp).zip(ys) {
             if ENERGY {
-                for (v, l) in ei.iter_mut().zip(lik.iter_mut()) {
-                    let (sp, sig) = super::softplus_sigmoid(*v);
-                    *l += sp - y * *v;
+                // softplus(η) = max(η, 0) + ln(1 + e^{−|η|}): the logarithms of the block as
+                // one logarithm of the product of the `1 + e` (see `super::fused_tile`).
+                for ((v, l), p) in ei.iter_mut().zip(lik.iter_mut()).zip(prod.iter_mut()) {
+                    let ex = fastmath::exp_nonpos(-v.abs());
+                    let (x, sig) = super::sigmoid_parts(*v, ex);
+                    *l += v.max(0.0) - y * *v;
+                    *p *= x;
                     *v = sig - y;
                 }
             } else {
                 for v in ei.iter_mut() {
                     *v = super::sigmoid(*v) - y;
                 }
+            }
+        }
+        if ENERGY {
+            for (l, &p) in lik.iter_mut().zip(prod.iter()) {
+                *l += fastmath::ln(p);
             }
         }
         grad_block::<WIDE>(e, cp, d, rows, nb, gt);
