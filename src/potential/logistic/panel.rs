@@ -118,10 +118,25 @@ grad_tile!(grad_6, 6; a0 0, a1 1, a2 2, a3 3, a4 4, a5 5);
 grad_tile!(grad_4, 4; a0 0, a1 1, a2 2, a3 3);
 grad_tile!(grad_1, 1; a0 0);
 
+/// The chain panels of `cp` lanes: `(c0, full)`, the first lane and whether the panel is 3
+/// vectors wide (`WIDE` registers, while 3 are left) or a single vector (otherwise).
+#[inline(always)]
+fn chain_panels<const WIDE: bool>(cp: usize) -> impl Iterator<Item = (usize, bool)> {
+    let (nv, pm) = (cp / 8, if WIDE { 3 } else { 1 });
+    let mut v = 0;
+    std::iter::from_fn(move || {
+        (v < nv).then(|| {
+            let full = v + pm <= nv;
+            let c0 = 8 * v;
+            v += if full { pm } else { 1 };
+            (c0, full)
+        })
+    })
+}
+
 /// Step 1 for one block: chain panels of 3 vectors × 8 observations with `wide` registers,
 /// else single vectors × 6 observations; then the leftover chain vectors and observations.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn eta_block<const WIDE: bool>(
     xt: &[f64],
     cp: usize,
@@ -131,12 +146,8 @@ fn eta_block<const WIDE: bool>(
     e: &mut [f64],
 ) {
     let wide = WIDE;
-    let (pm, pr) = if wide { (3, 8) } else { (1, 6) };
-    let nv = cp / 8;
-    let mut v = 0;
-    while v < nv {
-        let full = v + pm <= nv;
-        let c0 = 8 * v;
+    let pr = if wide { 8 } else { 6 };
+    for (c0, full) in chain_panels::<WIDE>(cp) {
         let mut r0 = 0;
         while r0 + pr <= nb {
             match (wide, full) {
@@ -154,14 +165,12 @@ fn eta_block<const WIDE: bool>(
             }
             r0 += 1;
         }
-        v += if full { pm } else { 1 };
     }
 }
 
 /// Step 3 for one block: chain panels of 3 vectors × 8 features with `wide` registers, else
 /// single vectors × 6 features; then the leftover chain vectors and features (4, then 1).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn grad_block<const WIDE: bool>(
     e: &[f64],
     cp: usize,
@@ -171,12 +180,8 @@ fn grad_block<const WIDE: bool>(
     gt: &mut [f64],
 ) {
     let wide = WIDE;
-    let (pm, pf) = if wide { (3, 8) } else { (1, 6) };
-    let nv = cp / 8;
-    let mut v = 0;
-    while v < nv {
-        let full = v + pm <= nv;
-        let c0 = 8 * v;
+    let pf = if wide { 8 } else { 6 };
+    for (c0, full) in chain_panels::<WIDE>(cp) {
         let mut k0 = 0;
         while k0 + pf <= d {
             match (wide, full) {
@@ -202,7 +207,6 @@ fn grad_block<const WIDE: bool>(
             }
             k0 += 1;
         }
-        v += if full { pm } else { 1 };
     }
 }
 
