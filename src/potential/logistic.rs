@@ -545,15 +545,42 @@ fn fused_rows<const D: usize, const ENERGY: bool, const L: usize, const R: usize
             *zv = sigmoid_from(*zv, e);
         }
     }
-    // Observation-outer (the loop carries g); the coordinates in chunks of at most 8, so
-    // that each inner loop is fully unrolled rather than vectorised across coordinates.
-    for (rj, row) in z.iter().zip(rows.chunks_exact(D)) {
-        for (gc, ac) in g.chunks_mut(8).zip(row.chunks(8)) {
-            for (gk, &a) in gc.iter_mut().zip(ac) {
-                for t in 0..L {
-                    gk[t] = fastmath::fmadd(a, rj[t], gk[t]);
+    g_rows::<D, L, R, Z_BY_COORDINATE>(rows, &z, g);
+}
+
+/// `g[k][t] += Σ_j rows[j·D + k]·z[j][t]` for `R` observations, the sum over `j` in order.
+/// `BY_OBSERVATION`: the loop over observations outside (carrying all of `g`; the coordinates
+/// in chunks of at most 8, so that each inner loop is fully unrolled rather than vectorised
+/// across coordinates), else coordinate by coordinate with one local accumulator vector. The
+/// same bits; chosen with [`Z_BY_COORDINATE`] for the same reason (measured in
+/// docs/benchmarks.md, session 9).
+#[inline(always)]
+fn g_rows<const D: usize, const L: usize, const R: usize, const BY_OBSERVATION: bool>(
+    rows: &[f64],
+    z: &[[f64; L]; R],
+    g: &mut [[f64; L]; D],
+) {
+    let rows: &[f64] = &rows[..R * D];
+    if BY_OBSERVATION {
+        for (rj, row) in z.iter().zip(rows.chunks_exact(D)) {
+            for (gc, ac) in g.chunks_mut(8).zip(row.chunks(8)) {
+                for (gk, &a) in gc.iter_mut().zip(ac) {
+                    for t in 0..L {
+                        gk[t] = fastmath::fmadd(a, rj[t], gk[t]);
+                    }
                 }
             }
+        }
+    } else {
+        for (k, gk) in g.iter_mut().enumerate() {
+            let mut acc = *gk;
+            for (rj, row) in z.iter().zip(rows.chunks_exact(D)) {
+                let a = row[k];
+                for t in 0..L {
+                    acc[t] = fastmath::fmadd(a, rj[t], acc[t]);
+                }
+            }
+            *gk = acc;
         }
     }
 }
@@ -1016,10 +1043,38 @@ mod tests {
         assert!(cases >= 40, "{cases} cases");
     }
 
-    /// The two loop orders of the fused kernel's `z = Θᵀa` give the same bits (the build
-    /// picks one by its tuning), for full and single-observation groups, 8 and 4 chains.
+    /// The two loop orders of the fused kernel's `z = Θᵀa` (and of its `g += Σ a_j z_j`)
+    /// give the same bits (the build picks one by its tuning), for full and
+    /// single-observation groups, 8 and 4 chains.
     #[test]
     fn z_rows_orders_agree_bit_for_bit() {
+        fn check_g<const D: usize, const L: usize, const R: usize>(r: &mut ChaCha8Rng) {
+            let rows: Vec<f64> = (0..R * D).map(|_| r.sample(StandardNormal)).collect();
+            let z: [[f64; L]; R] =
+                std::array::from_fn(|_| std::array::from_fn(|_| r.sample(StandardNormal)));
+            let g0: [[f64; L]; D] =
+                std::array::from_fn(|_| std::array::from_fn(|_| r.sample(StandardNormal)));
+            let (mut a, mut b) = (g0, g0);
+            g_rows::<D, L, R, true>(&rows, &z, &mut a);
+            g_rows::<D, L, R, false>(&rows, &z, &mut b);
+            let bits = |g: &[[f64; L]; D]| {
+                g.as_flattened()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(bits(&a), bits(&b), "g: D = {D}, L = {L}, R = {R}");
+            for k in 0..D {
+                for t in 0..L {
+                    let s: f64 = g0[k][t] + (0..R).map(|j| rows[j * D + k] * z[j][t]).sum::<f64>();
+                    let scale: f64 = g0[k][t].abs()
+                        + (0..R)
+                            .map(|j| (rows[j * D + k] * z[j][t]).abs())
+                            .sum::<f64>();
+                    assert!((a[k][t] - s).abs() <= 1e-14 * scale, "g: D = {D}");
+                }
+            }
+        }
         fn check<const D: usize, const L: usize, const R: usize>(r: &mut ChaCha8Rng) {
             let rows: Vec<f64> = (0..R * D).map(|_| r.sample(StandardNormal)).collect();
             let theta: [[f64; L]; D] =
@@ -1048,6 +1103,9 @@ mod tests {
             }
         }
         let mut r = ChaCha8Rng::seed_from_u64(13);
+        check_g::<10, 8, 8>(&mut r);
+        check_g::<16, 8, 1>(&mut r);
+        check_g::<13, 4, 8>(&mut r);
         check::<1, 8, 8>(&mut r);
         check::<10, 8, 8>(&mut r);
         check::<16, 8, 1>(&mut r);
