@@ -34,6 +34,14 @@ pub(crate) fn c8(s: &[f64], i: usize) -> &[f64; 8] {
     s[i..i + 8].try_into().expect("8 lanes")
 }
 
+/// `acc += s·a` lane-wise, each lane one [`fmadd`].
+#[inline(always)]
+pub(crate) fn axpy8(acc: &mut [f64; 8], s: f64, a: &[f64; 8]) {
+    for t in 0..8 {
+        acc[t] = fmadd(s, a[t], acc[t]);
+    }
+}
+
 /// Four `f64` lanes for the kernels written with explicit vectors: `wide::f64x4` (one 256-bit
 /// register) where the build targets AVX and FMA; elsewhere a plain array whose lane-wise
 /// operations LLVM vectorises at the width of the function it is inlined into, so that the

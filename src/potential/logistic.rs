@@ -460,21 +460,19 @@ const FUSED_CHUNK: usize = 64;
 /// overlap (one observation at a time is a latency chain of ≈ 150 cycles).
 const FUSED_ROWS: usize = 8;
 
-/// [`fused_tile`] on `R` consecutive observations (`rows`: `R × D` row-major), accumulating
-/// `a_i σ(z_i)` into `g`, `max(z_i, 0)` into `lik` and `1 + e^{−|z_i|}` into the product
-/// `prod`, in observation order.
-/// The loop order of [`z_rows`]: coordinate-outer in builds for AVX-512 CPUs, row-outer
-/// elsewhere (including the AVX-512 code a baseline build runs through
-/// [`crate::simd::dispatch`]). The two orders give the same bits; LLVM vectorises each well
-/// only under its own tuning. MALA logreg d = 10 with 100 chains on a Zen 4 core: native
-/// build 0.185 ms coordinate-outer against 0.285 ms row-outer; baseline x86-64 build 0.39
-/// against 0.30 ms; a `znver3` build 0.38 against 0.30 ms.
+/// The loop orders of the fused kernel's two small products: in builds for AVX-512 CPUs
+/// [`z_rows`] coordinate-outer and [`g_rows`] observation-outer (each carrying all of its
+/// output in registers); elsewhere, including the AVX-512 code a baseline build runs through
+/// [`crate::simd::dispatch`], the other way round (one accumulator vector at a time). Either
+/// way the same bits; LLVM vectorises each form well only under its own tuning. MALA logreg
+/// d = 10 with 100 chains on a Zen 4 core: native build 0.185 ms against 0.285 ms with the
+/// other `z` order; baseline x86-64 build 0.38 → 0.30 ms (`z` order) → 0.25 ms (`g` order).
 const Z_BY_COORDINATE: bool = cfg!(target_feature = "avx512f");
 
-/// `z[j][t] += Σ_k rows[j·D + k]·theta[k][t]` (`z` zero on entry) for `R` observations (row-major `rows`), the sum
-/// over `k` in order. `BY_COORDINATE`: the loop over `k` outside, carrying all of `z` (R
-/// vectors in registers, in chunks of at most 8 coordinates), else observation by
-/// observation with one local accumulator vector (see [`Z_BY_COORDINATE`]).
+/// `z[j][t] += Σ_k rows[j·D + k]·theta[k][t]` for `R` observations (row-major `rows`), the
+/// sum over `k` in order after `z`'s own value. `BY_COORDINATE`: the loop over `k` outside,
+/// carrying all of `z` (R vectors in registers, in chunks of at most 8 coordinates), else
+/// observation by observation with one local accumulator vector (see [`Z_BY_COORDINATE`]).
 #[inline(always)]
 fn z_rows<const D: usize, const L: usize, const R: usize, const BY_COORDINATE: bool>(
     rows: &[f64],
@@ -495,7 +493,7 @@ fn z_rows<const D: usize, const L: usize, const R: usize, const BY_COORDINATE: b
         }
     } else {
         for (zj, row) in z.iter_mut().zip(rows.chunks_exact(D)) {
-            let mut acc = [0.0; L];
+            let mut acc = *zj;
             for (&a, th) in row.iter().zip(theta) {
                 for t in 0..L {
                     acc[t] = fastmath::fmadd(a, th[t], acc[t]);
@@ -506,6 +504,9 @@ fn z_rows<const D: usize, const L: usize, const R: usize, const BY_COORDINATE: b
     }
 }
 
+/// [`fused_tile`] on `R` consecutive observations (`rows`: `R × D` row-major), accumulating
+/// `a_i σ(z_i)` into `g`, `max(z_i, 0)` into `lik` and `1 + e^{−|z_i|}` into the product
+/// `prod`, in observation order.
 #[inline(always)]
 fn fused_rows<const D: usize, const ENERGY: bool, const L: usize, const R: usize>(
     rows: &[f64],
@@ -552,8 +553,7 @@ fn fused_rows<const D: usize, const ENERGY: bool, const L: usize, const R: usize
 /// `BY_OBSERVATION`: the loop over observations outside (carrying all of `g`; the coordinates
 /// in chunks of at most 8, so that each inner loop is fully unrolled rather than vectorised
 /// across coordinates), else coordinate by coordinate with one local accumulator vector. The
-/// same bits; chosen with [`Z_BY_COORDINATE`] for the same reason (measured in
-/// docs/benchmarks.md, session 9).
+/// same bits; the order is the opposite of [`z_rows`]'s (see [`Z_BY_COORDINATE`]).
 #[inline(always)]
 fn g_rows<const D: usize, const L: usize, const R: usize, const BY_OBSERVATION: bool>(
     rows: &[f64],
@@ -1043,11 +1043,11 @@ mod tests {
         assert!(cases >= 40, "{cases} cases");
     }
 
-    /// The two loop orders of the fused kernel's `z = Θᵀa` (and of its `g += Σ a_j z_j`)
-    /// give the same bits (the build picks one by its tuning), for full and
-    /// single-observation groups, 8 and 4 chains.
+    /// The two loop orders of the fused kernel's `z += Θᵀa` and `g += Σ a_j z_j` give the
+    /// same bits (the build picks one by its tuning), from non-zero starting values, for full
+    /// and single-observation groups, 8 and 4 chains.
     #[test]
-    fn z_rows_orders_agree_bit_for_bit() {
+    fn fused_loop_orders_agree_bit_for_bit() {
         fn check_g<const D: usize, const L: usize, const R: usize>(r: &mut ChaCha8Rng) {
             let rows: Vec<f64> = (0..R * D).map(|_| r.sample(StandardNormal)).collect();
             let z: [[f64; L]; R] =
@@ -1079,7 +1079,9 @@ mod tests {
             let rows: Vec<f64> = (0..R * D).map(|_| r.sample(StandardNormal)).collect();
             let theta: [[f64; L]; D] =
                 std::array::from_fn(|_| std::array::from_fn(|_| r.sample(StandardNormal)));
-            let (mut a, mut b) = ([[0.0; L]; R], [[f64::NAN; L]; R]);
+            let z0: [[f64; L]; R] =
+                std::array::from_fn(|_| std::array::from_fn(|_| r.sample(StandardNormal)));
+            let (mut a, mut b) = (z0, z0);
             z_rows::<D, L, R, true>(&rows, &theta, &mut a);
             z_rows::<D, L, R, false>(&rows, &theta, &mut b);
             let bits = |z: &[[f64; L]; R]| {
@@ -1092,8 +1094,9 @@ mod tests {
             // Against a plain sum (different rounding: 1e-14 relative to the terms).
             for j in 0..R {
                 for t in 0..L {
-                    let s: f64 = (0..D).map(|k| rows[j * D + k] * theta[k][t]).sum();
-                    let scale: f64 = (0..D).map(|k| (rows[j * D + k] * theta[k][t]).abs()).sum();
+                    let terms = (0..D).map(|k| rows[j * D + k] * theta[k][t]);
+                    let s: f64 = z0[j][t] + terms.clone().sum::<f64>();
+                    let scale: f64 = z0[j][t].abs() + terms.map(f64::abs).sum::<f64>();
                     assert!(
                         (a[j][t] - s).abs() <= 1e-14 * scale,
                         "D = {D}: {} vs {s}",

@@ -74,7 +74,7 @@ use nalgebra::DMatrix;
 
 use super::dists::{DistPanels, coord_means};
 use crate::error::{Error, Result};
-use crate::fastmath::{F4 as f64x4, c8, fma4, fmadd, wide_regs};
+use crate::fastmath::{F4 as f64x4, axpy8, c8, fma4, fmadd, wide_regs};
 use crate::kernel::Kernel;
 
 std::thread_local! {
@@ -1303,14 +1303,6 @@ fn store8(out: &mut [f64], v: &[f64; 8], add: bool) {
         }
     } else {
         *out = *v;
-    }
-}
-
-/// `acc += s·a` lane-wise.
-#[inline(always)]
-fn axpy8(acc: &mut [f64; 8], s: f64, a: &[f64; 8]) {
-    for t in 0..8 {
-        acc[t] = fmadd(s, a[t], acc[t]);
     }
 }
 

@@ -17,20 +17,12 @@
 //! `η`, over the observations for `∇`) whatever the register tile's shape, so the two tile
 //! shapes (32 registers of 512 bits, or 16 of 256) give the same bits.
 
-use crate::fastmath::{self, c8, fmadd};
+use crate::fastmath::{self, axpy8, c8};
 
 /// Observations per block.
 pub(super) const ROWS: usize = 64;
 // The product of a block's `1 + e` factors (each in `[1, 2]`) must stay below `2⁶⁴`.
 const _: () = assert!(ROWS <= 64);
-
-/// `acc += s·a` lane-wise.
-#[inline(always)]
-fn axpy8(acc: &mut [f64; 8], s: f64, a: &[f64; 8]) {
-    for t in 0..8 {
-        acc[t] = fmadd(s, a[t], acc[t]);
-    }
-}
 
 /// `eta_R::<M>`: `e[(r0 + r)·cp + c0 + 8m + t] = Σ_k rows[(r0 + r)·d + k] · xt[k·cp + c0 +
 /// 8m + t]` for `R` observations and `M` chain vectors (`M·R` accumulators of 8 lanes, one
@@ -134,7 +126,7 @@ fn chain_panels<const WIDE: bool>(cp: usize) -> impl Iterator<Item = (usize, boo
     })
 }
 
-/// Step 1 for one block: chain panels of 3 vectors × 8 observations with `wide` registers,
+/// Step 1 for one block: chain panels of 3 vectors × 8 observations with `WIDE` registers,
 /// else single vectors × 6 observations; then the leftover chain vectors and observations.
 #[inline(always)]
 fn eta_block<const WIDE: bool>(
@@ -145,12 +137,11 @@ fn eta_block<const WIDE: bool>(
     nb: usize,
     e: &mut [f64],
 ) {
-    let wide = WIDE;
-    let pr = if wide { 8 } else { 6 };
+    let pr = if WIDE { 8 } else { 6 };
     for (c0, full) in chain_panels::<WIDE>(cp) {
         let mut r0 = 0;
         while r0 + pr <= nb {
-            match (wide, full) {
+            match (WIDE, full) {
                 (true, true) => eta_8::<3>(xt, cp, d, c0, rows, r0, e),
                 (true, false) => eta_8::<1>(xt, cp, d, c0, rows, r0, e),
                 (false, _) => eta_6::<1>(xt, cp, d, c0, rows, r0, e),
@@ -158,7 +149,7 @@ fn eta_block<const WIDE: bool>(
             r0 += pr;
         }
         while r0 < nb {
-            if wide && full {
+            if WIDE && full {
                 eta_1::<3>(xt, cp, d, c0, rows, r0, e);
             } else {
                 eta_1::<1>(xt, cp, d, c0, rows, r0, e);
@@ -168,7 +159,7 @@ fn eta_block<const WIDE: bool>(
     }
 }
 
-/// Step 3 for one block: chain panels of 3 vectors × 8 features with `wide` registers, else
+/// Step 3 for one block: chain panels of 3 vectors × 8 features with `WIDE` registers, else
 /// single vectors × 6 features; then the leftover chain vectors and features (4, then 1).
 #[inline(always)]
 fn grad_block<const WIDE: bool>(
@@ -179,12 +170,11 @@ fn grad_block<const WIDE: bool>(
     nb: usize,
     gt: &mut [f64],
 ) {
-    let wide = WIDE;
-    let pf = if wide { 8 } else { 6 };
+    let pf = if WIDE { 8 } else { 6 };
     for (c0, full) in chain_panels::<WIDE>(cp) {
         let mut k0 = 0;
         while k0 + pf <= d {
-            match (wide, full) {
+            match (WIDE, full) {
                 (true, true) => grad_8::<3>(e, cp, d, c0, rows, nb, k0, gt),
                 (true, false) => grad_8::<1>(e, cp, d, c0, rows, nb, k0, gt),
                 (false, _) => grad_6::<1>(e, cp, d, c0, rows, nb, k0, gt),
@@ -192,7 +182,7 @@ fn grad_block<const WIDE: bool>(
             k0 += pf;
         }
         while k0 + 4 <= d {
-            if wide && full {
+            if WIDE && full {
                 grad_4::<3>(e, cp, d, c0, rows, nb, k0, gt);
             } else {
                 grad_4::<1>(e, cp, d, c0, rows, nb, k0, gt);
@@ -200,7 +190,7 @@ fn grad_block<const WIDE: bool>(
             k0 += 4;
         }
         while k0 < d {
-            if wide && full {
+            if WIDE && full {
                 grad_1::<3>(e, cp, d, c0, rows, nb, k0, gt);
             } else {
                 grad_1::<1>(e, cp, d, c0, rows, nb, k0, gt);
@@ -214,9 +204,9 @@ fn grad_block<const WIDE: bool>(
 /// chain (chain-minor), and with `ENERGY` `lik[c]` (`2cp` entries, the first `cp` zeroed by
 /// the caller, the rest scratch) receives `Σ_i softplus(η_ic) − y_i η_ic`, the softplus
 /// logarithms taken once per block and chain, of the product of the block's `1 + e^{−|η|}`
-/// (at most 64 factors in `[1, 2]`: the rounding bound of `super::fused_tile` applies). `at`: the design row by row (`n × d`), `xt`: `Θ`
-/// chain-minor (`d × cp`), `e`: scratch of `ROWS × cp`; `wide`: the register tiles for 32
-/// registers of 512 bits.
+/// (at most 64 factors in `[1, 2]`: the rounding bound of `super::fused_tile` applies).
+/// `at`: the design row by row (`n × d`), `xt`: `Θ` chain-minor (`d × cp`), `e`: scratch of
+/// `ROWS × cp`; `wide`: the register tiles for 32 registers of 512 bits.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn batch<const ENERGY: bool>(
     wide: bool,
